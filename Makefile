@@ -1,0 +1,88 @@
+# MetaStore — one Makefile for every module of the workspace.
+# `make` alone prints the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# MODULES drives every per-module loop below. Keep it in sync with go.work
+# (`make verify` checks).
+MODULES := storage
+
+GO        ?= go
+GOFLAGS   ?=
+RACE      ?= -race
+TESTFLAGS ?= -short
+COUNT     ?= 10
+BENCH     ?= .
+BIN       := $(CURDIR)/bin
+DATA_DIR  ?= $(CURDIR)/default.metastore
+
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: help
+help: ## show this help
+	@echo "MetaStore — etcd-compatible key-value store"
+	@echo
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "Modules: $(MODULES)"
+
+.PHONY: deps
+deps: ## install what a fresh Debian machine lacks (librocksdb-dev)
+	@tools/install-deps.sh
+
+.PHONY: build
+build: deps ## build every module (binaries go to bin/)
+	@for m in $(MODULES); do echo "==> build $$m"; (cd $$m && $(GO) build ./...); done
+	@mkdir -p $(BIN)
+	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo
+
+.PHONY: run
+run: build ## start MetaStore locally (until the server lands: the storage demo on $(DATA_DIR))
+	$(BIN)/storage-demo --data-dir $(DATA_DIR)
+
+.PHONY: test
+test: deps ## run every module's tests (-race -short)
+	@fail=0; for m in $(MODULES); do \
+		echo "==> test $$m"; \
+		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 ./...) || fail=1; \
+	done; exit $$fail
+
+.PHONY: test-long
+test-long: deps ## run every module's tests without -short (crash and long randomized tests)
+	@$(MAKE) test TESTFLAGS=
+
+.PHONY: verify
+verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work ## gofmt, vet, go mod tidy, dependency directions, go.work
+
+.PHONY: verify-fmt
+verify-fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: verify-vet
+verify-vet:
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+.PHONY: verify-tidy
+verify-tidy:
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "go mod tidy needed in $$m"; exit 1; }; done
+
+.PHONY: verify-deps
+verify-deps: ## fail on any forbidden import edge between modules
+	@tools/verify-deps.sh $(MODULES)
+
+.PHONY: verify-work
+verify-work:
+	@for m in $(MODULES); do grep -qE "^\s*\./$$m\s*$$|use \./$$m\s*$$" go.work || { echo "module $$m missing from go.work"; exit 1; }; done
+
+.PHONY: bench
+bench: deps ## run benchmarks (COUNT=10), output in bench-out/<sha>.txt
+	@mkdir -p bench-out
+	@sha=$$(git rev-parse --short HEAD 2>/dev/null || echo dev); \
+	for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./...); done | tee bench-out/$$sha.txt
+
+.PHONY: clean
+clean: ## remove build output and the local data dir
+	rm -rf $(BIN) bench-out $(DATA_DIR)

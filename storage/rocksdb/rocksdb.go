@@ -1,0 +1,402 @@
+package rocksdb
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/metastore/metastore/storage/backend"
+)
+
+var compressionTypes = map[Compression]grocksdb.CompressionType{
+	CompressionNone:   grocksdb.NoCompression,
+	CompressionSnappy: grocksdb.SnappyCompression,
+	CompressionLZ4:    grocksdb.LZ4Compression,
+	CompressionZSTD:   grocksdb.ZSTDCompression,
+}
+
+var infoLogLevels = map[string]grocksdb.InfoLogLevel{
+	"debug": grocksdb.DebugInfoLogLevel,
+	"info":  grocksdb.InfoInfoLogLevel,
+	"warn":  grocksdb.WarnInfoLogLevel,
+	"error": grocksdb.ErrorInfoLogLevel,
+	"fatal": grocksdb.FatalInfoLogLevel,
+}
+
+// Backend is the RocksDB engine. Create it with Open.
+//
+// Lock order: Backend.mu, then Backend.openMu, then an iterator's or
+// snapshot's own mu.
+type Backend struct {
+	dir string
+
+	mu     sync.RWMutex // guards closed, and the DB handle's lifetime
+	db     *grocksdb.DB
+	closed bool
+	// open tracks live iterators and snapshots so Close can release them
+	// before closing the DB (Debian's RocksDB asserts otherwise).
+	openMu sync.Mutex
+	open   map[closer]struct{}
+
+	opts     *grocksdb.Options
+	bbto     *grocksdb.BlockBasedTableOptions
+	cache    *grocksdb.Cache
+	ro       *grocksdb.ReadOptions
+	woSync   *grocksdb.WriteOptions
+	woNoSync *grocksdb.WriteOptions
+}
+
+// closer is something Close must release before the DB goes away.
+type closer interface{ release() }
+
+var _ backend.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) a RocksDB database in dir.
+func Open(dir string, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("rocksdb: create dir %q: %w", dir, err)
+	}
+	b := &Backend{dir: dir, open: make(map[closer]struct{})}
+	b.cache = grocksdb.NewLRUCache(uint64(cfg.BlockCacheBytes))
+	b.bbto = grocksdb.NewDefaultBlockBasedTableOptions()
+	b.bbto.SetBlockCache(b.cache)
+	b.bbto.SetBlockSize(cfg.BlockSizeBytes)
+	if cfg.BloomBitsPerKey > 0 {
+		b.bbto.SetFilterPolicy(grocksdb.NewBloomFilterFull(float64(cfg.BloomBitsPerKey)))
+	}
+	b.bbto.SetCacheIndexAndFilterBlocks(true)
+	b.bbto.SetPinL0FilterAndIndexBlocksInCache(true)
+
+	o := grocksdb.NewDefaultOptions()
+	o.SetCreateIfMissing(true)
+	o.SetBlockBasedTableFactory(b.bbto)
+	o.SetInfoLogLevel(infoLogLevels[cfg.InfoLogLevel])
+	o.SetKeepLogFileNum(2)
+	o.SetWriteBufferSize(uint64(cfg.WriteBufferBytes))
+	o.SetMaxWriteBufferNumber(cfg.MaxWriteBuffers)
+	o.SetMaxBackgroundJobs(cfg.MaxBackgroundJobs)
+	o.SetMaxOpenFiles(cfg.MaxOpenFiles)
+	o.SetCompression(compressionTypes[cfg.Compression])
+	o.SetBottommostCompression(compressionTypes[cfg.BottommostCompression])
+	o.SetLevelCompactionDynamicLevelBytes(true)
+	o.SetMaxTotalWalSize(uint64(cfg.MaxTotalWALBytes))
+	o.SetBytesPerSync(uint64(cfg.BytesPerSync))
+	b.opts = o
+
+	db, err := grocksdb.OpenDb(o, dir)
+	if err != nil {
+		b.destroyOptions()
+		return nil, fmt.Errorf("rocksdb: open %q: %w", dir, err)
+	}
+	b.db = db
+	b.ro = grocksdb.NewDefaultReadOptions()
+	b.woSync = grocksdb.NewDefaultWriteOptions()
+	b.woSync.SetSync(true)
+	b.woNoSync = grocksdb.NewDefaultWriteOptions()
+	return b, nil
+}
+
+func (b *Backend) destroyOptions() {
+	b.opts.Destroy()
+	b.bbto.Destroy()
+	b.cache.Destroy()
+}
+
+// Dir returns the directory the database lives in.
+func (b *Backend) Dir() string { return b.dir }
+
+// Get implements backend.Reader.
+func (b *Backend) Get(key []byte) ([]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, backend.ErrClosed
+	}
+	return get(b.db, b.ro, key)
+}
+
+func get(db *grocksdb.DB, ro *grocksdb.ReadOptions, key []byte) ([]byte, error) {
+	s, err := db.GetPinned(ro, key)
+	if err != nil {
+		return nil, fmt.Errorf("rocksdb: get: %w", err)
+	}
+	defer s.Destroy()
+	if !s.Exists() {
+		return nil, backend.ErrNotFound
+	}
+	return bytes.Clone(s.Data()), nil
+}
+
+// NewIterator implements backend.Reader.
+func (b *Backend) NewIterator(opts backend.IterOptions) backend.Iterator {
+	return b.newIterator(nil, opts)
+}
+
+func (b *Backend) newIterator(snap *grocksdb.Snapshot, opts backend.IterOptions) backend.Iterator {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return &iterator{err: backend.ErrClosed, closed: true}
+	}
+	ro := grocksdb.NewDefaultReadOptions()
+	it := &iterator{b: b, ro: ro}
+	if opts.LowerBound != nil {
+		it.lower = bytes.Clone(opts.LowerBound)
+		ro.SetIterateLowerBound(it.lower)
+	}
+	if opts.UpperBound != nil {
+		it.upper = bytes.Clone(opts.UpperBound)
+		ro.SetIterateUpperBound(it.upper)
+	}
+	if snap != nil {
+		ro.SetSnapshot(snap)
+	}
+	it.it = b.db.NewIterator(ro)
+	b.track(it)
+	return it
+}
+
+// NewSnapshot implements backend.Backend.
+func (b *Backend) NewSnapshot() (backend.Snapshot, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, backend.ErrClosed
+	}
+	s := &snapshot{b: b, snap: b.db.NewSnapshot()}
+	s.ro = grocksdb.NewDefaultReadOptions()
+	s.ro.SetSnapshot(s.snap)
+	b.track(s)
+	return s, nil
+}
+
+// track adds c to the set Close must release.
+func (b *Backend) track(c closer) {
+	b.openMu.Lock()
+	b.open[c] = struct{}{}
+	b.openMu.Unlock()
+}
+
+// forget removes c from the set Close must release.
+func (b *Backend) forget(c closer) {
+	b.openMu.Lock()
+	delete(b.open, c)
+	b.openMu.Unlock()
+}
+
+// NewBatch implements backend.Backend.
+func (b *Backend) NewBatch() backend.Batch {
+	return &batch{b: b, wb: grocksdb.NewWriteBatch()}
+}
+
+// Sync implements backend.Backend: it fsyncs the write-ahead log.
+func (b *Backend) Sync() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return backend.ErrClosed
+	}
+	if err := b.db.FlushWAL(true); err != nil {
+		return fmt.Errorf("rocksdb: sync wal: %w", err)
+	}
+	return nil
+}
+
+// Compact implements backend.Backend with a manual RocksDB compaction of the
+// range. It blocks until the compaction finishes; readers and writers are
+// not blocked.
+func (b *Backend) Compact(start, end []byte) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return backend.ErrClosed
+	}
+	b.db.CompactRange(grocksdb.Range{Start: start, Limit: end})
+	return nil
+}
+
+// Sizes implements backend.Backend. Physical is the sum of the sizes of the
+// files in the database directory; Logical is RocksDB's estimate of live
+// data plus the memtables.
+func (b *Backend) Sizes() (backend.Sizes, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return backend.Sizes{}, backend.ErrClosed
+	}
+	var s backend.Sizes
+	s.Logical = b.intProperty("rocksdb.estimate-live-data-size") + b.intProperty("rocksdb.cur-size-all-mem-tables")
+	err := filepath.WalkDir(b.dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // files come and go under compaction
+		}
+		if info, ierr := d.Info(); ierr == nil && !d.IsDir() {
+			s.Physical += info.Size()
+		}
+		return nil
+	})
+	return s, err
+}
+
+func (b *Backend) intProperty(name string) int64 {
+	v, err := strconv.ParseInt(b.db.GetProperty(name), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// Close implements backend.Backend. Iterators and snapshots still open are
+// released first, after which they report backend.ErrClosed.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return backend.ErrClosed
+	}
+	b.closed = true
+	b.openMu.Lock()
+	for c := range b.open {
+		c.release()
+	}
+	b.open = map[closer]struct{}{}
+	b.openMu.Unlock()
+	err := b.db.FlushWAL(true)
+	b.db.Close()
+	b.ro.Destroy()
+	b.woSync.Destroy()
+	b.woNoSync.Destroy()
+	b.destroyOptions()
+	if err != nil {
+		return fmt.Errorf("rocksdb: sync wal on close: %w", err)
+	}
+	return nil
+}
+
+type snapshot struct {
+	b    *Backend
+	mu   sync.Mutex // guards snap and ro
+	snap *grocksdb.Snapshot
+	ro   *grocksdb.ReadOptions
+}
+
+func (s *snapshot) Get(key []byte) ([]byte, error) {
+	s.b.mu.RLock()
+	defer s.b.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap == nil {
+		return nil, backend.ErrClosed
+	}
+	return get(s.b.db, s.ro, key)
+}
+
+func (s *snapshot) NewIterator(opts backend.IterOptions) backend.Iterator {
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		return &iterator{err: backend.ErrClosed, closed: true}
+	}
+	return s.b.newIterator(snap, opts)
+}
+
+// release frees the snapshot; the caller holds b.mu.
+func (s *snapshot) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap == nil {
+		return
+	}
+	s.ro.Destroy()
+	s.b.db.ReleaseSnapshot(s.snap)
+	s.snap, s.ro = nil, nil
+}
+
+func (s *snapshot) Close() error {
+	s.b.mu.RLock()
+	defer s.b.mu.RUnlock()
+	s.mu.Lock()
+	done := s.snap == nil
+	s.mu.Unlock()
+	if done {
+		return backend.ErrClosed
+	}
+	s.release()
+	s.b.forget(s)
+	return nil
+}
+
+type batch struct {
+	b  *Backend
+	wb *grocksdb.WriteBatch
+}
+
+func (w *batch) Set(key, value []byte) {
+	if w.wb != nil {
+		w.wb.Put(key, value)
+	}
+}
+
+func (w *batch) Delete(key []byte) {
+	if w.wb != nil {
+		w.wb.Delete(key)
+	}
+}
+
+func (w *batch) DeleteRange(start, end []byte) {
+	if w.wb != nil && bytes.Compare(start, end) < 0 {
+		w.wb.DeleteRange(start, end)
+	}
+}
+
+func (w *batch) Count() int {
+	if w.wb == nil {
+		return 0
+	}
+	return w.wb.Count()
+}
+
+func (w *batch) Size() int {
+	if w.wb == nil {
+		return 0
+	}
+	return len(w.wb.Data())
+}
+
+func (w *batch) Commit(sync bool) error {
+	if w.wb == nil {
+		return backend.ErrBatchCommitted
+	}
+	defer w.Close()
+	b := w.b
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return backend.ErrClosed
+	}
+	wo := b.woNoSync
+	if sync {
+		wo = b.woSync
+	}
+	if err := b.db.Write(wo, w.wb); err != nil {
+		return fmt.Errorf("rocksdb: write batch: %w", err)
+	}
+	return nil
+}
+
+func (w *batch) Close() {
+	if w.wb != nil {
+		w.wb.Destroy()
+		w.wb = nil
+	}
+}

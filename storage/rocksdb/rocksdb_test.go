@@ -1,0 +1,52 @@
+package rocksdb_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/storage/backend"
+	"github.com/metastore/metastore/storage/backend/backendtest"
+	"github.com/metastore/metastore/storage/rocksdb"
+)
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(tb testing.TB) backend.Backend {
+		b, err := rocksdb.Open(tb.TempDir(), rocksdb.Config{BlockCacheBytes: 8 << 20, WriteBufferBytes: 1 << 20})
+		require.NoError(tb, err)
+		return b
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	b, err := rocksdb.Open(dir, rocksdb.Config{})
+	require.NoError(t, err)
+	wb := b.NewBatch()
+	wb.Set([]byte("k"), []byte("v"))
+	require.NoError(t, wb.Commit(true))
+	require.NoError(t, b.Close())
+	b, err = rocksdb.Open(dir, rocksdb.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	v, err := b.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
+}
+
+func TestConfigValidate(t *testing.T) {
+	require.NoError(t, rocksdb.Config{}.Validate())
+	require.NoError(t, rocksdb.DefaultConfig().Validate())
+	err := rocksdb.Config{
+		BlockCacheBytes: -1,
+		MaxWriteBuffers: 1,
+		Compression:     "gzip",
+		InfoLogLevel:    "loud",
+	}.Validate()
+	require.Error(t, err)
+	for _, field := range []string{"BlockCacheBytes", "MaxWriteBuffers", "Compression", "InfoLogLevel"} {
+		require.Contains(t, err.Error(), field, "every invalid field is reported")
+	}
+	_, err = rocksdb.Open(t.TempDir(), rocksdb.Config{Compression: "gzip"})
+	require.Error(t, err)
+}

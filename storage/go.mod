@@ -8,4 +8,9 @@ require (
 	github.com/tidwall/btree v1.8.2
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	go.etcd.io/etcd/api/v3 v3.7.3 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

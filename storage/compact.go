@@ -1,0 +1,222 @@
+package storage
+
+import (
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/storage/backend"
+)
+
+// Compact schedules compaction at rev: afterwards reads below rev fail with
+// ErrCompacted, and history no read at rev or later can see is removed in
+// the background, in bounded batches that never stall writers. The returned
+// channel is closed when the physical removal is done. rev must be above
+// the previous compaction (else ErrCompacted) and at most the current
+// revision (else ErrFutureRev).
+func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.RLock()
+	closed, cur, compacted := s.closed, s.rev, s.compactRev
+	s.mu.RUnlock()
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case rev <= compacted:
+		return nil, ErrCompacted
+	case rev > cur:
+		return nil, ErrFutureRev
+	}
+	wb := s.be.NewBatch()
+	wb.Set(metaCompactSched, encodeInt(rev))
+	if err := wb.Commit(!s.cfg.NoSync); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.compactRev = rev
+	s.mu.Unlock()
+	s.lg.Info("scheduled compaction", zap.Int64("compact-revision", rev))
+	return s.comp.schedule(rev), nil
+}
+
+// compactor removes compacted history in the background.
+type compactor struct {
+	s    *Store
+	mu   sync.Mutex // guards the fields below
+	want int64      // highest scheduled revision
+	done int64      // highest revision whose removal finished
+	wait []compactWaiter
+	kick chan struct{}
+}
+
+type compactWaiter struct {
+	rev int64
+	ch  chan struct{}
+}
+
+func newCompactor(s *Store) *compactor {
+	c := &compactor{s: s, kick: make(chan struct{}, 1), want: s.compactRev, done: -1}
+	if d, err := s.metaInt(metaCompactDone, -1); err == nil {
+		c.done = d
+	}
+	if c.want > c.done {
+		c.kick <- struct{}{} // resume an interrupted compaction
+	}
+	return c
+}
+
+func (c *compactor) schedule(rev int64) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	c.want = max(c.want, rev)
+	c.wait = append(c.wait, compactWaiter{rev: rev, ch: ch})
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
+func (c *compactor) run() {
+	defer c.s.wg.Done()
+	for {
+		select {
+		case <-c.s.stop:
+			return
+		case <-c.kick:
+		}
+		for {
+			c.mu.Lock()
+			want, done := c.want, c.done
+			c.mu.Unlock()
+			if want <= done {
+				break
+			}
+			if err := c.compact(done, want); err != nil {
+				if err != ErrClosed {
+					c.s.lg.Error("compaction failed", zap.Int64("compact-revision", want), zap.Error(err))
+				}
+				return
+			}
+			c.mu.Lock()
+			c.done = want
+			kept := c.wait[:0]
+			for _, w := range c.wait {
+				if w.rev <= want {
+					close(w.ch)
+				} else {
+					kept = append(kept, w)
+				}
+			}
+			c.wait = kept
+			c.mu.Unlock()
+			c.s.lg.Info("finished compaction", zap.Int64("compact-revision", want))
+		}
+	}
+}
+
+// compact removes history made obsolete by compaction at to, examining the
+// history entries in (from, to] in batches. A crash midway is harmless:
+// the work is idempotent and resumes from the last finished compaction.
+func (c *compactor) compact(from, to int64) error {
+	cursor := historyKey(Revision{Main: max(from+1, 0)})
+	end := historyKey(Revision{Main: to + 1})
+	for {
+		select {
+		case <-c.s.stop:
+			return ErrClosed
+		default:
+		}
+		next, err := c.batch(cursor, end, to)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			wb := c.s.be.NewBatch()
+			wb.Set(metaCompactDone, encodeInt(to))
+			return wb.Commit(false)
+		}
+		cursor = next
+		if d := c.s.cfg.CompactionSleepInterval; d > 0 {
+			select {
+			case <-c.s.stop:
+				return ErrClosed
+			case <-time.After(d):
+			}
+		}
+	}
+}
+
+// batch processes up to CompactionBatchLimit history entries from cursor
+// and returns where to continue, or nil when done.
+func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
+	be := c.s.be
+	it := be.NewIterator(backend.IterOptions{LowerBound: cursor, UpperBound: end})
+	defer it.Close()
+	wb := be.NewBatch()
+	defer wb.Close()
+	n := 0
+	var next []byte
+	for ok := it.First(); ok; ok = it.Next() {
+		if n == c.s.cfg.CompactionBatchLimit {
+			next = append([]byte{}, it.Key()...)
+			break
+		}
+		n++
+		r, err := parseHistoryKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		key, _, err := parseHistoryValue(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		if err := compactKey(be, wb, key, r, to); err != nil {
+			return nil, err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if err := wb.Commit(false); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// compactKey handles the history entry of key at r. Only the entry of the
+// key's latest version at or below to does work: it deletes every older
+// version (and the latest itself if it is a tombstone), with their history
+// entries. Entries of older versions are deleted by that work.
+func compactKey(be backend.Backend, wb backend.Batch, key []byte, r Revision, to int64) error {
+	lo, hi := keyPrefix(key), keyPrefixEnd(key)
+	it := be.NewIterator(backend.IterOptions{LowerBound: lo, UpperBound: hi})
+	defer it.Close()
+	if !it.SeekGE(versionKey(key, Revision{Main: to, Sub: 1<<63 - 1})) {
+		wb.Delete(historyKey(r)) // stale entry: its version is gone
+		return it.Error()
+	}
+	_, l, err := splitVersionKey(it.Key())
+	if err != nil {
+		return err
+	}
+	if l != r {
+		return nil
+	}
+	if it.Value()[0]&flagTombstone != 0 {
+		wb.Delete(append([]byte{}, it.Key()...))
+		wb.Delete(historyKey(l))
+	}
+	for it.Next() {
+		_, old, err := splitVersionKey(it.Key())
+		if err != nil {
+			return err
+		}
+		wb.Delete(append([]byte{}, it.Key()...))
+		wb.Delete(historyKey(old))
+	}
+	return it.Error()
+}

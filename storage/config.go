@@ -1,0 +1,118 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for Config fields.
+const (
+	// DefaultMaxKeyBytes matches etcd's default request size limit.
+	DefaultMaxKeyBytes = 3 << 19 // 1.5 MiB
+	// DefaultMaxValueBytes bounds a single value.
+	DefaultMaxValueBytes = 64 << 20
+	// DefaultCompactionBatchLimit is the number of history entries one
+	// compaction batch examines before it commits and yields.
+	DefaultCompactionBatchLimit = 1000
+	// DefaultCompactionSleepInterval is the pause between compaction batches.
+	DefaultCompactionSleepInterval = 10 * time.Millisecond
+	// DefaultWatchResyncInterval is how often unsynced watchers catch up.
+	DefaultWatchResyncInterval = 100 * time.Millisecond
+	// DefaultWatchBatchMaxRevs bounds the revisions in one catch-up response.
+	DefaultWatchBatchMaxRevs = 1000
+	// DefaultMaxWatchersPerSync bounds the watchers one catch-up round serves.
+	DefaultMaxWatchersPerSync = 512
+	// DefaultWatchStreamBuffer is the channel capacity of a WatchStream.
+	DefaultWatchStreamBuffer = 128
+)
+
+// Config tunes a Store. A zero field takes its default.
+type Config struct {
+	// Logger receives the store's logs. Nil means no logging.
+	Logger *zap.Logger
+	// NoSync skips the fsync at the end of each write transaction. Set it
+	// only when something else makes writes durable (the Raft log does for
+	// MetaStore's server); otherwise a crash can lose acknowledged writes.
+	NoSync bool
+	// MaxKeyBytes bounds key length. Default 1.5 MiB.
+	MaxKeyBytes int
+	// MaxValueBytes bounds value length. Default 64 MiB.
+	MaxValueBytes int
+	// CompactionBatchLimit is the number of history entries a compaction
+	// batch examines before committing and sleeping. Default 1000.
+	CompactionBatchLimit int
+	// CompactionSleepInterval is the pause between compaction batches, so
+	// compaction never hogs the engine. Default 10 ms; negative means none.
+	CompactionSleepInterval time.Duration
+	// WatchResyncInterval is how often unsynced watchers catch up from
+	// history. Default 100 ms.
+	WatchResyncInterval time.Duration
+	// WatchBatchMaxRevs bounds the revisions in one catch-up response.
+	// Default 1000.
+	WatchBatchMaxRevs int
+	// MaxWatchersPerSync bounds the watchers served per catch-up round.
+	// Default 512.
+	MaxWatchersPerSync int
+}
+
+// DefaultConfig returns a Config with every default spelled out.
+func DefaultConfig() Config {
+	return Config{
+		MaxKeyBytes:             DefaultMaxKeyBytes,
+		MaxValueBytes:           DefaultMaxValueBytes,
+		CompactionBatchLimit:    DefaultCompactionBatchLimit,
+		CompactionSleepInterval: DefaultCompactionSleepInterval,
+		WatchResyncInterval:     DefaultWatchResyncInterval,
+		WatchBatchMaxRevs:       DefaultWatchBatchMaxRevs,
+		MaxWatchersPerSync:      DefaultMaxWatchersPerSync,
+	}
+}
+
+// Validate reports every invalid field at once; it does not modify c.
+func (c Config) Validate() error {
+	var errs []error
+	neg := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("storage: %s must be >= 0, got %d", name, v))
+		}
+	}
+	neg("MaxKeyBytes", int64(c.MaxKeyBytes))
+	neg("MaxValueBytes", int64(c.MaxValueBytes))
+	neg("CompactionBatchLimit", int64(c.CompactionBatchLimit))
+	neg("WatchResyncInterval", int64(c.WatchResyncInterval))
+	neg("WatchBatchMaxRevs", int64(c.WatchBatchMaxRevs))
+	neg("MaxWatchersPerSync", int64(c.MaxWatchersPerSync))
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = d.MaxKeyBytes
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = d.MaxValueBytes
+	}
+	if c.CompactionBatchLimit == 0 {
+		c.CompactionBatchLimit = d.CompactionBatchLimit
+	}
+	if c.CompactionSleepInterval == 0 {
+		c.CompactionSleepInterval = d.CompactionSleepInterval
+	}
+	if c.WatchResyncInterval == 0 {
+		c.WatchResyncInterval = d.WatchResyncInterval
+	}
+	if c.WatchBatchMaxRevs == 0 {
+		c.WatchBatchMaxRevs = d.WatchBatchMaxRevs
+	}
+	if c.MaxWatchersPerSync == 0 {
+		c.MaxWatchersPerSync = d.MaxWatchersPerSync
+	}
+	return c
+}

@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"bytes"
+	"hash/crc32"
+
+	"github.com/metastore/metastore/storage/backend"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// KVHash is the result of HashKV.
+type KVHash struct {
+	// Hash is a CRC-32C over the history the store keeps for revisions up to
+	// HashRev, as compaction at CompactRev defines it.
+	Hash uint32
+	// HashRev is the revision hashed up to.
+	HashRev int64
+	// CompactRev is the compaction revision in force, -1 if none.
+	CompactRev int64
+}
+
+// HashKV hashes the MVCC history up to rev (0: the current revision). Two
+// stores with the same history and compaction revision get the same hash,
+// whichever engine they run on and however far their physical compaction
+// has progressed, so members can compare it to detect corruption.
+func (s *Store) HashKV(rev int64) (KVHash, error) {
+	v, err := s.newView()
+	if err != nil {
+		return KVHash{}, err
+	}
+	defer v.snap.Close()
+	if rev > v.rev {
+		return KVHash{}, ErrFutureRev
+	}
+	if rev <= 0 {
+		rev = v.rev
+	}
+	if rev < v.compactRev {
+		return KVHash{}, ErrCompacted
+	}
+	h := crc32.New(crcTable)
+	it := v.snap.NewIterator(backend.IterOptions{
+		LowerBound: []byte{prefixHistory},
+		UpperBound: historyKey(Revision{Main: rev + 1}),
+	})
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		r, err := parseHistoryKey(it.Key())
+		if err != nil {
+			return KVHash{}, err
+		}
+		key, _, err := parseHistoryValue(it.Value())
+		if err != nil {
+			return KVHash{}, err
+		}
+		if r.Main <= v.compactRev {
+			// Only the survivors of compaction count.
+			rec, l, ok, err := latest(v.snap, key, v.compactRev, false)
+			if err != nil {
+				return KVHash{}, err
+			}
+			if !ok || l != r || rec.tombstone {
+				continue
+			}
+		}
+		vk := versionKey(key, r)
+		raw, err := v.snap.Get(vk)
+		if err != nil {
+			return KVHash{}, err
+		}
+		h.Write(vk)
+		h.Write(raw)
+	}
+	if err := it.Error(); err != nil {
+		return KVHash{}, err
+	}
+	return KVHash{Hash: h.Sum32(), HashRev: rev, CompactRev: v.compactRev}, nil
+}
+
+// hashIgnored lists meta keys that differ between members holding the same
+// data: the Raft position and physical compaction progress.
+var hashIgnored = [][]byte{metaConsistentIndex, metaCompactDone}
+
+// Hash returns a CRC-32C of everything the engine holds except the
+// consistent index and compaction progress, and the revision it was taken
+// at. Unlike HashKV it also covers history not yet physically compacted, as
+// etcd's Maintenance.Hash does.
+func (s *Store) Hash() (uint32, int64, error) {
+	v, err := s.newView()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer v.snap.Close()
+	h := crc32.New(crcTable)
+	it := v.snap.NewIterator(backend.IterOptions{})
+	defer it.Close()
+next:
+	for ok := it.First(); ok; ok = it.Next() {
+		for _, ig := range hashIgnored {
+			if bytes.Equal(it.Key(), ig) {
+				continue next
+			}
+		}
+		h.Write(it.Key())
+		h.Write(it.Value())
+	}
+	return h.Sum32(), v.rev, it.Error()
+}

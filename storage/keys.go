@@ -1,0 +1,164 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Key-space prefixes. See the package documentation for the layout.
+const (
+	prefixKey     byte = 'k'
+	prefixHistory byte = 'h'
+	prefixLease   byte = 'l'
+	prefixMeta    byte = 'm'
+)
+
+// Meta keys.
+var (
+	metaFormat          = []byte("mformat")
+	metaRev             = []byte("mrev")
+	metaConsistentIndex = []byte("mconsistent-index")
+	metaCompactSched    = []byte("mcompact-scheduled")
+	metaCompactDone     = []byte("mcompact-finished")
+	metaRestoring       = []byte("mrestoring")
+)
+
+// formatVersion is written into a new store and checked on open.
+const formatVersion = "1"
+
+// revLen is the encoded length of a revision.
+const revLen = 16
+
+// Revision identifies one change: Main counts write transactions, Sub counts
+// changes inside one transaction, from 0.
+type Revision struct {
+	Main int64
+	Sub  int64
+}
+
+// GreaterThan reports whether r is after o.
+func (r Revision) GreaterThan(o Revision) bool {
+	return r.Main > o.Main || (r.Main == o.Main && r.Sub > o.Sub)
+}
+
+// escapeKey appends key to dst so that byte order is preserved and the result
+// is followed by a terminator no key byte sequence can produce: 0x00 becomes
+// 0x00 0xFF, and the terminator is 0x00 0x01.
+func escapeKey(dst, key []byte) []byte {
+	for _, c := range key {
+		if c == 0 {
+			dst = append(dst, 0, 0xff)
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func unescapeKey(esc []byte) ([]byte, error) {
+	out := make([]byte, 0, len(esc))
+	for i := 0; i < len(esc); i++ {
+		c := esc[i]
+		if c == 0 {
+			if i+1 >= len(esc) || esc[i+1] != 0xff {
+				return nil, fmt.Errorf("%w: bad key escape", ErrCorrupt)
+			}
+			i++
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// keyPrefix returns 'k' escaped(key) 0x00 0x01: every version of key starts
+// with it, and nothing else does.
+func keyPrefix(key []byte) []byte {
+	b := make([]byte, 0, len(key)+3+revLen)
+	b = append(b, prefixKey)
+	b = escapeKey(b, key)
+	return append(b, 0, 1)
+}
+
+// keyPrefixEnd returns the smallest encoded key after every version of key.
+func keyPrefixEnd(key []byte) []byte {
+	b := keyPrefix(key)
+	b[len(b)-1] = 2
+	return b
+}
+
+// keyRangeStart returns where versions of keys >= key begin.
+func keyRangeStart(key []byte) []byte {
+	b := make([]byte, 0, len(key)+1)
+	return escapeKey(append(b, prefixKey), key)
+}
+
+// keySpaceEnd bounds the whole 'k' key space.
+var keySpaceEnd = []byte{prefixKey + 1}
+
+func appendInvRev(b []byte, r Revision) []byte {
+	b = binary.BigEndian.AppendUint64(b, ^uint64(r.Main))
+	return binary.BigEndian.AppendUint64(b, ^uint64(r.Sub))
+}
+
+// versionKey is the engine key of key's version at r.
+func versionKey(key []byte, r Revision) []byte {
+	return appendInvRev(keyPrefix(key), r)
+}
+
+// splitVersionKey returns the 'k' escaped(key) 0x00 0x01 prefix and the
+// revision of an engine key from the 'k' space.
+func splitVersionKey(ek []byte) (prefix []byte, r Revision, err error) {
+	if len(ek) < 1+2+revLen || ek[0] != prefixKey {
+		return nil, Revision{}, fmt.Errorf("%w: bad version key", ErrCorrupt)
+	}
+	p := len(ek) - revLen
+	r.Main = int64(^binary.BigEndian.Uint64(ek[p:]))
+	r.Sub = int64(^binary.BigEndian.Uint64(ek[p+8:]))
+	return ek[:p], r, nil
+}
+
+// userKey decodes the user key from a version-key prefix.
+func userKey(prefix []byte) ([]byte, error) {
+	return unescapeKey(prefix[1 : len(prefix)-2])
+}
+
+// historyKey is the engine key of the history entry at r.
+func historyKey(r Revision) []byte {
+	b := make([]byte, 1, 1+revLen)
+	b[0] = prefixHistory
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Main))
+	return binary.BigEndian.AppendUint64(b, uint64(r.Sub))
+}
+
+func parseHistoryKey(ek []byte) (Revision, error) {
+	if len(ek) != 1+revLen || ek[0] != prefixHistory {
+		return Revision{}, fmt.Errorf("%w: bad history key", ErrCorrupt)
+	}
+	return Revision{
+		Main: int64(binary.BigEndian.Uint64(ek[1:])),
+		Sub:  int64(binary.BigEndian.Uint64(ek[9:])),
+	}, nil
+}
+
+// leasePrefix returns 'l' lease, the prefix of every key attached to lease.
+func leasePrefix(lease int64) []byte {
+	b := make([]byte, 1, 9)
+	b[0] = prefixLease
+	return binary.BigEndian.AppendUint64(b, uint64(lease))
+}
+
+func leaseKey(lease int64, key []byte) []byte {
+	return append(leasePrefix(lease), key...)
+}
+
+// prefixEnd returns the first key after every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// record is one version of a key as stored under its version key:
+//
+//	flags(1) uvarint(create_revision) uvarint(version) varint(lease) value
+//
+// A tombstone has flagTombstone set and nothing else.
+type record struct {
+	tombstone bool
+	create    int64
+	version   int64
+	lease     int64
+	value     []byte
+}
+
+const flagTombstone byte = 1
+
+func (r *record) encode() []byte {
+	if r.tombstone {
+		return []byte{flagTombstone}
+	}
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(r.value))
+	b = append(b, 0)
+	b = binary.AppendUvarint(b, uint64(r.create))
+	b = binary.AppendUvarint(b, uint64(r.version))
+	b = binary.AppendVarint(b, r.lease)
+	return append(b, r.value...)
+}
+
+// decodeRecord parses v. With withValue false the value is not copied; with
+// it true the value is copied out of v, which the caller may reuse.
+func decodeRecord(v []byte, withValue bool) (record, error) {
+	var r record
+	if len(v) == 0 {
+		return r, fmt.Errorf("%w: empty record", ErrCorrupt)
+	}
+	if v[0]&flagTombstone != 0 {
+		r.tombstone = true
+		return r, nil
+	}
+	p := 1
+	c, n := binary.Uvarint(v[p:])
+	if n <= 0 {
+		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+	}
+	p += n
+	ver, n := binary.Uvarint(v[p:])
+	if n <= 0 {
+		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+	}
+	p += n
+	l, n := binary.Varint(v[p:])
+	if n <= 0 {
+		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+	}
+	p += n
+	r.create, r.version, r.lease = int64(c), int64(ver), l
+	if withValue {
+		r.value = append([]byte{}, v[p:]...)
+	}
+	return r, nil
+}
+
+// kv builds the wire KeyValue for this record of key at mod. The key slice is
+// used as is.
+func (r *record) kv(key []byte, mod int64) *mvccpb.KeyValue {
+	return &mvccpb.KeyValue{
+		Key:            key,
+		CreateRevision: r.create,
+		ModRevision:    mod,
+		Version:        r.version,
+		Value:          r.value,
+		Lease:          r.lease,
+	}
+}
+
+// historyValue is the value of a history entry: flags, then the user key.
+func historyValue(key []byte, tombstone bool) []byte {
+	b := make([]byte, 0, 1+len(key))
+	if tombstone {
+		b = append(b, flagTombstone)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, key...)
+}
+
+func parseHistoryValue(v []byte) (key []byte, tombstone bool, err error) {
+	if len(v) < 1 {
+		return nil, false, fmt.Errorf("%w: bad history entry", ErrCorrupt)
+	}
+	return append([]byte{}, v[1:]...), v[0]&flagTombstone != 0, nil
+}

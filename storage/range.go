@@ -121,6 +121,8 @@ func walkLatest(r backend.Reader, key, end []byte, rev int64,
 		}
 		if r.Main > rev {
 			// Newer than the read revision: jump to the newest version <= rev.
+			// The iterator owns prefix's memory, so keep a copy across the seek.
+			prefix = bytes.Clone(prefix)
 			if ok = it.SeekGE(appendInvRev(bytes.Clone(prefix), bound)); !ok {
 				break
 			}

@@ -1,0 +1,147 @@
+package storage_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/storage"
+)
+
+// history returns, for every revision in [from, to], a dump of the whole key
+// space as seen at that revision.
+func history(t *testing.T, s *storage.Store, from, to int64) []string {
+	t.Helper()
+	var out []string
+	for rev := from; rev <= to; rev++ {
+		res, err := s.Range([]byte{0}, []byte{0}, storage.RangeOptions{Rev: rev})
+		require.NoError(t, err)
+		var b bytes.Buffer
+		for _, kv := range res.KVs {
+			fmt.Fprintf(&b, "%s=%s@c%d,m%d,v%d,l%d ", kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func TestCompaction(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		s := newStore(t, e)
+		for i := range 40 {
+			put(t, s, fmt.Sprintf("k%d", i%5), fmt.Sprint(i)) // revs 2..41
+		}
+		_, _, err := s.DeleteRange([]byte("k3"), nil) // rev 42: tombstone
+		require.NoError(t, err)
+		_, _, err = s.DeleteRange([]byte("k4"), nil) // rev 43
+		require.NoError(t, err)
+		put(t, s, "k4", "back") // rev 44
+		require.EqualValues(t, 44, s.Rev())
+
+		before := history(t, s, 30, 44)
+		hashBefore, err := s.HashKV(0)
+		require.NoError(t, err)
+		sizes0, err := s.Sizes()
+		require.NoError(t, err)
+
+		done, err := s.Compact(43)
+		require.NoError(t, err)
+		require.EqualValues(t, 43, s.CompactRev())
+		_, err = s.Range([]byte("k1"), nil, storage.RangeOptions{Rev: 42})
+		require.ErrorIs(t, err, storage.ErrCompacted, "reads below the compaction fail at once")
+		<-done
+
+		_, err = s.Range([]byte("k1"), nil, storage.RangeOptions{Rev: 42})
+		require.ErrorIs(t, err, storage.ErrCompacted)
+		require.Equal(t, before[13:], history(t, s, 43, 44), "reads at or above the compaction are unchanged")
+		hashAfter, err := s.HashKV(0)
+		require.NoError(t, err)
+		require.NotEqual(t, hashBefore.Hash, hashAfter.Hash, "the compaction revision changes what is hashed")
+		require.EqualValues(t, 43, hashAfter.CompactRev)
+		require.EqualValues(t, 44, hashAfter.HashRev)
+
+		// Old versions are physically gone: k0 has 8 versions, 1 is left.
+		res, err := s.Range([]byte("k0"), nil, storage.RangeOptions{})
+		require.NoError(t, err)
+		require.EqualValues(t, 8, res.KVs[0].Version, "version survives compaction")
+		_, err = s.Compact(43)
+		require.ErrorIs(t, err, storage.ErrCompacted)
+		_, err = s.Compact(45)
+		require.ErrorIs(t, err, storage.ErrFutureRev)
+		require.NoError(t, s.Defragment())
+		sizes1, err := s.Sizes()
+		require.NoError(t, err)
+		t.Logf("sizes before %+v after %+v", sizes0, sizes1)
+
+		// Compact everything: tombstones at the compaction point go too.
+		done, err = s.Compact(44)
+		require.NoError(t, err)
+		<-done
+		require.Equal(t, before[14:], history(t, s, 44, 44))
+		_, err = s.HashKV(43)
+		require.ErrorIs(t, err, storage.ErrCompacted)
+	})
+}
+
+func TestCompactionResumesAfterReopen(t *testing.T) {
+	e := engines[1] // rocksdb
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.CompactionSleepInterval = 50e6 // 50 ms between batches of 7
+	s, err := storage.Open(e.open(t, dir), cfg)
+	require.NoError(t, err)
+	for i := range 200 {
+		_, err := s.Put([]byte(fmt.Sprintf("k%d", i%3)), []byte("v"), 0)
+		require.NoError(t, err)
+	}
+	want := history(t, s, 150, 201)
+	_, err = s.Compact(150)
+	require.NoError(t, err)
+	require.NoError(t, s.Close()) // stops compaction midway
+
+	s, err = storage.Open(e.open(t, dir), testConfig(t))
+	require.NoError(t, err)
+	defer s.Close()
+	require.EqualValues(t, 150, s.CompactRev())
+	done, err := s.Compact(151)
+	require.NoError(t, err)
+	<-done
+	require.Equal(t, want[1:], history(t, s, 151, 201))
+	_, err = s.Range([]byte("k0"), nil, storage.RangeOptions{Rev: 150})
+	require.ErrorIs(t, err, storage.ErrCompacted)
+}
+
+// TestHashKVIndependentOfPhysicalCompaction compares a store whose
+// compaction finished with one, on the other engine, whose compaction has
+// barely started.
+func TestHashKVIndependentOfPhysicalCompaction(t *testing.T) {
+	fast := newStore(t, engines[0])
+	cfg := testConfig(t)
+	cfg.CompactionBatchLimit, cfg.CompactionSleepInterval = 1, 1e9 // one entry per second
+	slow, err := storage.Open(engines[1].open(t, t.TempDir()), cfg)
+	require.NoError(t, err)
+	defer slow.Close()
+	for _, s := range []*storage.Store{fast, slow} {
+		for i := range 60 {
+			put(t, s, fmt.Sprintf("k%d", i%7), fmt.Sprint(i))
+			if i%11 == 0 {
+				_, _, err := s.DeleteRange([]byte(fmt.Sprintf("k%d", i%7)), nil)
+				require.NoError(t, err)
+			}
+		}
+	}
+	done, err := fast.Compact(40)
+	require.NoError(t, err)
+	<-done
+	_, err = slow.Compact(40)
+	require.NoError(t, err)
+	for _, rev := range []int64{0, 40, 50, 60} {
+		a, err := fast.HashKV(rev)
+		require.NoError(t, err)
+		b, err := slow.HashKV(rev)
+		require.NoError(t, err)
+		require.Equal(t, a, b, "rev %d", rev)
+	}
+}

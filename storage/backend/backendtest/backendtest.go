@@ -211,7 +211,7 @@ func testDeleteRange(t *testing.T, b backend.Backend) {
 	wb := b.NewBatch()
 	wb.DeleteRange([]byte("b"), []byte("c"))
 	wb.DeleteRange([]byte("z"), []byte("a")) // inverted: no-op
-	wb.Set([]byte("bb"), []byte("after")) // a later op in the batch wins
+	wb.Set([]byte("bb"), []byte("after"))    // a later op in the batch wins
 	require.NoError(t, wb.Commit(true))
 	require.Equal(t, []string{"a=1", "bb=after", "c=4", "d=5"}, collect(t, b, backend.IterOptions{}, false))
 	_, err := b.Get([]byte("ba"))

@@ -1,0 +1,124 @@
+package storage_test
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/storage"
+)
+
+const crashChildEnv = "STORAGE_CRASH_CHILD_DIR"
+
+// keysPerTxn is the number of keys each crash-test transaction writes.
+const keysPerTxn = 10
+
+// TestCrashChild is the child process of TestCrashRecovery: it writes
+// transactions forever, printing "ack <n>" after each one is acknowledged.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		t.Skip("only runs as the child of TestCrashRecovery")
+	}
+	s, err := storage.Open(engines[1].open(t, dir), storage.Config{})
+	require.NoError(t, err)
+	n := nextTxn(t, s)
+	out := bufio.NewWriter(os.Stdout)
+	for ; ; n++ {
+		tw, err := s.Write()
+		require.NoError(t, err)
+		for k := range keysPerTxn {
+			_, err := tw.Put([]byte(fmt.Sprintf("c/%06d/%d", n, k)), []byte(strconv.Itoa(n)), 0)
+			require.NoError(t, err)
+		}
+		_, err = tw.End()
+		require.NoError(t, err)
+		fmt.Fprintf(out, "ack %d\n", n)
+		out.Flush()
+		if n%40 == 0 {
+			_, _ = s.Compact(s.Rev() - 5)
+		}
+	}
+}
+
+// nextTxn returns the first transaction number not in the store.
+func nextTxn(t *testing.T, s *storage.Store) int {
+	res, err := s.Range([]byte("c/"), []byte("c0"), storage.RangeOptions{CountOnly: true})
+	require.NoError(t, err)
+	return int(res.Count) / keysPerTxn
+}
+
+// TestCrashRecovery kills a writing child process with SIGKILL at random
+// moments, then reopens its store: every acknowledged transaction is there,
+// and every transaction is there whole or not at all.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes; runs without -short")
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(7, 7))
+	acked := -1
+	for round := range 8 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		lines := make(chan int, 1024)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if n, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
+					v, _ := strconv.Atoi(n)
+					lines <- v
+				}
+			}
+		}()
+		// Let it write for a while, then kill it mid-flight.
+		deadline := time.After(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+		for waiting := true; waiting; {
+			select {
+			case n, ok := <-lines:
+				if !ok {
+					waiting = false
+					break
+				}
+				acked = max(acked, n)
+			case <-deadline:
+				waiting = false
+			}
+		}
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		for n := range lines {
+			acked = max(acked, n)
+		}
+		_ = cmd.Wait()
+
+		s, err := storage.Open(engines[1].open(t, dir), testConfig(t))
+		require.NoError(t, err, "round %d", round)
+		res, err := s.Range([]byte("c/"), []byte("c0"), storage.RangeOptions{})
+		require.NoError(t, err)
+		require.Zero(t, len(res.KVs)%keysPerTxn, "round %d: a transaction was torn", round)
+		have := len(res.KVs) / keysPerTxn
+		require.Greater(t, have, acked, "round %d: acknowledged transaction %d lost", round, acked)
+		for i, kv := range res.KVs {
+			require.Equal(t, fmt.Sprintf("c/%06d/%d", i/keysPerTxn, i%keysPerTxn), string(kv.Key))
+			require.Equal(t, strconv.Itoa(i/keysPerTxn), string(kv.Value))
+		}
+		_, err = s.HashKV(0)
+		require.NoError(t, err)
+		t.Logf("round %d: %d transactions acknowledged, %d present at revision %d", round, acked+1, have, s.Rev())
+		require.NoError(t, s.Close())
+	}
+	require.Positive(t, acked, "the child never acknowledged a write")
+}

@@ -61,13 +61,14 @@ func nextTxn(t *testing.T, s *storage.Store) int {
 // moments, then reopens its store: every acknowledged transaction is there,
 // and every transaction is there whole or not at all.
 func TestCrashRecovery(t *testing.T) {
+	rounds := 8
 	if testing.Short() {
-		t.Skip("spawns processes; runs without -short")
+		rounds = 3
 	}
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(7, 7))
 	acked := -1
-	for round := range 8 {
+	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
 		stdout, err := cmd.StdoutPipe()

@@ -101,6 +101,10 @@ func emptyRange(key, end []byte) bool {
 	return len(end) > 0 && !(len(end) == 1 && end[0] == 0) && bytes.Compare(end, key) <= 0
 }
 
+// maxSkipSteps is how many older versions walkLatest steps over before it
+// seeks past a key instead.
+const maxSkipSteps = 8
+
 // walkLatest calls fn, in key order, for every key in [key, end) whose
 // latest version at or below rev is not a tombstone. prefix and raw are
 // only valid during the call. fn returns false to stop.
@@ -144,11 +148,17 @@ func walkLatest(r backend.Reader, key, end []byte, rev int64,
 				return err
 			}
 		}
-		// Skip the older versions of this key: usually the next entry is
-		// already another key, so try one step before seeking.
+		// Skip the older versions of this key. Keys usually have few
+		// versions, and a step is much cheaper than a seek, so step a few
+		// times before seeking past them.
 		next := append(bytes.Clone(prefix[:len(prefix)-1]), 2)
-		if ok = it.Next(); ok && bytes.Compare(it.Key(), next) < 0 {
-			ok = it.SeekGE(next)
+		ok = it.Next()
+		for steps := 0; ok && bytes.Compare(it.Key(), next) < 0; steps++ {
+			if steps == maxSkipSteps {
+				ok = it.SeekGE(next)
+				break
+			}
+			ok = it.Next()
 		}
 	}
 	return it.Error()

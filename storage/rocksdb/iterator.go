@@ -22,12 +22,20 @@ type iterator struct {
 	valid  bool
 	closed bool
 	err    error
+	// key and value cache views of the current entry (one cgo call each
+	// per position); value is fetched lazily.
+	key      []byte
+	value    []byte
+	hasValue bool
 }
 
 // settle records validity and any error after a positioning call.
 func (i *iterator) settle() bool {
 	i.valid = i.it.Valid()
-	if !i.valid {
+	i.key, i.value, i.hasValue = nil, nil, false
+	if i.valid {
+		i.key = i.it.Key().Data()
+	} else {
 		if err := i.it.Err(); err != nil && i.err == nil {
 			i.err = fmt.Errorf("rocksdb: iterator: %w", err)
 		}
@@ -35,43 +43,60 @@ func (i *iterator) settle() bool {
 	return i.valid
 }
 
-func (i *iterator) do(f func()) bool {
+// Positioning operations, dispatched by do without allocating closures.
+const (
+	opSeekGE = iota
+	opSeekLT
+	opFirst
+	opLast
+	opNext
+	opPrev
+)
+
+func (i *iterator) do(op int, key []byte) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed || i.err != nil {
 		i.valid = false
 		return false
 	}
-	f()
-	return i.settle()
-}
-
-func (i *iterator) SeekGE(key []byte) bool { return i.do(func() { i.it.Seek(key) }) }
-
-func (i *iterator) SeekLT(key []byte) bool {
-	return i.do(func() {
+	switch op {
+	case opSeekGE:
+		i.it.Seek(key)
+	case opSeekLT:
 		i.it.SeekForPrev(key)
 		if i.it.Valid() && bytes.Equal(i.it.Key().Data(), key) {
 			i.it.Prev()
 		}
-	})
+	case opFirst:
+		i.it.SeekToFirst()
+	case opLast:
+		i.it.SeekToLast()
+	case opNext:
+		i.it.Next()
+	case opPrev:
+		i.it.Prev()
+	}
+	return i.settle()
 }
 
-func (i *iterator) First() bool { return i.do(i.it.SeekToFirst) }
-func (i *iterator) Last() bool  { return i.do(i.it.SeekToLast) }
+func (i *iterator) SeekGE(key []byte) bool { return i.do(opSeekGE, key) }
+func (i *iterator) SeekLT(key []byte) bool { return i.do(opSeekLT, key) }
+func (i *iterator) First() bool            { return i.do(opFirst, nil) }
+func (i *iterator) Last() bool             { return i.do(opLast, nil) }
 
 func (i *iterator) Next() bool {
 	if !i.valid {
 		return false
 	}
-	return i.do(i.it.Next)
+	return i.do(opNext, nil)
 }
 
 func (i *iterator) Prev() bool {
 	if !i.valid {
 		return false
 	}
-	return i.do(i.it.Prev)
+	return i.do(opPrev, nil)
 }
 
 func (i *iterator) Valid() bool { return i.valid }
@@ -81,7 +106,7 @@ func (i *iterator) Key() []byte {
 	if !i.valid {
 		return nil
 	}
-	return i.it.Key().Data()
+	return i.key
 }
 
 // Value returns a view of RocksDB's memory, valid until the iterator moves.
@@ -89,7 +114,10 @@ func (i *iterator) Value() []byte {
 	if !i.valid {
 		return nil
 	}
-	return i.it.Value().Data()
+	if !i.hasValue {
+		i.value, i.hasValue = i.it.Value().Data(), true
+	}
+	return i.value
 }
 
 func (i *iterator) Error() error {

@@ -179,4 +179,3 @@ func TestDifferentialEngines(t *testing.T) {
 		})
 	}
 }
-

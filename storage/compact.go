@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -151,13 +153,24 @@ func (c *compactor) compact(from, to int64) error {
 }
 
 // batch processes up to CompactionBatchLimit history entries from cursor
-// and returns where to continue, or nil when done.
+// and returns where to continue, or nil when done. The batch is prepared
+// without locks and committed under the write lock, after rechecking the
+// latest-version entries it removes (a writer may have superseded them).
 func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
 	be := c.s.be
-	it := be.NewIterator(backend.IterOptions{LowerBound: cursor, UpperBound: end})
+	// Decide from one consistent snapshot: a writer committing meanwhile
+	// only adds versions above to and moves latest entries to the 'v'
+	// space, which the snapshot does not see and the batch never deletes.
+	snap, err := be.NewSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	it := snap.NewIterator(backend.IterOptions{LowerBound: cursor, UpperBound: end})
 	defer it.Close()
 	wb := be.NewBatch()
 	defer wb.Close()
+	var tombs []tombstone
 	n := 0
 	var next []byte
 	for ok := it.First(); ok; ok = it.Next() {
@@ -174,12 +187,31 @@ func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := compactKey(be, wb, key, r, to); err != nil {
+		t, err := compactKey(snap, wb, key, r, to)
+		if err != nil {
 			return nil, err
+		}
+		if t != nil {
+			tombs = append(tombs, *t)
 		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, err
+	}
+	c.s.writeMu.Lock()
+	defer c.s.writeMu.Unlock()
+	for _, t := range tombs {
+		// Delete the latest entry only if it is still that tombstone;
+		// otherwise a writer moved it to the older-versions space.
+		v, err := be.Get(latestKey(t.key))
+		if err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return nil, err
+		}
+		if mod, _, perr := splitLatest(v); err == nil && perr == nil && mod == t.rev {
+			wb.Delete(latestKey(t.key))
+		} else {
+			wb.Delete(versionKey(t.key, t.rev))
+		}
 	}
 	if err := wb.Commit(false); err != nil {
 		return nil, err
@@ -187,36 +219,72 @@ func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
 	return next, nil
 }
 
+// tombstone is a latest-version tombstone that compaction removes.
+type tombstone struct {
+	key []byte
+	rev Revision
+}
+
 // compactKey handles the history entry of key at r. Only the entry of the
-// key's latest version at or below to does work: it deletes every older
-// version (and the latest itself if it is a tombstone), with their history
-// entries. Entries of older versions are deleted by that work.
-func compactKey(be backend.Backend, wb backend.Batch, key []byte, r Revision, to int64) error {
-	lo, hi := keyPrefix(key), keyPrefixEnd(key)
-	it := be.NewIterator(backend.IterOptions{LowerBound: lo, UpperBound: hi})
-	defer it.Close()
-	if !it.SeekGE(versionKey(key, Revision{Main: to, Sub: 1<<63 - 1})) {
-		wb.Delete(historyKey(r)) // stale entry: its version is gone
-		return it.Error()
+// key's newest version at or below to does work: it deletes every older
+// version with its history entry, and the newest itself if it is a
+// tombstone. Entries of older versions are deleted by that work. A
+// tombstone that is the key's latest entry is returned for the caller to
+// remove under the write lock.
+func compactKey(be backend.Reader, wb backend.Batch, key []byte, r Revision, to int64) (*tombstone, error) {
+	v, err := be.Get(latestKey(key))
+	if errors.Is(err, backend.ErrNotFound) {
+		wb.Delete(historyKey(r)) // stale entry: its key is gone
+		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
-	_, l, err := splitVersionKey(it.Key())
+	lmod, lraw, err := splitLatest(v)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	it := be.NewIterator(backend.IterOptions{LowerBound: keyPrefix(key), UpperBound: keyPrefixEnd(key)})
+	defer it.Close()
+	var l Revision
+	var tomb, inLatest bool
+	var more bool
+	if lmod.Main <= to {
+		l, tomb, inLatest = lmod, lraw[0]&flagTombstone != 0, true
+		more = it.First() // every older version goes
+	} else {
+		if !it.SeekGE(versionKey(key, Revision{Main: to, Sub: maxSub})) {
+			wb.Delete(historyKey(r)) // stale entry: its version is gone
+			return nil, it.Error()
+		}
+		if _, l, err = splitVersionKey(it.Key()); err != nil {
+			return nil, err
+		}
+		if l != r {
+			return nil, nil
+		}
+		if it.Value()[0]&flagTombstone != 0 {
+			wb.Delete(bytes.Clone(it.Key()))
+			wb.Delete(historyKey(l))
+		}
+		more = it.Next()
 	}
 	if l != r {
-		return nil
+		return nil, nil
 	}
-	if it.Value()[0]&flagTombstone != 0 {
-		wb.Delete(append([]byte{}, it.Key()...))
-		wb.Delete(historyKey(l))
-	}
-	for it.Next() {
+	for ; more; more = it.Next() {
 		_, old, err := splitVersionKey(it.Key())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		wb.Delete(append([]byte{}, it.Key()...))
+		wb.Delete(bytes.Clone(it.Key()))
 		wb.Delete(historyKey(old))
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if inLatest && tomb {
+		wb.Delete(historyKey(l))
+		return &tombstone{key: key, rev: l}, nil
+	}
+	return nil, nil
 }

@@ -64,12 +64,12 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 				continue
 			}
 		}
-		vk := versionKey(key, r)
-		raw, err := v.snap.Get(vk)
+		raw, err := recordAt(v.snap, key, r)
 		if err != nil {
 			return KVHash{}, err
 		}
-		h.Write(vk)
+		// Canonical bytes, whichever key space holds the version.
+		h.Write(versionKey(key, r))
 		h.Write(raw)
 	}
 	if err := it.Error(); err != nil {

@@ -3,11 +3,13 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Key-space prefixes. See the package documentation for the layout.
 const (
-	prefixKey     byte = 'k'
+	prefixLatest  byte = 'k' // latest version of each key
+	prefixVersion byte = 'v' // older versions
 	prefixHistory byte = 'h'
 	prefixLease   byte = 'l'
 	prefixMeta    byte = 'm'
@@ -70,11 +72,22 @@ func unescapeKey(esc []byte) ([]byte, error) {
 	return out, nil
 }
 
-// keyPrefix returns 'k' escaped(key) 0x00 0x01: every version of key starts
-// with it, and nothing else does.
+// latestKey is the engine key of key's latest version: 'k' key. Raw keys
+// keep their byte order under a fixed prefix.
+func latestKey(key []byte) []byte {
+	b := make([]byte, 0, len(key)+1)
+	b = append(b, prefixLatest)
+	return append(b, key...)
+}
+
+// latestSpaceEnd bounds the whole 'k' key space.
+var latestSpaceEnd = []byte{prefixLatest + 1}
+
+// keyPrefix returns 'v' escaped(key) 0x00 0x01: every older version of key
+// starts with it, and nothing else does.
 func keyPrefix(key []byte) []byte {
 	b := make([]byte, 0, len(key)+3+revLen)
-	b = append(b, prefixKey)
+	b = append(b, prefixVersion)
 	b = escapeKey(b, key)
 	return append(b, 0, 1)
 }
@@ -86,29 +99,20 @@ func keyPrefixEnd(key []byte) []byte {
 	return b
 }
 
-// keyRangeStart returns where versions of keys >= key begin.
-func keyRangeStart(key []byte) []byte {
-	b := make([]byte, 0, len(key)+1)
-	return escapeKey(append(b, prefixKey), key)
-}
-
-// keySpaceEnd bounds the whole 'k' key space.
-var keySpaceEnd = []byte{prefixKey + 1}
-
 func appendInvRev(b []byte, r Revision) []byte {
 	b = binary.BigEndian.AppendUint64(b, ^uint64(r.Main))
 	return binary.BigEndian.AppendUint64(b, ^uint64(r.Sub))
 }
 
-// versionKey is the engine key of key's version at r.
+// versionKey is the engine key of key's older version at r.
 func versionKey(key []byte, r Revision) []byte {
 	return appendInvRev(keyPrefix(key), r)
 }
 
-// splitVersionKey returns the 'k' escaped(key) 0x00 0x01 prefix and the
-// revision of an engine key from the 'k' space.
+// splitVersionKey returns the 'v' escaped(key) 0x00 0x01 prefix and the
+// revision of an engine key from the 'v' space.
 func splitVersionKey(ek []byte) (prefix []byte, r Revision, err error) {
-	if len(ek) < 1+2+revLen || ek[0] != prefixKey {
+	if len(ek) < 1+2+revLen || ek[0] != prefixVersion {
 		return nil, Revision{}, fmt.Errorf("%w: bad version key", ErrCorrupt)
 	}
 	p := len(ek) - revLen
@@ -117,27 +121,27 @@ func splitVersionKey(ek []byte) (prefix []byte, r Revision, err error) {
 	return ek[:p], r, nil
 }
 
-// userKey decodes the user key from a version-key prefix.
-func userKey(prefix []byte) ([]byte, error) {
-	return unescapeKey(prefix[1 : len(prefix)-2])
+func appendRev(b []byte, r Revision) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Main))
+	return binary.BigEndian.AppendUint64(b, uint64(r.Sub))
+}
+
+func parseRev(b []byte) Revision {
+	return Revision{Main: int64(binary.BigEndian.Uint64(b)), Sub: int64(binary.BigEndian.Uint64(b[8:]))}
 }
 
 // historyKey is the engine key of the history entry at r.
 func historyKey(r Revision) []byte {
 	b := make([]byte, 1, 1+revLen)
 	b[0] = prefixHistory
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Main))
-	return binary.BigEndian.AppendUint64(b, uint64(r.Sub))
+	return appendRev(b, r)
 }
 
 func parseHistoryKey(ek []byte) (Revision, error) {
 	if len(ek) != 1+revLen || ek[0] != prefixHistory {
 		return Revision{}, fmt.Errorf("%w: bad history key", ErrCorrupt)
 	}
-	return Revision{
-		Main: int64(binary.BigEndian.Uint64(ek[1:])),
-		Sub:  int64(binary.BigEndian.Uint64(ek[9:])),
-	}, nil
+	return parseRev(ek[1:]), nil
 }
 
 // leasePrefix returns 'l' lease, the prefix of every key attached to lease.
@@ -162,3 +166,7 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil
 }
+
+// maxSub sorts, inverted, before every change of a revision: seeking to
+// versionKey(key, Revision{rev, maxSub}) finds the newest version <= rev.
+const maxSub = math.MaxInt64

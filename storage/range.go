@@ -2,7 +2,8 @@ package storage
 
 import (
 	"bytes"
-	"math"
+	"errors"
+	"fmt"
 	"sort"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -84,106 +85,135 @@ func (c *collector) result(rev int64) *RangeResult {
 	return &c.res
 }
 
-// rangeBounds returns the engine bounds of the user range [key, end).
-func rangeBounds(key, end []byte) (lo, hi []byte) {
-	switch {
-	case len(end) == 0:
-		return keyPrefix(key), keyPrefixEnd(key)
-	case len(end) == 1 && end[0] == 0:
-		return keyRangeStart(key), keySpaceEnd
-	default:
-		return keyRangeStart(key), keyRangeStart(end)
-	}
-}
-
 // emptyRange reports a range that can hold no key (end <= key).
 func emptyRange(key, end []byte) bool {
 	return len(end) > 0 && !(len(end) == 1 && end[0] == 0) && bytes.Compare(end, key) <= 0
 }
 
-// maxSkipSteps is how many older versions walkLatest steps over before it
-// seeks past a key instead.
-const maxSkipSteps = 8
-
-// walkLatest calls fn, in key order, for every key in [key, end) whose
-// latest version at or below rev is not a tombstone. prefix and raw are
-// only valid during the call. fn returns false to stop.
+// walkLatest calls fn, in key order, for every key in [key, end) that is
+// live at rev, with its revision and record bytes. ukey and raw are only
+// valid during the call; fn returns false to stop.
+//
+// At the current revision this reads one 'k' entry per key. Keys changed
+// after rev are looked up in the 'v' space with one seek each.
 func walkLatest(r backend.Reader, key, end []byte, rev int64,
-	fn func(prefix []byte, mod Revision, raw []byte) (bool, error)) error {
+	fn func(ukey []byte, mod Revision, raw []byte) (bool, error)) error {
 	if emptyRange(key, end) {
 		return nil
 	}
-	lo, hi := rangeBounds(key, end)
-	it := r.NewIterator(backend.IterOptions{LowerBound: lo, UpperBound: hi})
+	if len(end) == 0 {
+		mod, raw, ok, err := versionAt(r, key, rev)
+		if err != nil || !ok || raw[0]&flagTombstone != 0 {
+			return err
+		}
+		_, err = fn(key, mod, raw)
+		return err
+	}
+	hi := latestSpaceEnd
+	if !(len(end) == 1 && end[0] == 0) {
+		hi = latestKey(end)
+	}
+	it := r.NewIterator(backend.IterOptions{LowerBound: latestKey(key), UpperBound: hi})
 	defer it.Close()
-	bound := Revision{Main: rev, Sub: math.MaxInt64} // sorts before every change of rev
-	ok := it.First()
-	for ok {
-		prefix, r, err := splitVersionKey(it.Key())
+	var older backend.Iterator // over the 'v' space, opened on demand
+	defer func() {
+		if older != nil {
+			older.Close()
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		ukey := it.Key()[1:]
+		mod, raw, err := splitLatest(it.Value())
 		if err != nil {
 			return err
 		}
-		if r.Main > rev {
-			// Newer than the read revision: jump to the newest version <= rev.
-			// The iterator owns prefix's memory, so keep a copy across the seek.
-			prefix = bytes.Clone(prefix)
-			if ok = it.SeekGE(appendInvRev(bytes.Clone(prefix), bound)); !ok {
-				break
+		if mod.Main > rev {
+			if older == nil {
+				older = r.NewIterator(backend.IterOptions{LowerBound: []byte{prefixVersion}, UpperBound: []byte{prefixVersion + 1}})
 			}
-			var p2 []byte
-			if p2, r, err = splitVersionKey(it.Key()); err != nil {
+			var found bool
+			if mod, raw, found, err = olderVersion(older, ukey, rev); err != nil {
 				return err
-			}
-			if !bytes.Equal(p2, prefix) {
-				continue // no version of this key at or below rev
-			}
-		}
-		raw := it.Value()
-		if len(raw) == 0 {
-			return ErrCorrupt
-		}
-		if raw[0]&flagTombstone == 0 {
-			cont, err := fn(prefix, r, raw)
-			if err != nil || !cont {
-				return err
+			} else if !found {
+				continue
 			}
 		}
-		// Skip the older versions of this key. Keys usually have few
-		// versions, and a step is much cheaper than a seek, so step a few
-		// times before seeking past them.
-		next := append(bytes.Clone(prefix[:len(prefix)-1]), 2)
-		ok = it.Next()
-		for steps := 0; ok && bytes.Compare(it.Key(), next) < 0; steps++ {
-			if steps == maxSkipSteps {
-				ok = it.SeekGE(next)
-				break
-			}
-			ok = it.Next()
+		if raw[0]&flagTombstone != 0 {
+			continue
+		}
+		if cont, err := fn(ukey, mod, raw); err != nil || !cont {
+			return err
 		}
 	}
 	return it.Error()
 }
 
+// olderVersion positions it (over the 'v' space) at key's newest older
+// version at or below rev. raw is only valid until it moves.
+func olderVersion(it backend.Iterator, key []byte, rev int64) (mod Revision, raw []byte, found bool, err error) {
+	p := keyPrefix(key)
+	if !it.SeekGE(appendInvRev(p, Revision{Main: rev, Sub: maxSub})) {
+		return mod, nil, false, it.Error()
+	}
+	pref, mod, err := splitVersionKey(it.Key())
+	if err != nil || !bytes.Equal(pref, p) {
+		return mod, nil, false, err
+	}
+	if raw = it.Value(); len(raw) == 0 {
+		return mod, nil, false, fmt.Errorf("%w: empty record", ErrCorrupt)
+	}
+	return mod, raw, true, nil
+}
+
+// versionAt returns key's newest version at or below rev, tombstones
+// included. The caller owns raw.
+func versionAt(r backend.Reader, key []byte, rev int64) (mod Revision, raw []byte, ok bool, err error) {
+	v, err := r.Get(latestKey(key))
+	if errors.Is(err, backend.ErrNotFound) {
+		return mod, nil, false, nil
+	} else if err != nil {
+		return mod, nil, false, err
+	}
+	if mod, raw, err = splitLatest(v); err != nil || mod.Main <= rev {
+		return mod, raw, err == nil, err
+	}
+	it := r.NewIterator(backend.IterOptions{LowerBound: keyPrefix(key), UpperBound: keyPrefixEnd(key)})
+	defer it.Close()
+	mod, raw, ok, err = olderVersion(it, key, rev)
+	return mod, bytes.Clone(raw), ok, err
+}
+
+// recordAt returns the record of key's version at exactly rv.
+func recordAt(r backend.Reader, key []byte, rv Revision) ([]byte, error) {
+	raw, err := r.Get(versionKey(key, rv))
+	if err == nil || !errors.Is(err, backend.ErrNotFound) {
+		return raw, err
+	}
+	v, err := r.Get(latestKey(key))
+	if err == nil {
+		mod, raw, err := splitLatest(v)
+		if err == nil && mod == rv {
+			return raw, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no version of %q at %d/%d", ErrCorrupt, key, rv.Main, rv.Sub)
+}
+
 // rangeAt serves a range from r at rev.
 func rangeAt(r backend.Reader, key, end []byte, rev int64, opts RangeOptions) (*RangeResult, error) {
 	c := collector{opts: opts}
-	err := walkLatest(r, key, end, rev, func(prefix []byte, mod Revision, raw []byte) (bool, error) {
+	err := walkLatest(r, key, end, rev, func(ukey []byte, mod Revision, raw []byte) (bool, error) {
 		rec, err := decodeRecord(raw, false)
 		if err != nil {
 			return false, err
 		}
-		var derr error
 		c.add(rec.create, mod.Main, func(withValue bool) *mvccpb.KeyValue {
-			uk, err := userKey(prefix)
-			if err != nil {
-				derr = err
-			}
 			if withValue {
 				rec.value = append([]byte{}, raw[len(raw)-valueLen(raw):]...)
 			}
-			return rec.kv(uk, mod.Main)
+			return rec.kv(bytes.Clone(ukey), mod.Main)
 		})
-		return true, derr
+		return true, nil
 	})
 	if err != nil {
 		return nil, err
@@ -203,19 +233,14 @@ func valueLen(raw []byte) int {
 	return len(raw) - p
 }
 
-// latest returns key's latest version at or below rev in r, if any (a
-// tombstone is returned as such).
+// latest returns key's newest version at or below rev (a tombstone is
+// returned as such).
 func latest(r backend.Reader, key []byte, rev int64, withValue bool) (rec record, mod Revision, ok bool, err error) {
-	lo, hi := keyPrefix(key), keyPrefixEnd(key)
-	it := r.NewIterator(backend.IterOptions{LowerBound: lo, UpperBound: hi})
-	defer it.Close()
-	if !it.SeekGE(appendInvRev(lo, Revision{Main: rev, Sub: math.MaxInt64})) {
-		return rec, mod, false, it.Error()
-	}
-	if _, mod, err = splitVersionKey(it.Key()); err != nil {
+	mod, raw, ok, err := versionAt(r, key, rev)
+	if err != nil || !ok {
 		return rec, mod, false, err
 	}
-	rec, err = decodeRecord(it.Value(), withValue)
+	rec, err = decodeRecord(raw, withValue)
 	return rec, mod, err == nil, err
 }
 

@@ -81,6 +81,21 @@ func (r *record) kv(key []byte, mod int64) *mvccpb.KeyValue {
 	}
 }
 
+// latestValue encodes the value of a 'k' entry: the version's revision,
+// then its record.
+func latestValue(r Revision, rec []byte) []byte {
+	b := make([]byte, 0, revLen+len(rec))
+	return append(appendRev(b, r), rec...)
+}
+
+// splitLatest splits a 'k' entry's value into revision and record bytes.
+func splitLatest(v []byte) (Revision, []byte, error) {
+	if len(v) < revLen+1 {
+		return Revision{}, nil, fmt.Errorf("%w: bad latest entry", ErrCorrupt)
+	}
+	return parseRev(v), v[revLen:], nil
+}
+
 // historyValue is the value of a history entry: flags, then the user key.
 func historyValue(key []byte, tombstone bool) []byte {
 	b := make([]byte, 0, 1+len(key))

@@ -115,11 +115,12 @@ func (s *Store) DeleteRange(key, end []byte) (n, rev int64, err error) {
 	return n, rev, err
 }
 
-// pendingKey is the state of a key written in the current transaction.
+// pendingKey is the state of a key touched by the current transaction.
 type pendingKey struct {
-	rec record
-	rev Revision
-	pre *mvccpb.KeyValue // state before the transaction, for prev_kv
+	exists bool   // the key has a latest entry (live or tombstone)
+	rec    record // its latest version
+	rev    Revision
+	pre    *mvccpb.KeyValue // live state before the transaction, for prev_kv
 }
 
 // WriteTxn applies many changes at one revision, atomically. Only one write
@@ -164,18 +165,35 @@ func (tw *WriteTxn) current(key []byte) (*pendingKey, error) {
 	if pk, ok := tw.pending[string(key)]; ok {
 		return pk, nil
 	}
-	rec, mod, ok, err := latest(tw.s.be, key, tw.beginRev, true)
+	pk := &pendingKey{}
+	mod, raw, ok, err := versionAt(tw.s.be, key, tw.beginRev)
 	if err != nil {
 		return nil, err
 	}
-	pk := &pendingKey{rec: rec, rev: mod}
-	if ok && !rec.tombstone {
-		pk.pre = rec.kv(bytes.Clone(key), mod.Main)
+	if ok {
+		if pk.rec, err = decodeRecord(raw, true); err != nil {
+			return nil, err
+		}
+		pk.exists, pk.rev = true, mod
+		if !pk.rec.tombstone {
+			pk.pre = pk.rec.kv(bytes.Clone(key), mod.Main)
+		}
 	} else {
 		pk.rec = record{tombstone: true}
 	}
 	tw.pending[string(key)] = pk
 	return pk, nil
+}
+
+// supersede writes rec as key's latest version at rev, moving the previous
+// latest version (if any) to the older-versions space.
+func (tw *WriteTxn) supersede(key []byte, pk *pendingKey, rev Revision, rec record) {
+	if pk.exists {
+		tw.batch.Set(versionKey(key, pk.rev), pk.rec.encode())
+	}
+	tw.batch.Set(latestKey(key), latestValue(rev, rec.encode()))
+	tw.batch.Set(historyKey(rev), historyValue(key, rec.tombstone))
+	pk.exists, pk.rec, pk.rev = true, rec, rev
 }
 
 // Put writes key=value with the given lease (0 for none) and returns the
@@ -208,9 +226,7 @@ func (tw *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 		tw.batch.Set(leaseKey(lease, key), nil)
 	}
 	k := bytes.Clone(key)
-	tw.batch.Set(versionKey(k, rev), rec.encode())
-	tw.batch.Set(historyKey(rev), historyValue(k, false))
-	pk.rec, pk.rev = rec, rev
+	tw.supersede(k, pk, rev, rec)
 	ev := &mvccpb.Event{Type: mvccpb.PUT, Kv: rec.kv(k, rev.Main)}
 	if rec.version > 1 {
 		ev.PrevKv = pk.pre // etcd gives no prev_kv to create events
@@ -237,13 +253,11 @@ func (tw *WriteTxn) DeleteRange(key, end []byte) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		rev := tw.nextRev()
 		if pk.rec.lease != 0 {
 			tw.batch.Delete(leaseKey(pk.rec.lease, kv.Key))
 		}
-		tw.batch.Set(versionKey(kv.Key, rev), (&record{tombstone: true}).encode())
-		tw.batch.Set(historyKey(rev), historyValue(kv.Key, true))
-		pk.rec, pk.rev = record{tombstone: true}, rev
+		rev := tw.nextRev()
+		tw.supersede(kv.Key, pk, rev, record{tombstone: true})
 		tw.events = append(tw.events, &mvccpb.Event{
 			Type:   mvccpb.DELETE,
 			Kv:     &mvccpb.KeyValue{Key: kv.Key, ModRevision: rev.Main},

@@ -504,7 +504,7 @@ func readHistory(v view, from int64, maxRevs int) ([]*mvccpb.Event, int64, error
 			evs = append(evs, &mvccpb.Event{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: key, ModRevision: r.Main}})
 			continue
 		}
-		raw, err := v.snap.Get(versionKey(key, r))
+		raw, err := recordAt(v.snap, key, r)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -34,7 +34,7 @@ func TestConcurrentCompactionKeepsVisibleHistory(t *testing.T) {
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		tick := make(chan struct{}, 1) // the writer paces the compactor
-		wg.Go(func() { // writer
+		wg.Go(func() {                 // writer
 			defer close(stop)
 			rng := rand.New(rand.NewPCG(1, 1))
 			for i := range writes {

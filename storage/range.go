@@ -27,6 +27,11 @@ type RangeOptions struct {
 	MaxModRev    int64
 	MinCreateRev int64
 	MaxCreateRev int64
+	// NoTotalCount stops reading once Limit KVs (and the one more that
+	// sets More) are found, so Count only covers the keys read — etcd's
+	// WithTotalCount=false, used by RangeStream. Without a Limit it has
+	// no effect.
+	NoTotalCount bool
 }
 
 func (o RangeOptions) filtered() bool {
@@ -61,19 +66,20 @@ type collector struct {
 	res  RangeResult
 }
 
-// wants reports whether the next key that passes the filters would be
-// returned (or counts towards More).
+// full reports whether Limit KVs plus the one that sets More are collected.
 func (c *collector) full() bool {
 	return c.opts.Limit > 0 && int64(len(c.res.KVs)) > c.opts.Limit
 }
 
-// add visits one live key; build is called only if its KV is needed.
-func (c *collector) add(create, mod int64, build func(withValue bool) *mvccpb.KeyValue) {
+// add visits one live key; build is called only if its KV is needed. It
+// reports whether the walk should go on.
+func (c *collector) add(create, mod int64, build func(withValue bool) *mvccpb.KeyValue) bool {
 	c.res.Count++
 	if c.opts.CountOnly || c.full() || !c.opts.keep(create, mod) {
-		return
+		return true
 	}
 	c.res.KVs = append(c.res.KVs, build(!c.opts.KeysOnly))
+	return !(c.opts.NoTotalCount && c.full())
 }
 
 func (c *collector) result(rev int64) *RangeResult {
@@ -207,13 +213,12 @@ func rangeAt(r backend.Reader, key, end []byte, rev int64, opts RangeOptions) (*
 		if err != nil {
 			return false, err
 		}
-		c.add(rec.create, mod.Main, func(withValue bool) *mvccpb.KeyValue {
+		return c.add(rec.create, mod.Main, func(withValue bool) *mvccpb.KeyValue {
 			if withValue {
 				rec.value = append([]byte{}, raw[len(raw)-valueLen(raw):]...)
 			}
 			return rec.kv(bytes.Clone(ukey), mod.Main)
-		})
-		return true, nil
+		}), nil
 	})
 	if err != nil {
 		return nil, err

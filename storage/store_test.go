@@ -294,3 +294,20 @@ func TestBadInput(t *testing.T) {
 		require.Error(t, storage.Config{MaxKeyBytes: -1, WatchBatchMaxRevs: -2}.Validate())
 	})
 }
+
+func TestRangeNoTotalCount(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		s := newStore(t, e)
+		for _, k := range []string{"a", "b", "c", "d", "e"} {
+			put(t, s, k, "v")
+		}
+		res, err := s.Range([]byte("a"), []byte("z"), storage.RangeOptions{Limit: 2, NoTotalCount: true})
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", "b"}, keys(res))
+		require.True(t, res.More)
+		require.EqualValues(t, 3, res.Count, "only the keys read are counted")
+		res, err = s.Range([]byte("a"), []byte("z"), storage.RangeOptions{NoTotalCount: true})
+		require.NoError(t, err)
+		require.EqualValues(t, 5, res.Count, "without a limit every key is read")
+	})
+}

@@ -336,7 +336,7 @@ func (tw *WriteTxn) rangeAt(key, end []byte, rev int64, opts RangeOptions) (*Ran
 	sortKVs(kvs)
 	c := collector{opts: opts}
 	for _, kv := range kvs {
-		c.add(kv.CreateRevision, kv.ModRevision, func(withValue bool) *mvccpb.KeyValue {
+		if !c.add(kv.CreateRevision, kv.ModRevision, func(withValue bool) *mvccpb.KeyValue {
 			out := &mvccpb.KeyValue{
 				Key:            bytes.Clone(kv.Key),
 				CreateRevision: kv.CreateRevision,
@@ -348,7 +348,9 @@ func (tw *WriteTxn) rangeAt(key, end []byte, rev int64, opts RangeOptions) (*Ran
 				out.Value = bytes.Clone(kv.Value)
 			}
 			return out
-		})
+		}) {
+			break
+		}
 	}
 	return c.result(rev), nil
 }

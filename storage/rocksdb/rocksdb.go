@@ -270,14 +270,21 @@ func (b *Backend) Close() error {
 	}
 	b.open = map[closer]struct{}{}
 	b.openMu.Unlock()
-	err := b.db.FlushWAL(true)
+	// Flush memtables so the next Open need not replay the WAL.
+	fo := grocksdb.NewDefaultFlushOptions()
+	fo.SetWait(true)
+	err := b.db.Flush(fo)
+	fo.Destroy()
+	if err == nil {
+		err = b.db.FlushWAL(true)
+	}
 	b.db.Close()
 	b.ro.Destroy()
 	b.woSync.Destroy()
 	b.woNoSync.Destroy()
 	b.destroyOptions()
 	if err != nil {
-		return fmt.Errorf("rocksdb: sync wal on close: %w", err)
+		return fmt.Errorf("rocksdb: flush on close: %w", err)
 	}
 	return nil
 }

@@ -27,16 +27,20 @@
 // # Layout on the engine
 //
 // Nothing about the key space is held in memory, so opening a store is
-// O(1) and the data set is bounded by disk, not RAM. The engine holds four
+// O(1) and the data set is bounded by disk, not RAM. The engine holds five
 // key spaces distinguished by a one-byte prefix:
 //
-//	'k' escaped(key) 0x00 0x01 ^main ^sub   -> record (flags, create, version, lease, value)
-//	'h' main sub                           -> flags, key    (revision order: watch catch-up, HashKV, compaction)
-//	'l' lease key                          -> ""            (keys attached to a lease)
-//	'm' name                               -> meta (revision, consistent index, compaction state)
+//	'k' key                                -> main sub record   (latest version of each key)
+//	'v' escaped(key) 0x00 0x01 ^main ^sub   -> record            (older versions, newest first)
+//	'h' main sub                           -> flags key         (revision order: watch, HashKV, compaction)
+//	'l' lease key                          -> ""                (keys attached to a lease)
+//	'm' name                               -> meta              (revision, consistent index, compaction)
 //
-// Versions of one key sort newest first, so "latest version at or below
-// rev" is a single seek. See docs/design/001-storage-layout.md.
+// A record is flags, create_revision, version, lease and value. A read at
+// the current revision is one point Get (or one 'k' entry per key of a
+// range); a read in the past seeks the 'v' space once per key changed
+// since. Superseding a version moves it from 'k' to 'v' in the same atomic
+// batch. See docs/design/001-storage-layout.md.
 //
 // # Concurrency and durability
 //

@@ -319,6 +319,9 @@ func (st *watchState) move(w *watcher, to watcherState) {
 func (st *watchState) notify(rev int64, evs []*mvccpb.Event) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if len(st.syncedKey) == 0 && len(st.syncedRange) == 0 {
+		return
+	}
 	affected := map[*watcher]struct{}{}
 	for i := range evs {
 		for w := range st.syncedKey[string(evs[i].Kv.Key)] {

@@ -93,26 +93,20 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
-	if c.MaxKeyBytes == 0 {
-		c.MaxKeyBytes = d.MaxKeyBytes
-	}
-	if c.MaxValueBytes == 0 {
-		c.MaxValueBytes = d.MaxValueBytes
-	}
-	if c.CompactionBatchLimit == 0 {
-		c.CompactionBatchLimit = d.CompactionBatchLimit
-	}
-	if c.CompactionSleepInterval == 0 {
-		c.CompactionSleepInterval = d.CompactionSleepInterval
-	}
-	if c.WatchResyncInterval == 0 {
-		c.WatchResyncInterval = d.WatchResyncInterval
-	}
-	if c.WatchBatchMaxRevs == 0 {
-		c.WatchBatchMaxRevs = d.WatchBatchMaxRevs
-	}
-	if c.MaxWatchersPerSync == 0 {
-		c.MaxWatchersPerSync = d.MaxWatchersPerSync
-	}
+	setDefault(&c.MaxKeyBytes, d.MaxKeyBytes)
+	setDefault(&c.MaxValueBytes, d.MaxValueBytes)
+	setDefault(&c.CompactionBatchLimit, d.CompactionBatchLimit)
+	setDefault(&c.CompactionSleepInterval, d.CompactionSleepInterval)
+	setDefault(&c.WatchResyncInterval, d.WatchResyncInterval)
+	setDefault(&c.WatchBatchMaxRevs, d.WatchBatchMaxRevs)
+	setDefault(&c.MaxWatchersPerSync, d.MaxWatchersPerSync)
 	return c
+}
+
+// setDefault sets *field to def when it holds its zero value.
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
 }

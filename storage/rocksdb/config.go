@@ -91,42 +91,18 @@ func DefaultConfig() Config {
 // withDefaults returns a copy of c with zero fields filled in.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.BlockCacheBytes == 0 {
-		c.BlockCacheBytes = d.BlockCacheBytes
-	}
-	if c.WriteBufferBytes == 0 {
-		c.WriteBufferBytes = d.WriteBufferBytes
-	}
-	if c.MaxWriteBuffers == 0 {
-		c.MaxWriteBuffers = d.MaxWriteBuffers
-	}
-	if c.MaxBackgroundJobs == 0 {
-		c.MaxBackgroundJobs = d.MaxBackgroundJobs
-	}
-	if c.MaxOpenFiles == 0 {
-		c.MaxOpenFiles = d.MaxOpenFiles
-	}
-	if c.BloomBitsPerKey == 0 {
-		c.BloomBitsPerKey = d.BloomBitsPerKey
-	}
-	if c.BlockSizeBytes == 0 {
-		c.BlockSizeBytes = d.BlockSizeBytes
-	}
-	if c.Compression == "" {
-		c.Compression = d.Compression
-	}
-	if c.BottommostCompression == "" {
-		c.BottommostCompression = d.BottommostCompression
-	}
-	if c.MaxTotalWALBytes == 0 {
-		c.MaxTotalWALBytes = d.MaxTotalWALBytes
-	}
-	if c.BytesPerSync == 0 {
-		c.BytesPerSync = d.BytesPerSync
-	}
-	if c.InfoLogLevel == "" {
-		c.InfoLogLevel = d.InfoLogLevel
-	}
+	setDefault(&c.BlockCacheBytes, d.BlockCacheBytes)
+	setDefault(&c.WriteBufferBytes, d.WriteBufferBytes)
+	setDefault(&c.MaxWriteBuffers, d.MaxWriteBuffers)
+	setDefault(&c.MaxBackgroundJobs, d.MaxBackgroundJobs)
+	setDefault(&c.MaxOpenFiles, d.MaxOpenFiles)
+	setDefault(&c.BloomBitsPerKey, d.BloomBitsPerKey)
+	setDefault(&c.BlockSizeBytes, d.BlockSizeBytes)
+	setDefault(&c.Compression, d.Compression)
+	setDefault(&c.BottommostCompression, d.BottommostCompression)
+	setDefault(&c.MaxTotalWALBytes, d.MaxTotalWALBytes)
+	setDefault(&c.BytesPerSync, d.BytesPerSync)
+	setDefault(&c.InfoLogLevel, d.InfoLogLevel)
 	return c
 }
 
@@ -168,4 +144,12 @@ func (c Config) Validate() error {
 		bad("rocksdb: InfoLogLevel must be one of debug, info, warn, error, fatal, got %q", c.InfoLogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// setDefault sets *field to def when it holds its zero value.
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
 }

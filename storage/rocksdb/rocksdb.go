@@ -407,3 +407,13 @@ func (w *batch) Close() {
 		w.wb = nil
 	}
 }
+
+// Property returns a RocksDB property, such as "rocksdb.stats".
+func (b *Backend) Property(name string) string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ""
+	}
+	return b.db.GetProperty(name)
+}

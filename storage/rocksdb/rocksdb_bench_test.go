@@ -79,3 +79,20 @@ func BenchmarkBackend_Commit(b *testing.B) {
 		i++
 	}
 }
+
+func BenchmarkBackend_Commit100(b *testing.B) {
+	be := benchBackend(b)
+	b.ReportAllocs()
+	i := 0
+	val := make([]byte, 256)
+	for b.Loop() {
+		wb := be.NewBatch()
+		for range 100 {
+			wb.Set(fmt.Appendf(nil, "key-%08d", i%100000), val)
+			i++
+		}
+		if err := wb.Commit(false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

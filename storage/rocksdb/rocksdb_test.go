@@ -50,3 +50,11 @@ func TestConfigValidate(t *testing.T) {
 	_, err = rocksdb.Open(t.TempDir(), rocksdb.Config{Compression: "gzip"})
 	require.Error(t, err)
 }
+
+func TestProperty(t *testing.T) {
+	b, err := rocksdb.Open(t.TempDir(), rocksdb.Config{})
+	require.NoError(t, err)
+	require.Contains(t, b.Property("rocksdb.stats"), "Cumulative writes")
+	require.NoError(t, b.Close())
+	require.Empty(t, b.Property("rocksdb.stats"), "closed")
+}

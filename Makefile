@@ -15,6 +15,7 @@ RACE      ?= -race
 TESTFLAGS ?= -short
 COUNT     ?= 10
 BENCH     ?= .
+FUZZTIME  ?= 30s
 BIN       := $(CURDIR)/bin
 DATA_DIR  ?= $(CURDIR)/default.metastore
 
@@ -40,7 +41,7 @@ build: deps ## build every module (binaries go to bin/)
 	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo
 
 .PHONY: run
-run: build ## start MetaStore locally (until the server lands: the storage demo on $(DATA_DIR))
+run: build ## start MetaStore locally (until the server lands: the storage demo on ./default.metastore)
 	$(BIN)/storage-demo --data-dir $(DATA_DIR)
 
 .PHONY: test
@@ -53,6 +54,15 @@ test: deps ## run every module's tests (-race -short)
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)
 	@$(MAKE) test TESTFLAGS=
+
+.PHONY: fuzz
+fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
+	@for m in $(MODULES); do \
+		(cd $$m && for pkg in $$($(GO) list ./...); do \
+			for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+				echo "==> $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			done; done) || exit 1; \
+	done
 
 .PHONY: verify
 verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work ## gofmt, vet, go mod tidy, dependency directions, go.work

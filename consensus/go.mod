@@ -1,0 +1,15 @@
+module github.com/metastore/metastore/consensus
+
+go 1.26
+
+require (
+	github.com/stretchr/testify v1.12.1
+	go.etcd.io/raft/v3 v3.7.0
+	go.uber.org/zap v1.28.0
+	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	go.uber.org/multierr v1.10.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

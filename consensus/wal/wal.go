@@ -1,0 +1,473 @@
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Record types.
+const (
+	typeEntry     byte = 1
+	typeHardState byte = 2
+	typeSnapshot  byte = 3
+)
+
+const (
+	headerLen = 9
+	// maxRecordBytes bounds one record; anything larger is corruption.
+	maxRecordBytes = 256 << 20
+	// DefaultSegmentBytes is the size after which a new segment starts.
+	DefaultSegmentBytes = 64 << 20
+)
+
+var (
+	// ErrCorrupt is returned by Open when a record other than the torn tail
+	// of the last segment fails its checks.
+	ErrCorrupt = errors.New("wal: corrupt record")
+	// ErrClosed is returned by calls after Close.
+	ErrClosed = errors.New("wal: closed")
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// State is what a WAL replays on Open: the latest snapshot marker and hard
+// state, and the entries after the snapshot, in index order.
+type State struct {
+	Snapshot  *raftpb.SnapshotMetadata
+	HardState *raftpb.HardState
+	Entries   []*raftpb.Entry
+}
+
+// Options tune a WAL.
+type Options struct {
+	// Logger receives warnings about torn tails; nil means none.
+	Logger *zap.Logger
+	// SegmentBytes is the size at which a new segment starts.
+	// Default DefaultSegmentBytes.
+	SegmentBytes int64
+}
+
+// WAL is an open write-ahead log. Its methods are safe for concurrent use,
+// but the node drives it from one goroutine.
+type WAL struct {
+	dir  string
+	opts Options
+	lg   *zap.Logger
+
+	mu       sync.Mutex
+	f        *os.File
+	bw       *bufio.Writer
+	size     int64 // bytes in the current segment
+	seq      uint64
+	segments []segment // every segment on disk, oldest first
+	lastIdx  uint64    // index of the last entry written
+	snap     *raftpb.SnapshotMetadata
+	hs       *raftpb.HardState
+	dirty    bool // bytes written since the last Sync
+	syncs    uint64
+	closed   bool
+}
+
+type segment struct {
+	seq   uint64
+	first uint64 // index of the first entry it may hold
+	name  string
+}
+
+func segmentName(seq, first uint64) string { return fmt.Sprintf("%016x-%016x.wal", seq, first) }
+
+func parseSegmentName(name string) (segment, bool) {
+	var s segment
+	if !strings.HasSuffix(name, ".wal") {
+		return s, false
+	}
+	if _, err := fmt.Sscanf(name, "%016x-%016x.wal", &s.seq, &s.first); err != nil {
+		return s, false
+	}
+	s.name = name
+	return s, true
+}
+
+// Open opens the WAL in dir, creating it if needed, and replays it.
+func Open(dir string, opts Options) (*WAL, *State, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("wal: create %q: %w", dir, err)
+	}
+	w := &WAL{dir: dir, opts: opts, lg: opts.Logger}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: read dir: %w", err)
+	}
+	for _, de := range names {
+		if s, ok := parseSegmentName(de.Name()); ok {
+			w.segments = append(w.segments, s)
+		}
+	}
+	sort.Slice(w.segments, func(i, j int) bool { return w.segments[i].seq < w.segments[j].seq })
+	st := &State{Snapshot: &raftpb.SnapshotMetadata{}, HardState: &raftpb.HardState{}}
+	for i, s := range w.segments {
+		if err := w.replay(s, i == len(w.segments)-1, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(st.Entries) > 0 && st.Entries[0].GetIndex() != st.Snapshot.GetIndex()+1 {
+		return nil, nil, fmt.Errorf("%w: log starts at %d but the snapshot ends at %d",
+			ErrCorrupt, st.Entries[0].GetIndex(), st.Snapshot.GetIndex())
+	}
+	w.snap, w.hs = st.Snapshot, st.HardState
+	w.lastIdx = st.Snapshot.GetIndex()
+	if n := len(st.Entries); n > 0 {
+		w.lastIdx = st.Entries[n-1].GetIndex()
+	}
+	if len(w.segments) == 0 {
+		if err := w.cut(); err != nil {
+			return nil, nil, err
+		}
+	} else if err := w.openTail(); err != nil {
+		return nil, nil, err
+	}
+	return w, st, nil
+}
+
+// replay reads one segment into st. A bad record in the last segment is a
+// torn write: the file is truncated there.
+func (w *WAL) replay(s segment, last bool, st *State) error {
+	path := filepath.Join(w.dir, s.name)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("wal: open segment: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var off int64
+	for {
+		typ, payload, n, err := readRecord(r)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if !last {
+				return fmt.Errorf("%w: segment %s offset %d: %v", ErrCorrupt, s.name, off, err)
+			}
+			w.lg.Warn("truncating torn wal tail", zap.String("path", path), zap.Int64("offset", off), zap.Error(err))
+			if terr := os.Truncate(path, off); terr != nil {
+				return fmt.Errorf("wal: truncate torn tail: %w", terr)
+			}
+			return nil
+		}
+		if err := apply(st, typ, payload); err != nil {
+			return fmt.Errorf("%w: segment %s offset %d: %v", ErrCorrupt, s.name, off, err)
+		}
+		off += n
+	}
+}
+
+// apply folds one record into st.
+func apply(st *State, typ byte, payload []byte) error {
+	switch typ {
+	case typeEntry:
+		e := &raftpb.Entry{}
+		if err := proto.Unmarshal(payload, e); err != nil {
+			return err
+		}
+		idx := e.GetIndex()
+		if idx <= st.Snapshot.GetIndex() {
+			return nil // covered by the snapshot
+		}
+		if len(st.Entries) == 0 {
+			// The first entry kept; segments before it may have been
+			// released, and a later snapshot marker trims what it covers.
+			st.Entries = append(st.Entries, e)
+			break
+		}
+		first := st.Entries[0].GetIndex()
+		if idx < first || idx > first+uint64(len(st.Entries)) {
+			return fmt.Errorf("entry %d out of sequence (have %d..%d)", idx, first, first+uint64(len(st.Entries))-1)
+		}
+		// A later write at an index replaces the tail from there on.
+		st.Entries = append(st.Entries[:idx-first], e)
+	case typeHardState:
+		hs := &raftpb.HardState{}
+		if err := proto.Unmarshal(payload, hs); err != nil {
+			return err
+		}
+		st.HardState = hs
+	case typeSnapshot:
+		m := &raftpb.SnapshotMetadata{}
+		if err := proto.Unmarshal(payload, m); err != nil {
+			return err
+		}
+		if m.GetIndex() <= st.Snapshot.GetIndex() {
+			return nil // an older marker repeated at a segment start
+		}
+		st.Snapshot = m
+		keep := st.Entries[:0]
+		for _, e := range st.Entries {
+			if e.GetIndex() > m.GetIndex() {
+				keep = append(keep, e)
+			}
+		}
+		st.Entries = keep
+		if len(keep) > 0 && keep[0].GetIndex() != m.GetIndex()+1 {
+			st.Entries = nil // a gap after the snapshot: raft will resend
+		}
+	default:
+		return fmt.Errorf("unknown record type %d", typ)
+	}
+	return nil
+}
+
+// readRecord reads one record and returns its size on disk.
+func readRecord(r *bufio.Reader) (typ byte, payload []byte, n int64, err error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if err == io.EOF {
+			return 0, nil, 0, io.EOF
+		}
+		return 0, nil, 0, fmt.Errorf("short header: %w", err)
+	}
+	length := binary.LittleEndian.Uint32(h[0:4])
+	sum := binary.LittleEndian.Uint32(h[4:8])
+	typ = h[8]
+	if length > maxRecordBytes {
+		return 0, nil, 0, fmt.Errorf("record length %d", length)
+	}
+	payload = make([]byte, length)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, 0, fmt.Errorf("short payload: %w", err)
+	}
+	crc := crc32.Update(crc32.Checksum([]byte{typ}, crcTable), crcTable, payload)
+	if crc != sum {
+		return 0, nil, 0, fmt.Errorf("checksum mismatch")
+	}
+	return typ, payload, int64(headerLen) + int64(length), nil
+}
+
+func (w *WAL) openTail() error {
+	s := w.segments[len(w.segments)-1]
+	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: open tail: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("wal: stat tail: %w", err)
+	}
+	w.f, w.bw, w.size, w.seq = f, bufio.NewWriterSize(f, 1<<20), info.Size(), s.seq
+	return nil
+}
+
+// cut starts a new segment, beginning it with the current snapshot marker
+// and hard state, and makes it durable (file and directory entry).
+func (w *WAL) cut() error {
+	if w.f != nil {
+		if err := w.syncLocked(); err != nil {
+			return err
+		}
+		if err := w.f.Close(); err != nil {
+			return fmt.Errorf("wal: close segment: %w", err)
+		}
+	}
+	if len(w.segments) > 0 {
+		w.seq = w.segments[len(w.segments)-1].seq + 1
+	}
+	s := segment{seq: w.seq, first: w.lastIdx + 1, name: segmentName(w.seq, w.lastIdx+1)}
+	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: create segment: %w", err)
+	}
+	w.f, w.bw, w.size = f, bufio.NewWriterSize(f, 1<<20), 0
+	w.segments = append(w.segments, s)
+	if w.snap != nil {
+		if err := w.write(typeSnapshot, w.snap); err != nil {
+			return err
+		}
+	}
+	if w.hs != nil {
+		if err := w.write(typeHardState, w.hs); err != nil {
+			return err
+		}
+	}
+	if err := w.syncLocked(); err != nil {
+		return err
+	}
+	return syncDir(w.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: open dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("wal: sync dir: %w", err)
+	}
+	return nil
+}
+
+// write appends one record to the buffer.
+func (w *WAL) write(typ byte, m proto.Message) error {
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("wal: marshal: %w", err)
+	}
+	var h [headerLen]byte
+	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[4:8], crc32.Update(crc32.Checksum([]byte{typ}, crcTable), crcTable, payload))
+	h[8] = typ
+	if _, err := w.bw.Write(h[:]); err != nil {
+		return fmt.Errorf("wal: write: %w", err)
+	}
+	if _, err := w.bw.Write(payload); err != nil {
+		return fmt.Errorf("wal: write: %w", err)
+	}
+	w.size += int64(headerLen + len(payload))
+	w.dirty = true
+	return nil
+}
+
+// Save appends entries and, if not empty, the hard state. Nothing is
+// durable until Sync. Entries must continue the log (an index at or below
+// the last one replaces the tail from there, as Raft requires).
+func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	for _, e := range ents {
+		if err := w.write(typeEntry, e); err != nil {
+			return err
+		}
+		w.lastIdx = e.GetIndex()
+	}
+	if hs != nil && (hs.GetTerm() != 0 || hs.GetVote() != 0 || hs.GetCommit() != 0) {
+		if err := w.write(typeHardState, hs); err != nil {
+			return err
+		}
+		w.hs = proto.Clone(hs).(*raftpb.HardState)
+	}
+	if w.size >= w.opts.SegmentBytes {
+		return w.cut()
+	}
+	return nil
+}
+
+// SaveSnapshot records that a snapshot covers the log up to m's index.
+// Entries up to that index are no longer replayed.
+func (w *WAL) SaveSnapshot(m *raftpb.SnapshotMetadata) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if err := w.write(typeSnapshot, m); err != nil {
+		return err
+	}
+	if m.GetIndex() >= w.snap.GetIndex() {
+		w.snap = proto.Clone(m).(*raftpb.SnapshotMetadata)
+	}
+	if m.GetIndex() > w.lastIdx {
+		w.lastIdx = m.GetIndex()
+	}
+	return nil
+}
+
+// Sync makes everything written so far durable with one fsync. It is a
+// no-op when nothing was written since the last Sync.
+func (w *WAL) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	return w.syncLocked()
+}
+
+func (w *WAL) syncLocked() error {
+	if !w.dirty {
+		return nil
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("wal: flush: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync: %w", err)
+	}
+	w.dirty = false
+	w.syncs++
+	return nil
+}
+
+// Syncs returns the number of fsyncs issued so far, for metrics.
+func (w *WAL) Syncs() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.syncs
+}
+
+// ReleaseTo deletes segments that hold only entries below index and no
+// snapshot marker newer than the latest one. The node calls it after a
+// snapshot at index is durable in the state machine.
+func (w *WAL) ReleaseTo(index uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	index = min(index, w.snap.GetIndex())
+	// Segment i may go when segment i+1 starts at or below index: every
+	// entry of i is then below index, and i+1 begins with the snapshot
+	// marker and hard state current at its creation.
+	drop := 0
+	for drop+1 < len(w.segments) && w.segments[drop+1].first <= index {
+		drop++
+	}
+	for _, s := range w.segments[:drop] {
+		if err := os.Remove(filepath.Join(w.dir, s.name)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("wal: release: %w", err)
+		}
+	}
+	w.segments = slices.Delete(w.segments, 0, drop)
+	if drop > 0 {
+		return syncDir(w.dir)
+	}
+	return nil
+}
+
+// Close syncs and closes the WAL.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	w.closed = true
+	err := w.syncLocked()
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("wal: close: %w", cerr)
+	}
+	return err
+}

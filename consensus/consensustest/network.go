@@ -1,0 +1,133 @@
+package consensustest
+
+import (
+	"context"
+	"sync"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// Stepper receives messages; *consensus.Node implements it.
+type Stepper interface {
+	Step(ctx context.Context, m *raftpb.Message) error
+}
+
+// Network delivers Raft messages between registered nodes in memory. Links
+// can be cut per direction; a node can be isolated. Delivery is
+// asynchronous (one inbox goroutine per node), as on a real network.
+type Network struct {
+	mu      sync.Mutex
+	inboxes map[uint64]*inbox
+	cut     map[[2]uint64]bool // from, to
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+type inbox struct {
+	ch   chan *raftpb.Message
+	node Stepper
+	stop chan struct{}
+}
+
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	return &Network{inboxes: map[uint64]*inbox{}, cut: map[[2]uint64]bool{}}
+}
+
+// Register attaches node as the receiver for id, replacing an earlier one.
+func (nw *Network) Register(id uint64, node Stepper) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if old := nw.inboxes[id]; old != nil {
+		close(old.stop)
+	}
+	in := &inbox{ch: make(chan *raftpb.Message, 8192), node: node, stop: make(chan struct{})}
+	nw.inboxes[id] = in
+	nw.wg.Add(1)
+	go func() {
+		defer nw.wg.Done()
+		for {
+			select {
+			case <-in.stop:
+				return
+			case m := <-in.ch:
+				_ = in.node.Step(context.Background(), m)
+			}
+		}
+	}()
+}
+
+// Unregister detaches id: messages to it are dropped.
+func (nw *Network) Unregister(id uint64) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if in := nw.inboxes[id]; in != nil {
+		close(in.stop)
+		delete(nw.inboxes, id)
+	}
+}
+
+// Transport returns the transport node id sends through.
+func (nw *Network) Transport(id uint64) *Transport { return &Transport{nw: nw, from: id} }
+
+// Cut drops every message from one node to another (one direction).
+func (nw *Network) Cut(from, to uint64) {
+	nw.mu.Lock()
+	nw.cut[[2]uint64{from, to}] = true
+	nw.mu.Unlock()
+}
+
+// Isolate cuts every link to and from id.
+func (nw *Network) Isolate(id uint64, others ...uint64) {
+	for _, o := range others {
+		if o != id {
+			nw.Cut(id, o)
+			nw.Cut(o, id)
+		}
+	}
+}
+
+// Heal restores every link.
+func (nw *Network) Heal() {
+	nw.mu.Lock()
+	nw.cut = map[[2]uint64]bool{}
+	nw.mu.Unlock()
+}
+
+// Close stops every inbox.
+func (nw *Network) Close() {
+	nw.mu.Lock()
+	for id, in := range nw.inboxes {
+		close(in.stop)
+		delete(nw.inboxes, id)
+	}
+	nw.stopped = true
+	nw.mu.Unlock()
+	nw.wg.Wait()
+}
+
+func (nw *Network) send(from uint64, msgs []*raftpb.Message) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	for _, m := range msgs {
+		to := m.GetTo()
+		in := nw.inboxes[to]
+		if in == nil || nw.cut[[2]uint64{from, to}] {
+			continue
+		}
+		select {
+		case in.ch <- m:
+		default: // inbox full: dropped, Raft retries
+		}
+	}
+}
+
+// Transport is one node's view of the Network; it implements
+// consensus.Transport.
+type Transport struct {
+	nw   *Network
+	from uint64
+}
+
+// Send delivers msgs asynchronously.
+func (t *Transport) Send(msgs []*raftpb.Message) { t.nw.send(t.from, msgs) }

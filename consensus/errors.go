@@ -1,0 +1,23 @@
+package consensus
+
+import "errors"
+
+// Errors returned to proposers and readers. The server maps them to etcd's
+// rpctypes errors (no leader, leader changed, request timed out, …).
+var (
+	// ErrStopped is returned after Stop.
+	ErrStopped = errors.New("consensus: node stopped")
+	// ErrNoLeader is returned when the node knows no leader to serve the
+	// request.
+	ErrNoLeader = errors.New("consensus: no leader")
+	// ErrTimeout is returned when the request did not complete in time.
+	ErrTimeout = errors.New("consensus: request timed out")
+	// ErrTimeoutLeaderFail is returned when the request timed out after the
+	// leader changed or was lost while it waited.
+	ErrTimeoutLeaderFail = errors.New("consensus: request timed out, possibly due to previous leader failure")
+	// ErrLeaderChanged is returned by ReadIndex when leadership changed
+	// during the read round.
+	ErrLeaderChanged = errors.New("consensus: leader changed")
+	// ErrRemoved is returned once this node was removed from the cluster.
+	ErrRemoved = errors.New("consensus: node removed from the cluster")
+)

@@ -1,0 +1,51 @@
+package consensus
+
+import "go.etcd.io/raft/v3/raftpb"
+
+// StateMachine is what the node applies committed entries to. The node
+// calls it from one goroutine, in log order.
+type StateMachine interface {
+	// AppliedIndex returns the index of the last entry whose effects the
+	// state machine holds (after a restart: what it recovered). The node
+	// replays the log from there.
+	AppliedIndex() uint64
+	// Apply applies one committed proposal payload at index and returns
+	// the result handed to its proposer (if it was proposed here).
+	Apply(index, term uint64, data []byte) any
+	// ApplyConfChange records a committed membership change; state is the
+	// configuration after it.
+	ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState)
+	// Snapshot returns the state as of AppliedIndex, serialized.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with a snapshot taken at index.
+	Restore(index, term uint64, data []byte) error
+}
+
+// DurableIndexer is an optional StateMachine ability: the index up to which
+// applied state survives a crash. Log compaction never passes it. State
+// machines without it are treated as durable up to AppliedIndex.
+type DurableIndexer interface {
+	DurableIndex() uint64
+}
+
+// Transport carries Raft messages to peers. Send must not block on the
+// network; a message that cannot be delivered may be dropped (Raft
+// retries). Received messages are handed to Node.Step.
+type Transport interface {
+	Send(msgs []*raftpb.Message)
+}
+
+// PeerManager is an optional Transport ability told about membership
+// changes (context is the member's Peer.Context).
+type PeerManager interface {
+	AddPeer(id uint64, context []byte)
+	RemovePeer(id uint64)
+}
+
+// SnapshotReporter is an optional Transport ability: transports that send
+// snapshots asynchronously report the outcome with Node.ReportSnapshot
+// themselves. Transports without it are assumed to deliver MsgSnap
+// synchronously, and the node reports success right after Send.
+type SnapshotReporter interface {
+	ReportsSnapshots() bool
+}

@@ -1,0 +1,441 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/consensus/wal"
+)
+
+// idLen is the length of the proposal ID prefixed to every payload this
+// node proposes: the proposing node's ID and a counter.
+const idLen = 16
+
+// Node is a running Raft member. Its methods are safe for concurrent use.
+type Node struct {
+	cfg Config
+	lg  *zap.Logger
+	id  uint64
+
+	rn      raft.Node
+	storage *raft.MemoryStorage
+	wal     *wal.WAL
+	snaps   *snapshotter
+	sm      StateMachine
+	tr      Transport
+
+	lead      atomic.Uint64
+	term      atomic.Uint64
+	removed   atomic.Bool
+	readyN    atomic.Uint64 // Ready batches handled
+	entriesN  atomic.Uint64 // entries appended to the log
+	committed atomic.Uint64 // proposals of this node applied
+
+	mu         sync.Mutex // guards the fields below
+	applied    uint64
+	appliedCh  chan struct{} // closed and replaced when applied moves
+	leadCh     chan struct{} // closed and replaced when the leader changes
+	confState  *raftpb.ConfState
+	snapIndex  uint64
+	waiters    map[uint64]chan any
+	nextPropID uint64
+
+	read readBatcher
+
+	stopc chan struct{}
+	donec chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Start opens (or creates) the node's log in cfg.Dir, restores the state
+// machine from the latest snapshot if it is behind, and starts the node.
+func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	lg := cfg.Logger.With(zap.String("member-id", fmt.Sprintf("%x", cfg.ID)))
+	w, st, err := wal.Open(filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: lg, SegmentBytes: cfg.WALSegmentBytes})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg: cfg, lg: lg, id: cfg.ID,
+		storage:    raft.NewMemoryStorage(),
+		wal:        w,
+		snaps:      &snapshotter{dir: filepath.Join(cfg.Dir, "snap")},
+		sm:         sm,
+		tr:         tr,
+		appliedCh:  make(chan struct{}),
+		leadCh:     make(chan struct{}),
+		confState:  &raftpb.ConfState{},
+		waiters:    map[uint64]chan any{},
+		nextPropID: uint64(time.Now().UnixNano()),
+		stopc:      make(chan struct{}),
+		donec:      make(chan struct{}),
+	}
+	n.read.init()
+	fresh := st.Snapshot.GetIndex() == 0 && len(st.Entries) == 0 && raft.IsEmptyHardState(st.HardState)
+	if err := n.restore(st); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rc := &raft.Config{
+		ID:              cfg.ID,
+		ElectionTick:    cfg.ElectionTicks,
+		HeartbeatTick:   cfg.HeartbeatTicks,
+		Storage:         n.storage,
+		Applied:         n.applied,
+		MaxSizePerMsg:   cfg.MaxSizePerMsg,
+		MaxInflightMsgs: cfg.MaxInflightMsgs,
+		CheckQuorum:     true,
+		PreVote:         true,
+		Logger:          newRaftLogger(lg),
+		// Membership changes are checked by the caller (etcd's
+		// --strict-reconfig-check); raft's own check stays on.
+		MaxUncommittedEntriesSize: 1 << 30,
+		StepDownOnRemoval:         true,
+	}
+	switch {
+	case fresh && !cfg.Join:
+		if len(cfg.Peers) == 0 {
+			w.Close()
+			return nil, errors.New("consensus: a new cluster needs Peers (or Join)")
+		}
+		peers := make([]raft.Peer, len(cfg.Peers))
+		for i, p := range cfg.Peers {
+			peers[i] = raft.Peer{ID: p.ID, Context: p.Context}
+			if pm, ok := tr.(PeerManager); ok && p.ID != cfg.ID {
+				pm.AddPeer(p.ID, p.Context)
+			}
+		}
+		n.rn = raft.StartNode(rc, peers)
+	default:
+		n.rn = raft.RestartNode(rc)
+	}
+	lg.Info("starting raft node", zap.Uint64("raft-index", n.applied), zap.Bool("fresh", fresh))
+	n.wg.Add(2)
+	go n.run()
+	go n.readLoop()
+	return n, nil
+}
+
+// restore loads the WAL state into memory storage and brings the state
+// machine up to the latest snapshot if it is behind it.
+func (n *Node) restore(st *wal.State) error {
+	if m := st.Snapshot; m.GetIndex() > 0 {
+		snap, err := n.snaps.load(m.GetTerm(), m.GetIndex())
+		if err != nil {
+			return fmt.Errorf("consensus: snapshot %d named by the wal: %w", m.GetIndex(), err)
+		}
+		if err := n.storage.ApplySnapshot(snap); err != nil {
+			return err
+		}
+		n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
+		n.snapIndex = m.GetIndex()
+		if n.sm.AppliedIndex() < m.GetIndex() {
+			if err := n.sm.Restore(m.GetIndex(), m.GetTerm(), snap.GetData()); err != nil {
+				return fmt.Errorf("consensus: restore state machine: %w", err)
+			}
+		}
+	}
+	if !raft.IsEmptyHardState(st.HardState) {
+		if err := n.storage.SetHardState(st.HardState); err != nil {
+			return err
+		}
+	}
+	if err := n.storage.Append(st.Entries); err != nil {
+		return err
+	}
+	n.applied = max(n.sm.AppliedIndex(), n.snapIndex)
+	if c := st.HardState.GetCommit(); n.applied > c && c > 0 {
+		// The state machine is ahead of what the log says is committed:
+		// only possible if the log lost synced data.
+		return fmt.Errorf("consensus: state machine applied %d but the log commits only %d", n.applied, c)
+	}
+	return nil
+}
+
+// Stop stops the node and closes its log. Pending requests fail with
+// ErrStopped.
+func (n *Node) Stop() {
+	n.once.Do(func() {
+		close(n.stopc)
+		n.rn.Stop()
+		n.wg.Wait()
+		if err := n.wal.Close(); err != nil {
+			n.lg.Warn("failed to close wal", zap.Error(err))
+		}
+		close(n.donec)
+	})
+}
+
+// Done is closed once the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.donec }
+
+// ID returns this node's Raft ID.
+func (n *Node) ID() uint64 { return n.id }
+
+// Leader returns the current leader's ID, 0 if none is known.
+func (n *Node) Leader() uint64 { return n.lead.Load() }
+
+// Term returns the current term.
+func (n *Node) Term() uint64 { return n.term.Load() }
+
+// Tick advances the logical clock by one tick (for Config.TickInterval < 0).
+func (n *Node) Tick() { n.rn.Tick() }
+
+// Campaign makes this node start an election now.
+func (n *Node) Campaign(ctx context.Context) error { return n.rn.Campaign(ctx) }
+
+// Step hands a message received from a peer to Raft.
+func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
+	if n.removed.Load() {
+		return ErrRemoved
+	}
+	return n.rn.Step(ctx, m)
+}
+
+// ReportUnreachable tells Raft that a peer could not be reached.
+func (n *Node) ReportUnreachable(id uint64) { n.rn.ReportUnreachable(id) }
+
+// ReportSnapshot tells Raft whether a snapshot reached a peer.
+func (n *Node) ReportSnapshot(id uint64, ok bool) {
+	status := raft.SnapshotFinish
+	if !ok {
+		status = raft.SnapshotFailure
+	}
+	n.rn.ReportSnapshot(id, status)
+}
+
+// AppliedIndex returns the index of the last applied entry.
+func (n *Node) AppliedIndex() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.applied
+}
+
+// WaitApplied waits until the entry at index is applied.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		n.mu.Lock()
+		applied, ch := n.applied, n.appliedCh
+		n.mu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
+}
+
+// Propose replicates data and returns the result of applying it, once it
+// is committed and applied here. It fails fast with ErrNoLeader when no
+// leader is known; with ctx's error, ErrTimeout or ErrTimeoutLeaderFail
+// when it did not complete in time.
+func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
+	if n.removed.Load() {
+		return nil, ErrRemoved
+	}
+	if n.lead.Load() == raft.None {
+		return nil, ErrNoLeader
+	}
+	id, ch := n.register()
+	buf := make([]byte, idLen, idLen+len(data))
+	binary.BigEndian.PutUint64(buf, n.id)
+	binary.BigEndian.PutUint64(buf[8:], id)
+	buf = append(buf, data...)
+	startTerm, startLead := n.term.Load(), n.lead.Load()
+	if err := n.rn.Propose(ctx, buf); err != nil {
+		n.unregister(id)
+		return nil, n.mapErr(ctx, err, startTerm, startLead)
+	}
+	select {
+	case res := <-ch:
+		n.committed.Add(1)
+		return res, nil
+	case <-ctx.Done():
+		n.unregister(id)
+		return nil, n.mapErr(ctx, ctx.Err(), startTerm, startLead)
+	case <-n.stopc:
+		n.unregister(id)
+		return nil, ErrStopped
+	}
+}
+
+// mapErr turns a failed wait into the error etcd would report.
+func (n *Node) mapErr(ctx context.Context, err error, term, lead uint64) error {
+	switch {
+	case errors.Is(err, raft.ErrStopped):
+		return ErrStopped
+	case errors.Is(err, raft.ErrProposalDropped):
+		if n.lead.Load() == raft.None {
+			return ErrNoLeader
+		}
+		return ErrTimeoutLeaderFail
+	case errors.Is(err, context.DeadlineExceeded):
+		if n.term.Load() != term || n.lead.Load() != lead {
+			return ErrTimeoutLeaderFail
+		}
+		return ErrTimeout
+	}
+	return err
+}
+
+func (n *Node) register() (uint64, chan any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nextPropID++
+	ch := make(chan any, 1)
+	n.waiters[n.nextPropID] = ch
+	return n.nextPropID, ch
+}
+
+func (n *Node) unregister(id uint64) {
+	n.mu.Lock()
+	delete(n.waiters, id)
+	n.mu.Unlock()
+}
+
+func (n *Node) trigger(id uint64, res any) {
+	n.mu.Lock()
+	ch, ok := n.waiters[id]
+	delete(n.waiters, id)
+	n.mu.Unlock()
+	if ok {
+		ch <- res
+	}
+}
+
+// ProposeConfChange proposes a membership change and waits until it is
+// applied here. context in the change is opaque member data.
+func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
+	if n.removed.Load() {
+		return ErrRemoved
+	}
+	if n.lead.Load() == raft.None {
+		return ErrNoLeader
+	}
+	v2 := proto.Clone(cc.AsV2()).(*raftpb.ConfChangeV2)
+	id, ch := n.register()
+	tag := make([]byte, idLen, idLen+len(v2.Context))
+	binary.BigEndian.PutUint64(tag, n.id)
+	binary.BigEndian.PutUint64(tag[8:], id)
+	v2.Context = append(tag, v2.Context...)
+	startTerm, startLead := n.term.Load(), n.lead.Load()
+	if err := n.rn.ProposeConfChange(ctx, v2); err != nil {
+		n.unregister(id)
+		return n.mapErr(ctx, err, startTerm, startLead)
+	}
+	select {
+	case res := <-ch:
+		if err, ok := res.(error); ok {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		n.unregister(id)
+		return n.mapErr(ctx, ctx.Err(), startTerm, startLead)
+	case <-n.stopc:
+		n.unregister(id)
+		return ErrStopped
+	}
+}
+
+// TransferLeadership asks the current leader to hand leadership to
+// transferee and waits until it has it.
+func (n *Node) TransferLeadership(ctx context.Context, transferee uint64) error {
+	if n.lead.Load() == raft.None {
+		return ErrNoLeader
+	}
+	for {
+		n.mu.Lock()
+		ch := n.leadCh
+		n.mu.Unlock()
+		lead := n.lead.Load()
+		if lead == transferee {
+			return nil
+		}
+		if lead != raft.None {
+			// Repeated while the transfer is pending: raft ignores a
+			// duplicate, and a lost request is retried.
+			n.rn.TransferLeadership(ctx, lead, transferee)
+		}
+		select {
+		case <-ch:
+		case <-time.After(n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks)):
+		case <-ctx.Done():
+			return n.mapErr(ctx, ctx.Err(), 0, 0)
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
+}
+
+// PeerStatus is the leader's view of one peer's replication.
+type PeerStatus struct {
+	Match, Next  uint64
+	State        string
+	IsLearner    bool
+	RecentActive bool
+}
+
+// Status is a snapshot of the node's Raft state.
+type Status struct {
+	ID, Lead, Term, Vote, Commit, Applied uint64
+	RaftState                             string
+	IsLearner                             bool
+	Voters, Learners                      []uint64
+	// Progress is only filled on the leader.
+	Progress map[uint64]PeerStatus
+	// ReadyBatches, LogEntries, Fsyncs and ProposalsApplied are counters
+	// since start: Fsyncs/ReadyBatches shows group commit at work.
+	ReadyBatches, LogEntries, Fsyncs, ProposalsApplied uint64
+	// ReadRounds counts ReadIndex rounds; ReadIndex calls share them.
+	ReadRounds uint64
+}
+
+// Status returns the node's current state.
+func (n *Node) Status() Status {
+	rs := n.rn.Status()
+	n.mu.Lock()
+	cs := proto.Clone(n.confState).(*raftpb.ConfState)
+	applied := n.applied
+	n.mu.Unlock()
+	s := Status{
+		ID: rs.ID, Lead: rs.Lead, Term: rs.HardState.GetTerm(), Vote: rs.HardState.GetVote(),
+		Commit: rs.HardState.GetCommit(), Applied: applied, RaftState: rs.RaftState.String(),
+		Voters: cs.GetVoters(), Learners: cs.GetLearners(),
+		ReadyBatches: n.readyN.Load(), LogEntries: n.entriesN.Load(), Fsyncs: n.wal.Syncs(),
+		ProposalsApplied: n.committed.Load(), ReadRounds: n.read.rounds.Load(),
+	}
+	for _, l := range cs.GetLearners() {
+		if l == n.id {
+			s.IsLearner = true
+		}
+	}
+	if len(rs.Progress) > 0 {
+		s.Progress = map[uint64]PeerStatus{}
+		for id, pr := range rs.Progress {
+			s.Progress[id] = PeerStatus{Match: pr.Match, Next: pr.Next, State: pr.State.String(), IsLearner: pr.IsLearner, RecentActive: pr.RecentActive}
+		}
+	}
+	return s
+}

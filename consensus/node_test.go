@@ -1,0 +1,248 @@
+package consensus_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/consensus"
+	"github.com/metastore/metastore/consensus/consensustest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func propose(t *testing.T, n *consensus.Node, data string) uint64 {
+	t.Helper()
+	res, err := n.Propose(ctx(t), []byte(data))
+	require.NoError(t, err)
+	return res.(uint64)
+}
+
+func TestSingleNodeRestartKeepsLog(t *testing.T) {
+	c := consensustest.NewCluster(t, 1, consensustest.Options{})
+	c.WaitLeader(ctx(t))
+	m := c.Members[1]
+	var last uint64
+	for i := range 20 {
+		last = propose(t, m.Node, fmt.Sprintf("k%d=v%d", i, i))
+	}
+	require.Equal(t, 20, m.SM.Len())
+	st := m.Node.Status()
+	require.EqualValues(t, 1, st.Lead)
+	require.LessOrEqual(t, st.Fsyncs, st.ReadyBatches, "at most one fsync per Ready batch")
+
+	c.Stop(1)
+	c.Restart(1) // the in-memory state machine starts empty: the log replays
+	c.WaitLeader(ctx(t))
+	require.NoError(t, m.Node.WaitApplied(ctx(t), last))
+	require.Equal(t, 20, m.SM.Len())
+	v, _ := m.SM.Get("k19")
+	require.Equal(t, "v19", v)
+	require.Greater(t, propose(t, m.Node, "after=restart"), last)
+}
+
+func TestReplicationAndFollowerProposals(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	var idx uint64
+	for id := uint64(1); id <= 3; id++ { // followers forward proposals
+		idx = propose(t, c.Members[id].Node, fmt.Sprintf("from%d=x", id))
+	}
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+	for id := uint64(1); id <= 3; id++ {
+		require.Equal(t, c.Members[lead].SM.Copy(), c.Members[id].SM.Copy())
+	}
+	st := c.Members[lead].Node.Status()
+	require.Equal(t, "StateLeader", st.RaftState)
+	require.Len(t, st.Progress, 3)
+	require.ElementsMatch(t, []uint64{1, 2, 3}, st.Voters)
+}
+
+func TestLeaderIsolationAndCatchUp(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	old := c.WaitLeader(ctx(t))
+	propose(t, c.Members[old].Node, "before=1")
+	c.Net.Isolate(old, 1, 2, 3)
+	var rest []uint64
+	for id := uint64(1); id <= 3; id++ {
+		if id != old {
+			rest = append(rest, id)
+		}
+	}
+	var lead uint64
+	require.Eventually(t, func() bool {
+		a, b := c.Members[rest[0]].Node.Leader(), c.Members[rest[1]].Node.Leader()
+		lead = a
+		return a == b && a != 0 && a != old
+	}, 10*time.Second, 5*time.Millisecond, "the majority elects a new leader")
+	var idx uint64
+	for i := range 10 {
+		idx = propose(t, c.Members[lead].Node, fmt.Sprintf("during%d=x", i))
+	}
+	// The isolated old leader cannot commit anything.
+	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := c.Members[old].Node.Propose(short, []byte("lost=1"))
+	require.Error(t, err)
+	c.Net.Heal()
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+	require.Equal(t, c.Members[lead].SM.Log, c.Members[old].SM.Log, "logs are identical after healing")
+	_, ok := c.Members[lead].SM.Get("lost")
+	require.False(t, ok)
+}
+
+func TestNoLeaderError(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	follower := lead%3 + 1
+	c.Net.Isolate(follower, 1, 2, 3)
+	require.Eventually(t, func() bool { return c.Members[follower].Node.Leader() == 0 }, 10*time.Second, 10*time.Millisecond)
+	_, err := c.Members[follower].Node.Propose(ctx(t), []byte("x=1"))
+	require.ErrorIs(t, err, consensus.ErrNoLeader)
+	_, err = c.Members[follower].Node.ReadIndex(ctx(t))
+	require.ErrorIs(t, err, consensus.ErrNoLeader)
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{SnapshotCount: 50, CatchUp: 10})
+	lead := c.WaitLeader(ctx(t))
+	lagging := lead%3 + 1
+	c.Stop(lagging)
+	var idx uint64
+	for i := range 300 {
+		idx = propose(t, c.Members[lead].Node, fmt.Sprintf("k%d=%d", i, i))
+	}
+	c.Restart(lagging)
+	c.WaitApplied(ctx(t), idx, lagging)
+	m := c.Members[lagging]
+	require.Positive(t, m.SM.Restores, "the follower caught up from a snapshot")
+	require.Equal(t, c.Members[lead].SM.Copy(), m.SM.Copy())
+
+	// The leader itself restarts from its snapshot plus the log tail.
+	c.Stop(lead)
+	c.Restart(lead)
+	c.WaitApplied(ctx(t), idx, lead)
+	require.Equal(t, 300, c.Members[lead].SM.Len())
+}
+
+func TestReadIndexIsLinearizableAndBatched(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	follower := lead%3 + 1
+	idx := propose(t, c.Members[lead].Node, "x=1")
+	got, err := c.Members[follower].Node.ReadIndex(ctx(t))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, got, idx)
+	v, ok := c.Members[follower].SM.Get("x")
+	require.True(t, ok, "ReadIndex returns once the write is applied locally")
+	require.Equal(t, "1", v)
+
+	before := c.Members[follower].Node.Status().ReadRounds
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			_, err := c.Members[follower].Node.ReadIndex(ctx(t))
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	rounds := c.Members[follower].Node.Status().ReadRounds - before
+	require.Less(t, rounds, uint64(200), "concurrent readers share rounds")
+	t.Logf("200 concurrent reads took %d ReadIndex rounds", rounds)
+}
+
+func TestLearnerPromoteRemove(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	ln := c.Members[lead].Node
+	idx := propose(t, ln, "a=1")
+
+	c.AddMember(4)
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(4)},
+	}, Context: []byte("m4")}))
+	require.NoError(t, c.Members[4].Node.WaitApplied(ctx(t), idx))
+	st := ln.Status()
+	require.Contains(t, st.Learners, uint64(4))
+	require.True(t, st.Progress[4].IsLearner)
+	require.Eventually(t, func() bool { return ln.Status().Progress[4].Match >= idx }, 10*time.Second, 10*time.Millisecond,
+		"the learner catches up, visible in the leader's progress")
+
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)},
+	}}))
+	require.Contains(t, ln.Status().Voters, uint64(4))
+	require.ElementsMatch(t, []uint64{1, 2, 3, 4}, c.Members[lead].SM.Members)
+
+	victim := lead%3 + 1
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(victim)},
+	}}))
+	require.NotContains(t, ln.Status().Voters, victim)
+	idx = propose(t, ln, "after=remove")
+	var others []uint64
+	for id := uint64(1); id <= 4; id++ {
+		if id != victim {
+			others = append(others, id)
+		}
+	}
+	c.WaitApplied(ctx(t), idx, others...)
+	require.Eventually(t, func() bool {
+		_, err := c.Members[victim].Node.Propose(ctx(t), []byte("x=1"))
+		return err == consensus.ErrRemoved
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestTransferLeadership(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	target := lead%3 + 1
+	propose(t, c.Members[lead].Node, "x=1")
+	require.NoError(t, c.Members[lead].Node.TransferLeadership(ctx(t), target))
+	require.Equal(t, target, c.WaitLeader(ctx(t)))
+	propose(t, c.Members[target].Node, "y=2")
+}
+
+func TestWholeClusterRestart(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{SnapshotCount: 40, CatchUp: 5})
+	lead := c.WaitLeader(ctx(t))
+	var idx uint64
+	for i := range 100 {
+		idx = propose(t, c.Members[lead].Node, fmt.Sprintf("k%d=%d", i, i))
+	}
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+	for id := uint64(1); id <= 3; id++ {
+		c.Stop(id)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		c.Restart(id)
+	}
+	lead = c.WaitLeader(ctx(t))
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+	for id := uint64(1); id <= 3; id++ {
+		require.Equal(t, 100, c.Members[id].SM.Len(), "member %d", id)
+	}
+	propose(t, c.Members[lead].Node, "after=restart")
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := consensus.Config{ElectionTicks: 1, HeartbeatTicks: 1, Join: true, Peers: []consensus.Peer{{ID: 0}}}.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"ID must not be 0", "Dir is required", "peer ID", "exclusive", "ElectionTicks (1)"} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.NoError(t, consensus.Config{ID: 1, Dir: "x"}.Validate())
+}

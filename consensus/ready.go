@@ -1,0 +1,293 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// run is the Ready loop; see the package documentation for its steps.
+func (n *Node) run() {
+	defer n.wg.Done()
+	var tick <-chan time.Time
+	if n.cfg.TickInterval > 0 {
+		t := time.NewTicker(n.cfg.TickInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case <-tick:
+			n.rn.Tick()
+		case rd := <-n.rn.Ready():
+			if err := n.handle(rd); err != nil {
+				// A node that cannot persist must not keep voting or acking.
+				n.lg.Error("failed to handle raft ready; stopping", zap.Error(err))
+				go n.Stop()
+				return
+			}
+			n.rn.Advance()
+		}
+	}
+}
+
+// handle processes one Ready. The only fsync is the WAL Sync in step 2.
+func (n *Node) handle(rd raft.Ready) error {
+	n.readyN.Add(1)
+	if rd.SoftState != nil {
+		n.setLeader(rd.SoftState.Lead)
+	}
+	if rd.HardState != nil {
+		n.term.Store(rd.HardState.GetTerm())
+	}
+	if len(rd.ReadStates) > 0 {
+		n.read.deliver(rd.ReadStates)
+	}
+	snap := rd.Snapshot
+	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
+	if hasSnap {
+		if err := n.snaps.save(snap); err != nil {
+			return err
+		}
+		if err := n.wal.SaveSnapshot(snap.GetMetadata()); err != nil {
+			return err
+		}
+	}
+	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
+		return err
+	}
+	if rd.MustSync || hasSnap {
+		if err := n.wal.Sync(); err != nil {
+			return err
+		}
+	}
+	if hasSnap {
+		if err := n.applySnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.storage.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if err := n.storage.Append(rd.Entries); err != nil {
+		return err
+	}
+	n.entriesN.Add(uint64(len(rd.Entries)))
+	n.send(rd.Messages)
+	if err := n.apply(rd.CommittedEntries); err != nil {
+		return err
+	}
+	return n.maybeSnapshot()
+}
+
+func (n *Node) setLeader(lead uint64) {
+	if n.lead.Swap(lead) == lead {
+		return
+	}
+	n.lg.Info("leader changed", zap.String("leader", toHex(lead)))
+	n.mu.Lock()
+	close(n.leadCh)
+	n.leadCh = make(chan struct{})
+	n.mu.Unlock()
+	n.read.leaderChanged()
+}
+
+func (n *Node) send(msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	if n.removed.Load() {
+		return
+	}
+	n.tr.Send(msgs)
+	if r, ok := n.tr.(SnapshotReporter); ok && r.ReportsSnapshots() {
+		return
+	}
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish)
+		}
+	}
+}
+
+// applySnapshot installs a snapshot received from the leader.
+func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
+	m := snap.GetMetadata()
+	if err := n.storage.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	if err := n.sm.Restore(m.GetIndex(), m.GetTerm(), snap.GetData()); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
+	n.snapIndex = m.GetIndex()
+	n.mu.Unlock()
+	n.setApplied(m.GetIndex())
+	n.lg.Info("applied snapshot", zap.Uint64("raft-index", m.GetIndex()), zap.Uint64("raft-term", m.GetTerm()))
+	return nil
+}
+
+func (n *Node) setApplied(index uint64) {
+	n.mu.Lock()
+	if index > n.applied {
+		n.applied = index
+		close(n.appliedCh)
+		n.appliedCh = make(chan struct{})
+	}
+	n.mu.Unlock()
+}
+
+// apply hands committed entries to the state machine in order.
+func (n *Node) apply(ents []*raftpb.Entry) error {
+	for _, e := range ents {
+		idx := e.GetIndex()
+		if idx <= n.AppliedIndex() {
+			continue // already in the state machine (replayed after restart)
+		}
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			data := e.GetData()
+			if len(data) < idLen {
+				break // the leader's empty entry at the start of a term
+			}
+			res := n.sm.Apply(idx, e.GetTerm(), data[idLen:])
+			if binary.BigEndian.Uint64(data) == n.id {
+				n.trigger(binary.BigEndian.Uint64(data[8:]), res)
+			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			if err := n.applyConfChange(e); err != nil {
+				return err
+			}
+		}
+		n.setApplied(idx)
+	}
+	return nil
+}
+
+func (n *Node) applyConfChange(e *raftpb.Entry) error {
+	var cc raftpb.ConfChangeI
+	if e.GetType() == raftpb.EntryConfChange {
+		v1 := &raftpb.ConfChange{}
+		if err := proto.Unmarshal(e.GetData(), v1); err != nil {
+			return err
+		}
+		cc = v1
+	} else {
+		v2 := &raftpb.ConfChangeV2{}
+		if err := proto.Unmarshal(e.GetData(), v2); err != nil {
+			return err
+		}
+		cc = v2
+	}
+	v2 := proto.Clone(cc.AsV2()).(*raftpb.ConfChangeV2)
+	var proposer, propID uint64
+	if ctx := v2.GetContext(); len(ctx) >= idLen && e.GetType() == raftpb.EntryConfChangeV2 {
+		proposer, propID = binary.BigEndian.Uint64(ctx), binary.BigEndian.Uint64(ctx[8:])
+		v2.Context = ctx[idLen:]
+	}
+	cs := n.rn.ApplyConfChange(cc)
+	n.mu.Lock()
+	n.confState = proto.Clone(cs).(*raftpb.ConfState)
+	n.mu.Unlock()
+	for _, ch := range v2.GetChanges() {
+		id := ch.GetNodeId()
+		switch ch.GetType() {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			if pm, ok := n.tr.(PeerManager); ok && id != n.id {
+				pm.AddPeer(id, v2.GetContext())
+			}
+		case raftpb.ConfChangeRemoveNode:
+			if id == n.id {
+				n.removed.Store(true)
+				n.lg.Warn("this member was removed from the cluster")
+			} else if pm, ok := n.tr.(PeerManager); ok {
+				pm.RemovePeer(id)
+			}
+		}
+	}
+	n.sm.ApplyConfChange(e.GetIndex(), e.GetTerm(), v2, cs)
+	if proposer == n.id {
+		n.trigger(propID, nil)
+	}
+	return nil
+}
+
+// maybeSnapshot snapshots the state machine and compacts the log every
+// SnapshotCount applied entries, keeping SnapshotCatchUpEntries and never
+// compacting past what the state machine has made durable.
+func (n *Node) maybeSnapshot() error {
+	n.mu.Lock()
+	applied, snapIndex := n.applied, n.snapIndex
+	cs := proto.Clone(n.confState).(*raftpb.ConfState)
+	n.mu.Unlock()
+	if applied-snapIndex < n.cfg.SnapshotCount {
+		return nil
+	}
+	durable := applied
+	if d, ok := n.sm.(DurableIndexer); ok {
+		durable = min(durable, d.DurableIndex())
+	}
+	if durable <= snapIndex {
+		return nil
+	}
+	data, err := n.sm.Snapshot()
+	if err != nil {
+		return err
+	}
+	// The state machine's snapshot is as of applied; raft's snapshot
+	// index must match it.
+	snap, err := n.storage.CreateSnapshot(applied, cs, data)
+	if err != nil {
+		return err
+	}
+	if err := n.snaps.save(snap); err != nil {
+		return err
+	}
+	if err := n.wal.SaveSnapshot(snap.GetMetadata()); err != nil {
+		return err
+	}
+	if err := n.wal.Sync(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.snapIndex = applied
+	n.mu.Unlock()
+	compactTo := uint64(1)
+	if durable > n.cfg.SnapshotCatchUpEntries {
+		compactTo = durable - n.cfg.SnapshotCatchUpEntries
+	}
+	if compactTo > 1 {
+		if err := n.storage.Compact(compactTo); err != nil && err != raft.ErrCompacted {
+			return err
+		}
+	}
+	if err := n.wal.ReleaseTo(min(compactTo, applied)); err != nil {
+		return err
+	}
+	n.lg.Info("saved snapshot and compacted log", zap.Uint64("raft-index", applied), zap.Uint64("compact-index", compactTo))
+	return nil
+}
+
+func toHex(id uint64) string {
+	const digits = "0123456789abcdef"
+	if id == 0 {
+		return "0"
+	}
+	var b [16]byte
+	i := len(b)
+	for id > 0 {
+		i--
+		b[i] = digits[id&0xf]
+		id >>= 4
+	}
+	return string(b[i:])
+}

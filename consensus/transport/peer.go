@@ -1,0 +1,223 @@
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// peer owns the outgoing streams to one member.
+type peer struct {
+	t     *Transport
+	id    uint64
+	addrs []string
+	queue chan *raftpb.Message
+
+	connected atomic.Bool
+	rtt       atomic.Int64
+	sent      atomic.Uint64
+	dropped   atomic.Uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	snapWG sync.WaitGroup
+}
+
+func newPeer(t *Transport, id uint64, addrs []string) *peer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &peer{t: t, id: id, addrs: addrs, queue: make(chan *raftpb.Message, t.cfg.QueueSize), ctx: ctx, cancel: cancel}
+}
+
+func (p *peer) stop() {
+	p.cancel()
+	p.snapWG.Wait()
+}
+
+func (p *peer) lg() *zap.Logger {
+	return p.t.lg.With(zap.String("remote-peer-id", toHex(p.id)))
+}
+
+// run keeps a stream open and drains the queue into it, reconnecting with
+// exponential backoff.
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if p.ctx.Err() != nil {
+			return
+		}
+		addr := ""
+		if len(p.addrs) > 0 {
+			addr = p.addrs[attempt%len(p.addrs)]
+		}
+		start := time.Now()
+		err := p.stream(addr)
+		p.connected.Store(false)
+		if p.ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			backoff = 50 * time.Millisecond // it was up for a while
+		}
+		p.lg().Debug("peer stream ended", zap.String("address", addr), zap.Error(err))
+		if h := p.t.h(); h != nil {
+			h.ReportUnreachable(p.id)
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+func (p *peer) stream(addr string) error {
+	cc, err := grpc.NewClient(addr, p.t.dialOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	cs, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, streamMethod)
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(wrapperspb.Bytes(hello(p.t.cfg.ClusterID, p.t.cfg.ID, p.id))); err != nil {
+		return err
+	}
+	p.connected.Store(true)
+	recvErr := make(chan error, 1)
+	go func() { // pongs
+		for {
+			in := &wrapperspb.BytesValue{}
+			if err := cs.RecvMsg(in); err != nil {
+				recvErr <- err
+				return
+			}
+			if f := in.GetValue(); len(f) == 9 && f[0] == framePong {
+				p.rtt.Store(time.Now().UnixNano() - int64(binary.BigEndian.Uint64(f[1:])))
+			}
+		}
+	}()
+	ping := time.NewTicker(time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			_ = cs.CloseSend()
+			return nil
+		case err := <-recvErr:
+			return err
+		case <-ping.C:
+			f := binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano()))
+			if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
+				return err
+			}
+		case m := <-p.queue:
+			batch := []*raftpb.Message{m}
+			size := proto.Size(m)
+		drain:
+			for size < maxBatchBytes {
+				select {
+				case m := <-p.queue:
+					batch = append(batch, m)
+					size += proto.Size(m)
+				default:
+					break drain
+				}
+			}
+			f, err := encodeBatch(batch)
+			if err != nil {
+				return err
+			}
+			if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
+				p.dropped.Add(uint64(len(batch)))
+				return err
+			}
+			p.sent.Add(uint64(len(batch)))
+		}
+	}
+}
+
+// sendSnapshot streams a MsgSnap in chunks on its own stream and reports
+// the outcome to the node.
+func (p *peer) sendSnapshot(m *raftpb.Message) {
+	p.snapWG.Add(1)
+	go func() {
+		defer p.snapWG.Done()
+		err := p.snapshot(m)
+		if h := p.t.h(); h != nil {
+			h.ReportSnapshot(p.id, err == nil)
+			if err != nil {
+				h.ReportUnreachable(p.id)
+			}
+		}
+		if err != nil {
+			p.lg().Warn("failed to send snapshot", zap.Error(err))
+		}
+	}()
+}
+
+func (p *peer) snapshot(m *raftpb.Message) error {
+	if len(p.addrs) == 0 {
+		return context.Canceled
+	}
+	cc, err := grpc.NewClient(p.addrs[0], p.t.dialOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cs, err := cc.NewStream(p.ctx, &grpc.StreamDesc{ClientStreams: true}, snapMethod)
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(wrapperspb.Bytes(hello(p.t.cfg.ClusterID, p.t.cfg.ID, p.id))); err != nil {
+		return err
+	}
+	head := proto.Clone(m).(*raftpb.Message)
+	data := head.GetSnapshot().GetData()
+	head.Snapshot.Data = nil
+	hb, err := proto.Marshal(head)
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, hb...))); err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n := min(len(data), chunkBytes)
+		if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, data[:n]...))); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	if err := cs.CloseSend(); err != nil {
+		return err
+	}
+	return cs.RecvMsg(&wrapperspb.BytesValue{})
+}
+
+func toHex(id uint64) string {
+	const digits = "0123456789abcdef"
+	if id == 0 {
+		return "0"
+	}
+	var b [16]byte
+	i := len(b)
+	for id > 0 {
+		i--
+		b[i] = digits[id&0xf]
+		id >>= 4
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,107 @@
+package transport_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/consensus/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sink records what a transport delivers.
+type sink struct {
+	mu          sync.Mutex
+	msgs        []*raftpb.Message
+	snaps       map[uint64]bool
+	unreachable int
+}
+
+func (s *sink) Step(_ context.Context, m *raftpb.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, m)
+	return nil
+}
+func (s *sink) ReportUnreachable(uint64) { s.mu.Lock(); s.unreachable++; s.mu.Unlock() }
+func (s *sink) ReportSnapshot(id uint64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snaps == nil {
+		s.snaps = map[uint64]bool{}
+	}
+	s.snaps[id] = ok
+}
+func (s *sink) count() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.msgs) }
+
+// serve starts a transport for member id of cluster on a loopback port.
+func serve(t *testing.T, id, cluster uint64) (*transport.Transport, *sink, string) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	tr := transport.New(transport.Config{ID: id, ClusterID: cluster, Logger: zaptest.NewLogger(t)})
+	s := &sink{}
+	tr.SetHandler(s)
+	srv := grpc.NewServer()
+	tr.Register(srv)
+	go srv.Serve(lis)
+	t.Cleanup(func() { tr.Close(); srv.Stop() })
+	return tr, s, lis.Addr().String()
+}
+
+func msg(from, to uint64, typ raftpb.MessageType) *raftpb.Message {
+	return &raftpb.Message{From: proto.Uint64(from), To: proto.Uint64(to), Type: typ.Enum(), Term: proto.Uint64(1)}
+}
+
+func TestDeliversBatchesAndSnapshots(t *testing.T) {
+	a, aSink, _ := serve(t, 1, 7)
+	_, bSink, bAddr := serve(t, 2, 7)
+	a.AddPeer(2, []byte("http://"+bAddr))
+	var batch []*raftpb.Message
+	for range 500 {
+		batch = append(batch, msg(1, 2, raftpb.MsgApp))
+	}
+	a.Send(batch)
+	require.Eventually(t, func() bool { return bSink.count() == 500 }, 10*time.Second, 5*time.Millisecond)
+
+	data := make([]byte, 3<<20+17) // several chunks
+	for i := range data {
+		data[i] = byte(i)
+	}
+	snap := msg(1, 2, raftpb.MsgSnap)
+	snap.Snapshot = &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(9), Term: proto.Uint64(1)}}
+	a.Send([]*raftpb.Message{snap})
+	require.Eventually(t, func() bool { return bSink.count() == 501 }, 10*time.Second, 5*time.Millisecond)
+	bSink.mu.Lock()
+	got := bSink.msgs[500]
+	bSink.mu.Unlock()
+	require.Equal(t, data, got.GetSnapshot().GetData(), "snapshot reassembled from chunks")
+	require.EqualValues(t, 9, got.GetSnapshot().GetMetadata().GetIndex())
+	require.Eventually(t, func() bool { aSink.mu.Lock(); defer aSink.mu.Unlock(); return aSink.snaps[2] }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Stats()[2].RTT > 0 }, 5*time.Second, 10*time.Millisecond, "round trip measured")
+}
+
+func TestRejectsOtherClusterAndRemovedMembers(t *testing.T) {
+	a, aSink, _ := serve(t, 1, 7)
+	_, bSink, bAddr := serve(t, 2, 8) // another cluster
+	a.AddPeer(2, []byte(bAddr))
+	a.Send([]*raftpb.Message{msg(1, 2, raftpb.MsgHeartbeat)})
+	require.Eventually(t, func() bool { aSink.mu.Lock(); defer aSink.mu.Unlock(); return aSink.unreachable > 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Zero(t, bSink.count(), "a member of another cluster is refused")
+
+	c, _, _ := serve(t, 3, 7)
+	d, dSink, dAddr := serve(t, 4, 7)
+	c.AddPeer(4, []byte(dAddr))
+	d.RemovePeer(3) // 4 learns that 3 was removed
+	c.Send([]*raftpb.Message{msg(3, 4, raftpb.MsgHeartbeat)})
+	require.Never(t, func() bool { return dSink.count() > 0 }, 300*time.Millisecond, 20*time.Millisecond, "messages from a removed member are ignored")
+}

@@ -121,9 +121,6 @@ func (c *grpcCluster) leader(ctx context.Context, not uint64, ids ...uint64) uin
 // real fsyncs, writes under load, stops the leader mid-load, and checks that
 // every acknowledged write is applied everywhere once it is back.
 func TestGRPCClusterSurvivesLeaderLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real multi-node cluster; runs without -short")
-	}
 	c := newGRPCCluster(t, 3)
 	lead := c.leader(ctx(t), 0, 1, 2, 3)
 

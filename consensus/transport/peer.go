@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
+
+const (
+	// pingInterval is how often a stream is pinged to measure RTT and
+	// prove the stream alive.
+	pingInterval = 250 * time.Millisecond
+	// deadAfter is how long without a pong makes a stream dead.
+	deadAfter = 2 * time.Second
+)
+
+var errStalled = errors.New("transport: peer stream stalled (no pong)")
 
 // peer owns the outgoing streams to one member.
 type peer struct {
@@ -96,6 +107,8 @@ func (p *peer) stream(addr string) error {
 		return err
 	}
 	p.connected.Store(true)
+	var lastPong atomic.Int64
+	lastPong.Store(time.Now().UnixNano())
 	recvErr := make(chan error, 1)
 	go func() { // pongs
 		for {
@@ -105,11 +118,13 @@ func (p *peer) stream(addr string) error {
 				return
 			}
 			if f := in.GetValue(); len(f) == 9 && f[0] == framePong {
-				p.rtt.Store(time.Now().UnixNano() - int64(binary.BigEndian.Uint64(f[1:])))
+				now := time.Now().UnixNano()
+				p.rtt.Store(now - int64(binary.BigEndian.Uint64(f[1:])))
+				lastPong.Store(now)
 			}
 		}
 	}()
-	ping := time.NewTicker(time.Second)
+	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	for {
 		select {
@@ -119,6 +134,12 @@ func (p *peer) stream(addr string) error {
 		case err := <-recvErr:
 			return err
 		case <-ping.C:
+			// A stream whose pongs stopped is dead even if gRPC has not
+			// noticed (a peer that restarted behind the same address):
+			// tear it down and dial again.
+			if time.Since(time.Unix(0, lastPong.Load())) > deadAfter {
+				return errStalled
+			}
 			f := binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano()))
 			if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
 				return err

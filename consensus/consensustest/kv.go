@@ -10,24 +10,25 @@ import (
 
 // KV is a tiny state machine for tests: payloads are "key=value"; Apply
 // stores them and returns the entry's index. It records every applied
-// payload in order, so tests can compare logs across members.
+// payload in order, so tests can compare logs across members. It is safe
+// for concurrent use.
 type KV struct {
 	mu       sync.Mutex
-	Data     map[string]string
-	Applied  uint64
-	Log      []string // payloads applied, in order, since the last restore
-	Restores int      // how many snapshots were restored
-	Members  []uint64 // voters after the last conf change
+	data     map[string]string
+	applied  uint64
+	log      []string // payloads applied, in order, since the last restore
+	restores int      // how many snapshots were restored
+	members  []uint64 // voters after the last conf change
 }
 
 // NewKV returns an empty KV.
-func NewKV() *KV { return &KV{Data: map[string]string{}} }
+func NewKV() *KV { return &KV{data: map[string]string{}} }
 
 // AppliedIndex implements consensus.StateMachine.
 func (k *KV) AppliedIndex() uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.Applied
+	return k.applied
 }
 
 // Apply implements consensus.StateMachine.
@@ -35,10 +36,10 @@ func (k *KV) Apply(index, term uint64, data []byte) any {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if key, val, ok := strings.Cut(string(data), "="); ok {
-		k.Data[key] = val
+		k.data[key] = val
 	}
-	k.Log = append(k.Log, string(data))
-	k.Applied = index
+	k.log = append(k.log, string(data))
+	k.applied = index
 	return index
 }
 
@@ -46,8 +47,8 @@ func (k *KV) Apply(index, term uint64, data []byte) any {
 func (k *KV) ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Members = append([]uint64(nil), state.GetVoters()...)
-	k.Applied = index
+	k.members = append([]uint64(nil), state.GetVoters()...)
+	k.applied = index
 }
 
 type kvSnapshot struct {
@@ -59,7 +60,7 @@ type kvSnapshot struct {
 func (k *KV) Snapshot() ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return json.Marshal(kvSnapshot{Data: k.Data, Applied: k.Applied})
+	return json.Marshal(kvSnapshot{Data: k.data, Applied: k.applied})
 }
 
 // Restore implements consensus.StateMachine.
@@ -70,19 +71,40 @@ func (k *KV) Restore(index, term uint64, data []byte) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Data, k.Applied, k.Log = s.Data, index, nil
-	if k.Data == nil {
-		k.Data = map[string]string{}
+	k.data, k.applied, k.log = s.Data, index, nil
+	if k.data == nil {
+		k.data = map[string]string{}
 	}
-	k.Restores++
+	k.restores++
 	return nil
+}
+
+// Log returns the payloads applied since the last restore, in order.
+func (k *KV) Log() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.log...)
+}
+
+// Members returns the voters after the last applied conf change.
+func (k *KV) Members() []uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]uint64(nil), k.members...)
+}
+
+// Restores returns how many snapshots were restored since creation.
+func (k *KV) Restores() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.restores
 }
 
 // Get returns the value of key.
 func (k *KV) Get(key string) (string, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	v, ok := k.Data[key]
+	v, ok := k.data[key]
 	return v, ok
 }
 
@@ -90,15 +112,15 @@ func (k *KV) Get(key string) (string, bool) {
 func (k *KV) Len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return len(k.Data)
+	return len(k.data)
 }
 
 // Copy returns a copy of the data.
 func (k *KV) Copy() map[string]string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make(map[string]string, len(k.Data))
-	for key, v := range k.Data {
+	out := make(map[string]string, len(k.data))
+	for key, v := range k.data {
 		out[key] = v
 	}
 	return out

@@ -231,7 +231,7 @@ func TestProcessClusterSIGKILL(t *testing.T) {
 	for follower == newLead {
 		follower++
 	}
-	kill(children[follower]) // SIGKILL a follower under load
+	kill(children[follower])     // SIGKILL a follower under load
 	waitAcks(count.Load() + 600) // far behind: past SnapshotCount + catch-up
 	start(children[follower])
 	require.Eventually(t, func() bool {

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/consensus/consensustest"
@@ -30,6 +32,7 @@ type grpcMember struct {
 	node *consensus.Node
 	sm   *consensustest.KV
 	live atomic.Pointer[consensus.Node] // for the load goroutines
+	join bool                           // joins an existing cluster
 }
 
 type grpcCluster struct {
@@ -78,7 +81,7 @@ func (c *grpcCluster) start(m *grpcMember, peers []consensus.Peer) {
 	go m.srv.Serve(m.lis)
 	m.sm = consensustest.NewKV()
 	n, err := consensus.Start(consensus.Config{
-		ID: m.id, Dir: m.dir, Peers: peers, TickInterval: 20 * time.Millisecond,
+		ID: m.id, Dir: m.dir, Peers: peers, Join: m.join, TickInterval: 20 * time.Millisecond,
 		SnapshotCount: 200, SnapshotCatchUpEntries: 20, Logger: lg,
 	}, m.sm, m.tr)
 	require.NoError(c.t, err)
@@ -196,4 +199,55 @@ func TestGRPCClusterSurvivesLeaderLoss(t *testing.T) {
 		t.Logf("peer %d: %+v", id, s)
 	}
 	t.Logf("%d writes acknowledged", len(acked))
+}
+
+// TestGRPCMembershipAndTransfer adds a learner over gRPC, promotes it once
+// it has caught up, hands it the leadership and removes the old leader.
+func TestGRPCMembershipAndTransfer(t *testing.T) {
+	c := newGRPCCluster(t, 3)
+	lead := c.leader(ctx(t), 0, 1, 2, 3)
+	ln := c.members[lead].node
+	var idx uint64
+	for i := range 50 {
+		idx = propose(t, ln, fmt.Sprintf("k%d=v", i))
+	}
+
+	// A fourth member starts empty and waits to be contacted.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m4 := &grpcMember{id: 4, dir: filepath.Join(t.TempDir(), "4"), lis: lis, addr: lis.Addr().String(), join: true}
+	c.members[4] = m4
+	c.peers = append(c.peers, consensus.Peer{ID: 4, Context: []byte(m4.addr)})
+	c.start(m4, nil)
+	require.Zero(t, m4.node.Leader(), "a joining member waits to be contacted")
+
+	add := func(typ raftpb.ConfChangeType) {
+		require.NoError(t, c.members[lead].node.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{
+			Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: proto.Uint64(4)}},
+			Context: []byte(m4.addr),
+		}))
+	}
+	add(raftpb.ConfChangeAddLearnerNode)
+	require.Eventually(t, func() bool {
+		pr, ok := c.members[lead].node.Status().Progress[4]
+		return ok && pr.IsLearner && pr.Match >= idx
+	}, 20*time.Second, 10*time.Millisecond, "the learner catches up before promotion")
+	add(raftpb.ConfChangeAddNode)
+	require.Contains(t, c.members[lead].node.Status().Voters, uint64(4))
+
+	require.NoError(t, c.members[lead].node.TransferLeadership(ctx(t), 4))
+	require.Equal(t, uint64(4), c.leader(ctx(t), 0, 4))
+
+	old := lead
+	require.NoError(t, m4.node.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{
+		Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(old)}},
+	}))
+	require.NotContains(t, m4.node.Status().Voters, old)
+	idx = propose(t, m4.node, "after=remove")
+	for id := uint64(1); id <= 4; id++ {
+		if id != old {
+			require.NoError(t, c.members[id].node.WaitApplied(ctx(t), idx))
+			require.Equal(t, 51, c.members[id].sm.Len(), "member %d", id)
+		}
+	}
 }

@@ -249,3 +249,33 @@ func TestConfigValidate(t *testing.T) {
 	}
 	require.NoError(t, consensus.Config{ID: 1, Dir: "x"}.Validate())
 }
+
+// TestManualTicksDecideElections turns the clocks off: nobody campaigns
+// until the test ticks one member past its election timeout.
+func TestManualTicksDecideElections(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{ManualTick: true})
+	for id := uint64(1); id <= 3; id++ {
+		require.Zero(t, c.Members[id].Node.Leader(), "no election without ticks")
+	}
+	c.Tick(2*10, 2) // twice the election timeout, on member 2 only
+	require.Equal(t, uint64(2), c.WaitLeader(ctx(t)))
+	idx := propose(t, c.Members[2].Node, "x=1") // commits without further ticks
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+}
+
+// TestDelayAndDrop commits through a slow link and a lossy one.
+func TestDelayAndDrop(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	slow, lossy := lead%3+1, (lead+1)%3+1
+	c.Net.Delay(lead, slow, 30*time.Millisecond)
+	c.Net.Drop(lead, lossy, 0.3)
+	c.Net.Drop(lossy, lead, 0.3)
+	var idx uint64
+	for i := range 30 {
+		idx = propose(t, c.Members[lead].Node, fmt.Sprintf("k%d=v", i))
+	}
+	c.WaitApplied(ctx(t), idx, 1, 2, 3)
+	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[slow].SM.Copy())
+	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[lossy].SM.Copy())
+}

@@ -36,6 +36,9 @@ type Options struct {
 	Tick time.Duration
 	// SnapshotCount and CatchUp configure log compaction.
 	SnapshotCount, CatchUp uint64
+	// ManualTick turns the clocks off: time advances only through Tick,
+	// so elections and heartbeats happen when the test says.
+	ManualTick bool
 }
 
 // NewCluster starts size members with IDs 1..size.
@@ -45,6 +48,9 @@ func NewCluster(tb testing.TB, size int, opts Options) *Cluster {
 		opts.Tick = 10 * time.Millisecond
 	}
 	c := &Cluster{tb: tb, Net: NewNetwork(), Members: map[uint64]*Member{}}
+	if opts.ManualTick {
+		opts.Tick = -1
+	}
 	c.base = consensus.Config{
 		TickInterval:           opts.Tick,
 		ElectionTicks:          10,
@@ -98,6 +104,15 @@ func (c *Cluster) AddMember(id uint64) *Member {
 	c.Members[id] = m
 	c.start(m, nil, true)
 	return m
+}
+
+// Tick advances the clock of each member in ids by n ticks.
+func (c *Cluster) Tick(n int, ids ...uint64) {
+	for range n {
+		for _, id := range ids {
+			c.Members[id].Node.Tick()
+		}
+	}
 }
 
 // Close stops every member and the network.

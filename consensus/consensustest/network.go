@@ -2,7 +2,9 @@ package consensustest
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -18,7 +20,10 @@ type Stepper interface {
 type Network struct {
 	mu      sync.Mutex
 	inboxes map[uint64]*inbox
-	cut     map[[2]uint64]bool // from, to
+	cut     map[[2]uint64]bool          // from, to
+	delay   map[[2]uint64]time.Duration // from, to
+	drop    map[[2]uint64]float64       // from, to: probability
+	rng     *rand.Rand
 	stopped bool
 	wg      sync.WaitGroup
 }
@@ -31,7 +36,11 @@ type inbox struct {
 
 // NewNetwork returns an empty network.
 func NewNetwork() *Network {
-	return &Network{inboxes: map[uint64]*inbox{}, cut: map[[2]uint64]bool{}}
+	return &Network{
+		inboxes: map[uint64]*inbox{}, cut: map[[2]uint64]bool{},
+		delay: map[[2]uint64]time.Duration{}, drop: map[[2]uint64]float64{},
+		rng: rand.New(rand.NewPCG(1, 1)),
+	}
 }
 
 // Register attaches node as the receiver for id, replacing an earlier one.
@@ -87,10 +96,28 @@ func (nw *Network) Isolate(id uint64, others ...uint64) {
 	}
 }
 
-// Heal restores every link.
+// Delay holds every message from one node to another for d (one
+// direction); 0 removes the delay.
+func (nw *Network) Delay(from, to uint64, d time.Duration) {
+	nw.mu.Lock()
+	nw.delay[[2]uint64{from, to}] = d
+	nw.mu.Unlock()
+}
+
+// Drop loses each message from one node to another with probability p,
+// from a seeded source.
+func (nw *Network) Drop(from, to uint64, p float64) {
+	nw.mu.Lock()
+	nw.drop[[2]uint64{from, to}] = p
+	nw.mu.Unlock()
+}
+
+// Heal restores every link: no cuts, delays or drops.
 func (nw *Network) Heal() {
 	nw.mu.Lock()
 	nw.cut = map[[2]uint64]bool{}
+	nw.delay = map[[2]uint64]time.Duration{}
+	nw.drop = map[[2]uint64]float64{}
 	nw.mu.Unlock()
 }
 
@@ -111,14 +138,27 @@ func (nw *Network) send(from uint64, msgs []*raftpb.Message) {
 	defer nw.mu.Unlock()
 	for _, m := range msgs {
 		to := m.GetTo()
+		link := [2]uint64{from, to}
 		in := nw.inboxes[to]
-		if in == nil || nw.cut[[2]uint64{from, to}] {
+		if in == nil || nw.cut[link] {
 			continue
 		}
-		select {
-		case in.ch <- m:
-		default: // inbox full: dropped, Raft retries
+		if p := nw.drop[link]; p > 0 && nw.rng.Float64() < p {
+			continue
 		}
+		if d := nw.delay[link]; d > 0 {
+			time.AfterFunc(d, func() { deliver(in, m) })
+			continue
+		}
+		deliver(in, m)
+	}
+}
+
+func deliver(in *inbox, m *raftpb.Message) {
+	select {
+	case in.ch <- m:
+	case <-in.stop:
+	default: // inbox full: dropped, Raft retries
 	}
 }
 

@@ -1,6 +1,10 @@
 package consensus
 
-import "go.etcd.io/raft/v3/raftpb"
+import (
+	"io"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
 
 // StateMachine is what the node applies committed entries to. The node
 // calls it from one goroutine, in log order.
@@ -15,10 +19,12 @@ type StateMachine interface {
 	// ApplyConfChange records a committed membership change; state is the
 	// configuration after it.
 	ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState)
-	// Snapshot returns the state as of AppliedIndex, serialized.
-	Snapshot() ([]byte, error)
-	// Restore replaces the state with a snapshot taken at index.
-	Restore(index, term uint64, data []byte) error
+	// SnapshotTo writes the state as of AppliedIndex to w. Snapshots can be
+	// large: write them as a stream, never building them in memory.
+	SnapshotTo(w io.Writer) error
+	// Restore replaces the state with the snapshot taken at index, read
+	// from r as a stream.
+	Restore(index, term uint64, r io.Reader) error
 }
 
 // DurableIndexer is an optional StateMachine ability: the index up to which

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -136,7 +137,7 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 // machine up to the latest snapshot if it is behind it.
 func (n *Node) restore(st *wal.State) error {
 	if m := st.Snapshot; m.GetIndex() > 0 {
-		snap, err := n.snaps.load(m.GetTerm(), m.GetIndex())
+		snap, err := n.snaps.loadMeta(m.GetTerm(), m.GetIndex())
 		if err != nil {
 			return fmt.Errorf("consensus: snapshot %d named by the wal: %w", m.GetIndex(), err)
 		}
@@ -146,8 +147,8 @@ func (n *Node) restore(st *wal.State) error {
 		n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
 		n.snapIndex = m.GetIndex()
 		if n.sm.AppliedIndex() < m.GetIndex() {
-			if err := n.sm.Restore(m.GetIndex(), m.GetTerm(), snap.GetData()); err != nil {
-				return fmt.Errorf("consensus: restore state machine: %w", err)
+			if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
+				return err
 			}
 		}
 	}
@@ -166,6 +167,45 @@ func (n *Node) restore(st *wal.State) error {
 		return fmt.Errorf("consensus: state machine applied %d but the log commits only %d", n.applied, c)
 	}
 	return nil
+}
+
+// restoreStateMachine streams the snapshot data at (term, index) from disk
+// into the state machine.
+func (n *Node) restoreStateMachine(term, index uint64) error {
+	r, err := n.snaps.openData(term, index)
+	if err != nil {
+		return fmt.Errorf("consensus: snapshot data %d: %w", index, err)
+	}
+	defer r.Close()
+	if err := n.sm.Restore(index, term, r); err != nil {
+		return fmt.Errorf("consensus: restore state machine: %w", err)
+	}
+	return nil
+}
+
+// OpenSnapshot opens the data of the snapshot at (term, index) so a
+// transport can stream it to a peer. The caller closes it.
+func (n *Node) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
+	return n.snaps.openData(term, index)
+}
+
+// ReceiveSnapshot stores the data of an incoming snapshot, streamed from r,
+// durably on disk, then hands m (a MsgSnap carrying only metadata) to Raft.
+func (n *Node) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Reader) error {
+	if n.removed.Load() {
+		return ErrRemoved
+	}
+	md := m.GetSnapshot().GetMetadata()
+	if m.GetType() != raftpb.MsgSnap || md == nil {
+		return errors.New("consensus: ReceiveSnapshot needs a MsgSnap")
+	}
+	if err := n.snaps.saveData(md.GetTerm(), md.GetIndex(), func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	}); err != nil {
+		return err
+	}
+	return n.rn.Step(ctx, m)
 }
 
 // Stop stops the node and closes its log. Pending requests fail with

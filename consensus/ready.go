@@ -52,7 +52,8 @@ func (n *Node) handle(rd raft.Ready) error {
 	snap := rd.Snapshot
 	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
 	if hasSnap {
-		if err := n.snaps.save(snap); err != nil {
+		// The data arrived through ReceiveSnapshot and is on disk already.
+		if err := n.snaps.saveMeta(snap); err != nil {
 			return err
 		}
 		if err := n.wal.SaveSnapshot(snap.GetMetadata()); err != nil {
@@ -124,7 +125,7 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 	if err := n.storage.ApplySnapshot(snap); err != nil {
 		return err
 	}
-	if err := n.sm.Restore(m.GetIndex(), m.GetTerm(), snap.GetData()); err != nil {
+	if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -239,17 +240,20 @@ func (n *Node) maybeSnapshot() error {
 	if durable <= snapIndex {
 		return nil
 	}
-	data, err := n.sm.Snapshot()
+	term, err := n.storage.Term(applied)
 	if err != nil {
 		return err
 	}
-	// The state machine's snapshot is as of applied; raft's snapshot
-	// index must match it.
-	snap, err := n.storage.CreateSnapshot(applied, cs, data)
+	// The state machine's snapshot is as of applied; raft's snapshot index
+	// must match it. Raft keeps only the metadata; the data streams to disk.
+	if err := n.snaps.saveData(term, applied, n.sm.SnapshotTo); err != nil {
+		return err
+	}
+	snap, err := n.storage.CreateSnapshot(applied, cs, nil)
 	if err != nil {
 		return err
 	}
-	if err := n.snaps.save(snap); err != nil {
+	if err := n.snaps.saveMeta(snap); err != nil {
 		return err
 	}
 	if err := n.wal.SaveSnapshot(snap.GetMetadata()); err != nil {

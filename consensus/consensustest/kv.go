@@ -2,6 +2,7 @@ package consensustest
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 
@@ -56,17 +57,21 @@ type kvSnapshot struct {
 	Applied uint64
 }
 
-// Snapshot implements consensus.StateMachine.
-func (k *KV) Snapshot() ([]byte, error) {
+// SnapshotTo implements consensus.StateMachine.
+func (k *KV) SnapshotTo(w io.Writer) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return json.Marshal(kvSnapshot{Data: k.data, Applied: k.applied})
+	return json.NewEncoder(w).Encode(kvSnapshot{Data: k.data, Applied: k.applied})
 }
 
 // Restore implements consensus.StateMachine.
-func (k *KV) Restore(index, term uint64, data []byte) error {
+func (k *KV) Restore(index, term uint64, r io.Reader) error {
 	var s kvSnapshot
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return err
+	}
+	// Read to EOF so the stream's checksum is verified.
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	}
 	k.mu.Lock()

@@ -2,6 +2,7 @@ package consensustest
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -9,9 +10,13 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// Stepper receives messages; *consensus.Node implements it.
+// Stepper receives messages and moves snapshots; *consensus.Node
+// implements it.
 type Stepper interface {
 	Step(ctx context.Context, m *raftpb.Message) error
+	OpenSnapshot(term, index uint64) (io.ReadCloser, error)
+	ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Reader) error
+	ReportSnapshot(id uint64, ok bool)
 }
 
 // Network delivers Raft messages between registered nodes in memory. Links
@@ -146,12 +151,30 @@ func (nw *Network) send(from uint64, msgs []*raftpb.Message) {
 		if p := nw.drop[link]; p > 0 && nw.rng.Float64() < p {
 			continue
 		}
+		if m.GetType() == raftpb.MsgSnap {
+			if src := nw.inboxes[from]; src != nil {
+				go transferSnapshot(src.node, in.node, m)
+			}
+			continue
+		}
 		if d := nw.delay[link]; d > 0 {
 			time.AfterFunc(d, func() { deliver(in, m) })
 			continue
 		}
 		deliver(in, m)
 	}
+}
+
+// transferSnapshot streams a snapshot's data from one node to another,
+// as a real transport does, and reports the outcome to the sender.
+func transferSnapshot(from, to Stepper, m *raftpb.Message) {
+	md := m.GetSnapshot().GetMetadata()
+	r, err := from.OpenSnapshot(md.GetTerm(), md.GetIndex())
+	if err == nil {
+		err = to.ReceiveSnapshot(context.Background(), m, r)
+		r.Close()
+	}
+	from.ReportSnapshot(m.GetTo(), err == nil)
 }
 
 func deliver(in *inbox, m *raftpb.Message) {
@@ -171,3 +194,7 @@ type Transport struct {
 
 // Send delivers msgs asynchronously.
 func (t *Transport) Send(msgs []*raftpb.Message) { t.nw.send(t.from, msgs) }
+
+// ReportsSnapshots implements consensus.SnapshotReporter: snapshot
+// transfers report their own outcome.
+func (t *Transport) ReportsSnapshots() bool { return true }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,8 +206,17 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	if err := cs.SendMsg(wrapperspb.Bytes(hello(p.t.cfg.ClusterID, p.t.cfg.ID, p.id))); err != nil {
 		return err
 	}
+	h := p.t.h()
+	if h == nil {
+		return context.Canceled
+	}
+	md := m.GetSnapshot().GetMetadata()
+	data, err := h.OpenSnapshot(md.GetTerm(), md.GetIndex())
+	if err != nil {
+		return err
+	}
+	defer data.Close()
 	head := proto.Clone(m).(*raftpb.Message)
-	data := head.GetSnapshot().GetData()
 	head.Snapshot.Data = nil
 	hb, err := proto.Marshal(head)
 	if err != nil {
@@ -215,12 +225,21 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, hb...))); err != nil {
 		return err
 	}
-	for len(data) > 0 {
-		n := min(len(data), chunkBytes)
-		if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, data[:n]...))); err != nil {
-			return err
+	// Stream from disk: at most one chunk in memory.
+	buf := make([]byte, chunkBytes)
+	for {
+		n, rerr := io.ReadFull(data, buf)
+		if n > 0 {
+			if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, buf[:n]...))); err != nil {
+				return err
+			}
 		}
-		data = data[n:]
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
 	}
 	if err := cs.CloseSend(); err != nil {
 		return err

@@ -43,11 +43,14 @@ const (
 // ErrClusterIDMismatch is returned to a peer of another cluster.
 var ErrClusterIDMismatch = errors.New("transport: cluster ID mismatch")
 
-// Handler receives what peers send; *consensus.Node implements it.
+// Handler receives what peers send and provides snapshot data to send;
+// *consensus.Node implements it.
 type Handler interface {
 	Step(ctx context.Context, m *raftpb.Message) error
 	ReportUnreachable(id uint64)
 	ReportSnapshot(id uint64, ok bool)
+	OpenSnapshot(term, index uint64) (io.ReadCloser, error)
+	ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Reader) error
 }
 
 // Config configures a Transport.
@@ -305,40 +308,47 @@ func (t *Transport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 	if _, err := t.accept(in.GetValue()); err != nil {
 		return err
 	}
-	var head *raftpb.Message
-	var data []byte
-	for {
+	in = &wrapperspb.BytesValue{}
+	if err := ss.RecvMsg(in); err != nil {
+		return err
+	}
+	f := in.GetValue()
+	head := &raftpb.Message{}
+	if len(f) == 0 || f[0] != frameChunk || proto.Unmarshal(f[1:], head) != nil || head.GetSnapshot() == nil {
+		return status.Error(codes.InvalidArgument, "transport: expected snapshot header")
+	}
+	h := t.h()
+	if h == nil {
+		return status.Error(codes.Unavailable, "transport: not ready")
+	}
+	// The data streams from the wire to the node's disk, chunk by chunk.
+	if err := h.ReceiveSnapshot(ss.Context(), head, &chunkReader{ss: ss}); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return ss.SendMsg(wrapperspb.Bytes(nil))
+}
+
+// chunkReader reads the data chunks of a snapshot stream as one stream.
+type chunkReader struct {
+	ss  grpc.ServerStream
+	buf []byte
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for len(c.buf) == 0 {
 		in := &wrapperspb.BytesValue{}
-		err := ss.RecvMsg(in)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
+		if err := c.ss.RecvMsg(in); err != nil {
+			return 0, err // io.EOF at the end of the stream
 		}
 		f := in.GetValue()
 		if len(f) == 0 || f[0] != frameChunk {
-			return status.Error(codes.InvalidArgument, "transport: expected snapshot chunk")
+			return 0, errors.New("transport: expected snapshot chunk")
 		}
-		if head == nil {
-			head = &raftpb.Message{}
-			if err := proto.Unmarshal(f[1:], head); err != nil {
-				return status.Error(codes.InvalidArgument, err.Error())
-			}
-			continue
-		}
-		data = append(data, f[1:]...)
+		c.buf = f[1:]
 	}
-	if head == nil || head.GetSnapshot() == nil {
-		return status.Error(codes.InvalidArgument, "transport: empty snapshot stream")
-	}
-	head.Snapshot.Data = data
-	if h := t.h(); h != nil {
-		if err := h.Step(ss.Context(), head); err != nil {
-			return status.Error(codes.Unavailable, err.Error())
-		}
-	}
-	return ss.SendMsg(wrapperspb.Bytes(nil))
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
 }
 
 func encodeBatch(msgs []*raftpb.Message) ([]byte, error) {

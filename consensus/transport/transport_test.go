@@ -1,7 +1,9 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -25,6 +27,24 @@ type sink struct {
 	msgs        []*raftpb.Message
 	snaps       map[uint64]bool
 	unreachable int
+	snapData    []byte // what OpenSnapshot serves
+}
+
+func (s *sink) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(s.snapData)), nil
+}
+
+// ReceiveSnapshot records the message with the streamed data attached.
+func (s *sink) ReceiveSnapshot(_ context.Context, m *raftpb.Message, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.Snapshot.Data = data
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, m)
+	return nil
 }
 
 func (s *sink) Step(_ context.Context, m *raftpb.Message) error {
@@ -77,8 +97,9 @@ func TestDeliversBatchesAndSnapshots(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i)
 	}
+	aSink.snapData = data // streamed from the sender's "disk"
 	snap := msg(1, 2, raftpb.MsgSnap)
-	snap.Snapshot = &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(9), Term: proto.Uint64(1)}}
+	snap.Snapshot = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(9), Term: proto.Uint64(1)}}
 	a.Send([]*raftpb.Message{snap})
 	require.Eventually(t, func() bool { return bSink.count() == 501 }, 10*time.Second, 5*time.Millisecond)
 	bSink.mu.Lock()

@@ -45,6 +45,8 @@ type Transport interface {
 // changes (context is the member's Peer.Context).
 type PeerManager interface {
 	AddPeer(id uint64, context []byte)
+	// UpdatePeer replaces the context (addresses) of a known peer.
+	UpdatePeer(id uint64, context []byte)
 	RemovePeer(id uint64)
 }
 

@@ -206,6 +206,10 @@ func (n *Node) applyConfChange(e *raftpb.Entry) error {
 			if pm, ok := n.tr.(PeerManager); ok && id != n.id {
 				pm.AddPeer(id, v2.GetContext())
 			}
+		case raftpb.ConfChangeUpdateNode:
+			if pm, ok := n.tr.(PeerManager); ok && id != n.id {
+				pm.UpdatePeer(id, v2.GetContext())
+			}
 		case raftpb.ConfChangeRemoveNode:
 			if id == n.id {
 				n.removed.Store(true)

@@ -141,6 +141,19 @@ func (t *Transport) AddPeer(id uint64, context []byte) {
 	go p.run()
 }
 
+// UpdatePeer implements consensus.PeerManager: the peer's streams are
+// re-opened to its new addresses.
+func (t *Transport) UpdatePeer(id uint64, context []byte) {
+	t.mu.Lock()
+	old := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	t.AddPeer(id, context)
+}
+
 // RemovePeer implements consensus.PeerManager; messages from a removed
 // member are refused from now on.
 func (t *Transport) RemovePeer(id uint64) {

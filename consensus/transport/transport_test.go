@@ -126,3 +126,16 @@ func TestRejectsOtherClusterAndRemovedMembers(t *testing.T) {
 	c.Send([]*raftpb.Message{msg(3, 4, raftpb.MsgHeartbeat)})
 	require.Never(t, func() bool { return dSink.count() > 0 }, 300*time.Millisecond, 20*time.Millisecond, "messages from a removed member are ignored")
 }
+
+func TestUpdatePeerRedials(t *testing.T) {
+	a, _, _ := serve(t, 1, 7)
+	_, bSink, bAddr := serve(t, 2, 7)
+	a.AddPeer(2, []byte("127.0.0.1:1")) // wrong address first
+	a.Send([]*raftpb.Message{msg(1, 2, raftpb.MsgHeartbeat)})
+	require.Never(t, func() bool { return bSink.count() > 0 }, 200*time.Millisecond, 20*time.Millisecond)
+	a.UpdatePeer(2, []byte(bAddr))
+	require.Eventually(t, func() bool {
+		a.Send([]*raftpb.Message{msg(1, 2, raftpb.MsgHeartbeat)})
+		return bSink.count() > 0
+	}, 10*time.Second, 50*time.Millisecond, "messages flow to the new address")
+}

@@ -49,6 +49,15 @@ func (n *Node) handle(rd raft.Ready) error {
 	if len(rd.ReadStates) > 0 {
 		n.read.deliver(rd.ReadStates)
 	}
+	// A leader may send its appends while it persists the same entries
+	// (Raft thesis §10.2.1): its own fsync then overlaps the followers'.
+	// Its hard state was made durable by earlier Readys. Everyone else
+	// persists first.
+	leaderSent := false
+	if n.lead.Load() == n.id && rd.SoftState == nil {
+		n.send(rd.Messages)
+		leaderSent = true
+	}
 	snap := rd.Snapshot
 	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
 	if hasSnap {
@@ -82,7 +91,9 @@ func (n *Node) handle(rd raft.Ready) error {
 		return err
 	}
 	n.entriesN.Add(uint64(len(rd.Entries)))
-	n.send(rd.Messages)
+	if !leaderSent {
+		n.send(rd.Messages)
+	}
 	if err := n.apply(rd.CommittedEntries); err != nil {
 		return err
 	}

@@ -69,6 +69,12 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// DefaultConfig returns a Config with every default spelled out; ID, Dir
+// and Peers (or Join) remain to be set.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
 // Validate reports every invalid field at once; it does not modify c.
 func (c Config) Validate() error {
 	var errs []error
@@ -103,9 +109,7 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	if c.TickInterval == 0 {
-		c.TickInterval = DefaultTickInterval
-	}
+	setDefault(&c.TickInterval, DefaultTickInterval)
 	setDefault(&c.ElectionTicks, DefaultElectionTicks)
 	setDefault(&c.HeartbeatTicks, DefaultHeartbeatTicks)
 	setDefault(&c.SnapshotCount, DefaultSnapshotCount)

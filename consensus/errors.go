@@ -20,4 +20,12 @@ var (
 	ErrLeaderChanged = errors.New("consensus: leader changed")
 	// ErrRemoved is returned once this node was removed from the cluster.
 	ErrRemoved = errors.New("consensus: node removed from the cluster")
+	// ErrNotLeader is returned by calls only the leader can serve.
+	ErrNotLeader = errors.New("consensus: not the leader")
+	// ErrLearnerNotReady is returned when promoting a learner that has not
+	// caught up with the leader's log (etcd's rule: 90% of its match).
+	ErrLearnerNotReady = errors.New("consensus: can only promote a learner member which is in sync with leader")
+	// ErrMemberNotLearner is returned when promoting a member that is not a
+	// learner.
+	ErrMemberNotLearner = errors.New("consensus: can only promote a learner member")
 )

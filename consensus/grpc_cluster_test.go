@@ -50,7 +50,7 @@ func newGRPCCluster(t *testing.T, size int) *grpcCluster {
 		require.NoError(t, err)
 		m := &grpcMember{id: uint64(i), dir: filepath.Join(dir, fmt.Sprint(i)), lis: lis, addr: lis.Addr().String()}
 		c.members[m.id] = m
-		c.peers = append(c.peers, consensus.Peer{ID: m.id, Context: []byte(m.addr)})
+		c.peers = append(c.peers, consensus.Peer{ID: m.id, Context: memberContext(m)})
 	}
 	for _, m := range c.members {
 		c.start(m, c.peers)
@@ -61,6 +61,11 @@ func newGRPCCluster(t *testing.T, size int) *grpcCluster {
 		}
 	})
 	return c
+}
+
+// memberContext is what MetaStore stores for a member: name and peer URLs.
+func memberContext(m *grpcMember) []byte {
+	return consensus.MemberContext{Name: fmt.Sprint("m", m.id), PeerURLs: []string{"http://" + m.addr}}.Encode()
 }
 
 func (c *grpcCluster) start(m *grpcMember, peers []consensus.Peer) {
@@ -217,14 +222,14 @@ func TestGRPCMembershipAndTransfer(t *testing.T) {
 	require.NoError(t, err)
 	m4 := &grpcMember{id: 4, dir: filepath.Join(t.TempDir(), "4"), lis: lis, addr: lis.Addr().String(), join: true}
 	c.members[4] = m4
-	c.peers = append(c.peers, consensus.Peer{ID: 4, Context: []byte(m4.addr)})
+	c.peers = append(c.peers, consensus.Peer{ID: 4, Context: memberContext(m4)})
 	c.start(m4, nil)
 	require.Zero(t, m4.node.Leader(), "a joining member waits to be contacted")
 
 	add := func(typ raftpb.ConfChangeType) {
 		require.NoError(t, c.members[lead].node.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{
 			Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: proto.Uint64(4)}},
-			Context: []byte(m4.addr),
+			Context: memberContext(m4),
 		}))
 	}
 	add(raftpb.ConfChangeAddLearnerNode)

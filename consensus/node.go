@@ -399,6 +399,30 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 	}
 }
 
+// learnerReadyPercent is how much of the leader's log a learner must hold
+// before it can be promoted (etcd's readyPercentThreshold).
+const learnerReadyPercent = 0.9
+
+// PromoteLearner turns learner id into a voter once it has caught up: its
+// match must reach 90% of the leader's, as etcd requires. Only the leader
+// can judge that: elsewhere it returns ErrNotLeader.
+func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
+	st := n.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return ErrNotLeader
+	}
+	pr, ok := st.Progress[id]
+	if !ok || !pr.IsLearner {
+		return ErrMemberNotLearner
+	}
+	if float64(pr.Match) < float64(st.Progress[n.id].Match)*learnerReadyPercent {
+		return ErrLearnerNotReady
+	}
+	return n.ProposeConfChange(ctx, &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)},
+	}})
+}
+
 // TransferLeadership asks the current leader to hand leadership to
 // transferee and waits until it has it.
 func (n *Node) TransferLeadership(ctx context.Context, transferee uint64) error {

@@ -181,9 +181,10 @@ func TestLearnerPromoteRemove(t *testing.T) {
 	require.Eventually(t, func() bool { return ln.Status().Progress[4].Match >= idx }, 10*time.Second, 10*time.Millisecond,
 		"the learner catches up, visible in the leader's progress")
 
-	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
-		{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)},
-	}}))
+	require.ErrorIs(t, ln.PromoteLearner(ctx(t), lead%3+1), consensus.ErrMemberNotLearner)
+	follower := lead%3 + 1
+	require.ErrorIs(t, c.Members[follower].Node.PromoteLearner(ctx(t), 4), consensus.ErrNotLeader)
+	require.NoError(t, ln.PromoteLearner(ctx(t), 4))
 	require.Contains(t, ln.Status().Voters, uint64(4))
 	require.ElementsMatch(t, []uint64{1, 2, 3, 4}, c.Members[lead].SM.Members())
 
@@ -278,4 +279,36 @@ func TestDelayAndDrop(t *testing.T) {
 	c.WaitApplied(ctx(t), idx, 1, 2, 3)
 	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[slow].SM.Copy())
 	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[lossy].SM.Copy())
+}
+
+func TestPromoteRefusesLaggingLearner(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{})
+	lead := c.WaitLeader(ctx(t))
+	ln := c.Members[lead].Node
+	for i := range 100 {
+		propose(t, ln, fmt.Sprintf("k%d=v", i))
+	}
+	c.AddMember(4)
+	c.Net.Isolate(4, 1, 2, 3) // it cannot catch up
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(4)},
+	}}))
+	require.ErrorIs(t, ln.PromoteLearner(ctx(t), 4), consensus.ErrLearnerNotReady)
+	c.Net.Heal()
+	require.Eventually(t, func() bool { return ln.PromoteLearner(ctx(t), 4) == nil }, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, ln.Status().Voters, uint64(4))
+}
+
+func TestMemberContext(t *testing.T) {
+	mc := consensus.MemberContext{Name: "infra1", PeerURLs: []string{"http://127.0.0.1:2380"}}
+	got, err := consensus.ParseMemberContext(mc.Encode())
+	require.NoError(t, err)
+	require.Equal(t, mc, got)
+	got, err = consensus.ParseMemberContext([]byte("http://a:1, http://b:2"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"http://a:1", "http://b:2"}, got.PeerURLs)
+	_, err = consensus.ParseMemberContext(nil)
+	require.Error(t, err)
+	require.Equal(t, consensus.DefaultTickInterval, consensus.DefaultConfig().TickInterval)
+	require.EqualValues(t, 10, consensus.DefaultConfig().ElectionTicks, "etcd: 1000 ms election timeout at 100 ms ticks")
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +61,9 @@ type Config struct {
 	// ClusterID must match on both ends of every stream.
 	ClusterID uint64
 	// PeerAddrs turns a member's context into gRPC dial targets. The
-	// default reads the context as comma-separated URLs or host:port.
+	// default reads a JSON {"name", "peerURLs"} context (what
+	// consensus.MemberContext encodes) or a comma-separated list of URLs
+	// or host:port.
 	PeerAddrs func(id uint64, context []byte) []string
 	// Creds secures outgoing connections; nil means plaintext.
 	Creds credentials.TransportCredentials
@@ -103,8 +106,19 @@ func New(cfg Config) *Transport {
 }
 
 func defaultPeerAddrs(_ uint64, c []byte) []string {
+	var urls []string
+	if len(c) > 0 && c[0] == '{' {
+		var m struct {
+			PeerURLs []string `json:"peerURLs"`
+		}
+		if json.Unmarshal(c, &m) == nil {
+			urls = m.PeerURLs
+		}
+	} else {
+		urls = strings.Split(string(c), ",")
+	}
 	var out []string
-	for _, u := range strings.Split(string(c), ",") {
+	for _, u := range urls {
 		u = strings.TrimSpace(u)
 		u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
 		if u != "" {

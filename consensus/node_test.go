@@ -258,6 +258,9 @@ func TestManualTicksDecideElections(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		require.Zero(t, c.Members[id].Node.Leader(), "no election without ticks")
 	}
+	// Raft refuses to campaign before the bootstrap configuration (one
+	// entry per member) is applied.
+	c.WaitApplied(ctx(t), 3, 1, 2, 3)
 	c.Tick(2*10, 2) // twice the election timeout, on member 2 only
 	require.Equal(t, uint64(2), c.WaitLeader(ctx(t)))
 	idx := propose(t, c.Members[2].Node, "x=1") // commits without further ticks

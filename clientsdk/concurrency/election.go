@@ -270,6 +270,10 @@ func (e *Election) FencingToken() int64 {
 func (e *Election) isLeader() v3.Cmp {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.leaderKey == "" {
+		// Not elected: a comparison that can never hold.
+		return v3.Compare(v3.CreateRevision(e.keyPrefix), "=", -1)
+	}
 	return v3.Compare(v3.CreateRevision(e.leaderKey), "=", e.leaderRev)
 }
 
@@ -289,4 +293,3 @@ func (e *Election) Lost() <-chan struct{} {
 	}
 	return e.lost.done
 }
-

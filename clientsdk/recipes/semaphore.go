@@ -49,11 +49,13 @@ func (sem *Semaphore) Acquire(ctx context.Context) error {
 		sem.myRev = resp.Responses[0].GetResponseRange().Kvs[0].CreateRevision
 	}
 	for {
-		ahead, err := client.Get(ctx, sem.pfx, v3.WithPrefix(), v3.WithMaxCreateRev(sem.myRev-1), v3.WithCountOnly())
+		// Count the keys created before ours. Not with WithCountOnly: etcd's
+		// count ignores revision filters, only the returned keys honour them.
+		ahead, err := client.Get(ctx, sem.pfx, v3.WithPrefix(), v3.WithMaxCreateRev(sem.myRev-1), v3.WithKeysOnly())
 		if err != nil {
 			return sem.abandon(err)
 		}
-		if ahead.Count < int64(sem.n) {
+		if len(ahead.Kvs) < sem.n {
 			return nil
 		}
 		// Wait for one of those ahead of us to leave.

@@ -8,11 +8,20 @@ import (
 	v3 "go.etcd.io/etcd/client/v3"
 )
 
-// waitDelete waits until key, whose last revision is rev, is deleted.
+// waitDelete waits until key, which exists at revision rev, is deleted.
+// The watch starts at rev+1: the delete can only come later, and a watch
+// that starts in the future is served from the write path at once, while
+// one that starts in the past waits for the server's catch-up loop (100 ms
+// in etcd) — which is most of etcd's own lock handover time.
 func waitDelete(ctx context.Context, client *v3.Client, key string, rev int64) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wch := client.Watch(cctx, key, v3.WithRev(rev))
+	wch := client.Watch(cctx, key, v3.WithRev(rev+1))
+	// If the delete came before the watch was set up, the watch has to wait
+	// for that catch-up loop; a read tells at once.
+	if r, err := client.Get(ctx, key, v3.WithCountOnly()); err == nil && r.Count == 0 {
+		return nil
+	}
 	for wr := range wch {
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {

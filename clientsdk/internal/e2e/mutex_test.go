@@ -213,3 +213,26 @@ func TestLockerAndSessionExpiry(t *testing.T) {
 	require.NoError(t, holder.Unlock(ctx(t)))
 	require.ErrorIs(t, <-errc, concurrency.ErrSessionExpired)
 }
+
+// TestPausePastTTL is the real thing, without revoking: the holder stops
+// keeping its lease alive (as a paused process would) and the lease runs
+// out on the server.
+func TestPausePastTTL(t *testing.T) {
+	pfx := prefix(t)
+	c := newClient(t)
+	s1, err := concurrency.NewSession(c, concurrency.WithTTL(1))
+	require.NoError(t, err)
+	m1 := concurrency.NewMutex(s1, pfx+"/lock")
+	require.NoError(t, m1.Lock(ctx(t)))
+	s1.Orphan() // no more keepalives: the process is "paused"
+
+	m2 := concurrency.NewMutex(session(t, c), pfx+"/lock")
+	require.NoError(t, m2.Lock(ctx(t)), "the lock frees itself once the TTL runs out")
+	_, err = m1.Txn(ctx(t)).Then(v3.OpPut(pfx+"/data", "stale")).Commit()
+	require.ErrorIs(t, err, concurrency.ErrLockLost, "the paused holder's write is refused")
+	select {
+	case <-m1.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost() did not fire")
+	}
+}

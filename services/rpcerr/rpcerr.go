@@ -1,0 +1,64 @@
+package rpcerr
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/consensus"
+	"github.com/metastore/metastore/storage"
+)
+
+// table maps sentinels to etcd's gRPC errors, checked with errors.Is.
+var table = []struct {
+	err  error
+	grpc error
+}{
+	{storage.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{storage.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{storage.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
+	{storage.ErrKeyTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{storage.ErrValueTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{storage.ErrClosed, rpctypes.ErrGRPCStopped},
+	{consensus.ErrStopped, rpctypes.ErrGRPCStopped},
+	{consensus.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{consensus.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{consensus.ErrTimeoutLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
+	{consensus.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{consensus.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{consensus.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{consensus.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{consensus.ErrRemoved, rpctypes.ErrGRPCStopped},
+}
+
+// ToGRPC returns the gRPC error a client of etcd would get for err. Errors
+// that already carry a gRPC status (such as rpctypes values) pass through;
+// context errors become Canceled or DeadlineExceeded; anything unknown
+// becomes codes.Unknown and is logged at Warn on lg (which may be nil).
+func ToGRPC(lg *zap.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range table {
+		if errors.Is(err, e.err) {
+			return e.grpc
+		}
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, context.Canceled.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+	}
+	if lg != nil {
+		lg.Warn("unexpected error mapped to Unknown", zap.Error(err))
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

@@ -161,6 +161,17 @@ func (s *Store) ConsistentIndex() ConsistentIndex {
 	return s.ci
 }
 
+// Sync makes every committed write transaction durable (one engine fsync,
+// shared with concurrent callers). With Config.NoSync, callers use it to
+// learn what survives a crash: every consistent index read before Sync
+// returns nil is durable.
+func (s *Store) Sync() error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return s.durable.wait(s.durable.last())
+}
+
 // Sizes reports the engine's space usage.
 func (s *Store) Sizes() (backend.Sizes, error) {
 	if err := s.checkOpen(); err != nil {
@@ -245,6 +256,13 @@ func (g *groupSync) commit() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.committed++
+	return g.committed
+}
+
+// last returns the sequence of the last committed batch.
+func (g *groupSync) last() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return g.committed
 }
 

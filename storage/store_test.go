@@ -311,3 +311,16 @@ func TestRangeNoTotalCount(t *testing.T) {
 		require.EqualValues(t, 5, res.Count, "without a limit every key is read")
 	})
 }
+
+func TestSyncWithNoSync(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		cfg := testConfig(t)
+		cfg.NoSync = true
+		s, err := storage.Open(e.open(t, t.TempDir()), cfg)
+		require.NoError(t, err)
+		put(t, s, "a", "1")
+		require.NoError(t, s.Sync())
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, s.Sync(), storage.ErrClosed)
+	})
+}

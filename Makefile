@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # MODULES drives every per-module loop below. Keep it in sync with go.work
 # (`make verify` checks).
-MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv clientsdk clientsdk/internal/e2e
+MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv server clientsdk clientsdk/internal/e2e
 
 GO        ?= go
 GOFLAGS   ?=
@@ -38,11 +38,12 @@ deps: ## install what a fresh Debian machine lacks (librocksdb-dev)
 build: deps ## build every module (binaries go to bin/)
 	@for m in $(MODULES); do echo "==> build $$m"; (cd $$m && $(GO) build ./...); done
 	@mkdir -p $(BIN)
+	cd server && $(GO) build -o $(BIN)/metastore ./cmd/metastore
 	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo
 
 .PHONY: run
-run: build ## start MetaStore locally (until the server lands: the storage demo on ./default.metastore)
-	$(BIN)/storage-demo --data-dir $(DATA_DIR)
+run: build ## start a single-node MetaStore on localhost:2379 with its data in ./default.metastore
+	$(BIN)/metastore --data-dir $(DATA_DIR)
 
 .PHONY: test
 test: deps ## run every module's tests (-race -short)

@@ -43,6 +43,11 @@ type Node struct {
 	entriesN  atomic.Uint64 // entries appended to the log
 	committed atomic.Uint64 // proposals of this node applied
 
+	// smApplied is the state machine's applied index at start: entries up
+	// to it are replayed to Raft (membership) but not to the state machine.
+	// Only the Ready loop reads it.
+	smApplied uint64
+
 	mu         sync.Mutex // guards the fields below
 	applied    uint64
 	appliedCh  chan struct{} // closed and replaced when applied moves
@@ -160,11 +165,16 @@ func (n *Node) restore(st *wal.State) error {
 	if err := n.storage.Append(st.Entries); err != nil {
 		return err
 	}
-	n.applied = max(n.sm.AppliedIndex(), n.snapIndex)
-	if c := st.HardState.GetCommit(); n.applied > c && c > 0 {
+	// Raft replays every committed entry after the snapshot: membership
+	// changes must reach Raft again even if a durable state machine already
+	// holds their effects. smApplied tells the apply loop which entries the
+	// state machine must not see twice.
+	n.applied = n.snapIndex
+	n.smApplied = max(n.sm.AppliedIndex(), n.snapIndex)
+	if c := st.HardState.GetCommit(); n.smApplied > c && c > 0 {
 		// The state machine is ahead of what the log says is committed:
 		// only possible if the log lost synced data.
-		return fmt.Errorf("consensus: state machine applied %d but the log commits only %d", n.applied, c)
+		return fmt.Errorf("consensus: state machine applied %d but the log commits only %d", n.smApplied, c)
 	}
 	return nil
 }

@@ -163,10 +163,14 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 	for _, e := range ents {
 		idx := e.GetIndex()
 		if idx <= n.AppliedIndex() {
-			continue // already in the state machine (replayed after restart)
+			continue
 		}
+		replayed := idx <= n.smApplied // the state machine already holds it
 		switch e.GetType() {
 		case raftpb.EntryNormal:
+			if replayed {
+				break
+			}
 			data := e.GetData()
 			if len(data) < idLen {
 				break // the leader's empty entry at the start of a term
@@ -176,7 +180,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 				n.trigger(binary.BigEndian.Uint64(data[8:]), res)
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
-			if err := n.applyConfChange(e); err != nil {
+			if err := n.applyConfChange(e, replayed); err != nil {
 				return err
 			}
 		}
@@ -185,7 +189,9 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 	return nil
 }
 
-func (n *Node) applyConfChange(e *raftpb.Entry) error {
+// applyConfChange applies a membership change to Raft and the transport,
+// and to the state machine unless it is a replay of one it already holds.
+func (n *Node) applyConfChange(e *raftpb.Entry, replayed bool) error {
 	var cc raftpb.ConfChangeI
 	if e.GetType() == raftpb.EntryConfChange {
 		v1 := &raftpb.ConfChange{}
@@ -230,7 +236,9 @@ func (n *Node) applyConfChange(e *raftpb.Entry) error {
 			}
 		}
 	}
-	n.sm.ApplyConfChange(e.GetIndex(), e.GetTerm(), v2, cs)
+	if !replayed {
+		n.sm.ApplyConfChange(e.GetIndex(), e.GetTerm(), v2, cs)
+	}
 	if proposer == n.id {
 		n.trigger(propID, nil)
 	}

@@ -28,6 +28,7 @@ type Cluster struct {
 	Net     *Network
 	Members map[uint64]*Member
 	base    consensus.Config
+	durable bool
 }
 
 // Options tune NewCluster.
@@ -39,6 +40,10 @@ type Options struct {
 	// ManualTick turns the clocks off: time advances only through Tick,
 	// so elections and heartbeats happen when the test says.
 	ManualTick bool
+	// DurableSM keeps each member's state machine across Restart, like a
+	// state machine on disk (MetaStore's store): the node must then replay
+	// membership to Raft without re-applying entries.
+	DurableSM bool
 }
 
 // NewCluster starts size members with IDs 1..size.
@@ -47,7 +52,7 @@ func NewCluster(tb testing.TB, size int, opts Options) *Cluster {
 	if opts.Tick == 0 {
 		opts.Tick = 10 * time.Millisecond
 	}
-	c := &Cluster{tb: tb, Net: NewNetwork(), Members: map[uint64]*Member{}}
+	c := &Cluster{tb: tb, Net: NewNetwork(), Members: map[uint64]*Member{}, durable: opts.DurableSM}
 	if opts.ManualTick {
 		opts.Tick = -1
 	}
@@ -78,7 +83,9 @@ func (c *Cluster) start(m *Member, peers []consensus.Peer, join bool) {
 	cfg := c.base
 	cfg.ID, cfg.Dir, cfg.Peers, cfg.Join = m.ID, m.Dir, peers, join
 	cfg.Logger = zaptest.NewLogger(c.tb).Named(fmt.Sprint("m", m.ID))
-	m.SM = NewKV()
+	if m.SM == nil || !c.durable {
+		m.SM = NewKV()
+	}
 	n, err := consensus.Start(cfg, m.SM, c.Net.Transport(m.ID))
 	require.NoError(c.tb, err)
 	m.Node = n

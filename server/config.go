@@ -1,0 +1,190 @@
+package server
+
+import (
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration. Field names follow etcd's flags;
+// AddFlags binds each field to its etcd flag name.
+type Config struct {
+	Name                     string
+	DataDir                  string
+	ListenClientURLs         string
+	AdvertiseClientURLs      string
+	ListenPeerURLs           string
+	InitialAdvertisePeerURLs string
+	InitialCluster           string
+	InitialClusterState      string
+	InitialClusterToken      string
+	HeartbeatIntervalMs      uint
+	ElectionTimeoutMs        uint
+	SnapshotCount            uint64
+	MaxRequestBytes          uint
+	MaxTxnOps                uint
+	LogLevel                 string
+	StorageEngine            string
+}
+
+// DefaultConfig returns etcd's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Name:                     "default",
+		ListenClientURLs:         "http://localhost:2379",
+		AdvertiseClientURLs:      "http://localhost:2379",
+		ListenPeerURLs:           "http://localhost:2380",
+		InitialAdvertisePeerURLs: "http://localhost:2380",
+		InitialClusterState:      "new",
+		InitialClusterToken:      "etcd-cluster",
+		HeartbeatIntervalMs:      100,
+		ElectionTimeoutMs:        1000,
+		SnapshotCount:            10000,
+		MaxRequestBytes:          3 << 19, // 1.5 MiB
+		MaxTxnOps:                128,
+		LogLevel:                 "info",
+		StorageEngine:            "rocksdb",
+	}
+}
+
+// AddFlags binds the config to fs with etcd's flag names and the config's
+// current values as defaults.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Name, "name", c.Name, "Human-readable name for this member.")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "Path to the data directory (default ${name}.etcd).")
+	fs.StringVar(&c.ListenClientURLs, "listen-client-urls", c.ListenClientURLs, "List of URLs to listen on for client traffic.")
+	fs.StringVar(&c.AdvertiseClientURLs, "advertise-client-urls", c.AdvertiseClientURLs, "List of this member's client URLs to advertise to the public.")
+	fs.StringVar(&c.ListenPeerURLs, "listen-peer-urls", c.ListenPeerURLs, "List of URLs to listen on for peer traffic.")
+	fs.StringVar(&c.InitialAdvertisePeerURLs, "initial-advertise-peer-urls", c.InitialAdvertisePeerURLs, "List of this member's peer URLs to advertise to the rest of the cluster.")
+	fs.StringVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "Initial cluster configuration for bootstrapping (default ${name}=${initial-advertise-peer-urls}).")
+	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing').")
+	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token for the etcd cluster during bootstrap.")
+	fs.UintVar(&c.HeartbeatIntervalMs, "heartbeat-interval", c.HeartbeatIntervalMs, "Time (in milliseconds) of a heartbeat interval.")
+	fs.UintVar(&c.ElectionTimeoutMs, "election-timeout", c.ElectionTimeoutMs, "Time (in milliseconds) for an election to timeout.")
+	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "MetaStore: storage engine, rocksdb or memory.")
+}
+
+// ApplyEnv sets flags not given on the command line from ETCD_* variables
+// (ETCD_DATA_DIR for --data-dir), as etcd does.
+func ApplyEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "ETCD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && !set[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid value %q for %s: %w", v, key, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// withDefaults fills the derived defaults etcd computes from other flags.
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".etcd"
+	}
+	if c.InitialCluster == "" {
+		c.InitialCluster = c.Name + "=" + c.InitialAdvertisePeerURLs
+	}
+	return c
+}
+
+// Validate reports every invalid setting at once, naming the flag.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for name, v := range map[string]string{
+		"--listen-client-urls": c.ListenClientURLs, "--advertise-client-urls": c.AdvertiseClientURLs,
+		"--listen-peer-urls": c.ListenPeerURLs, "--initial-advertise-peer-urls": c.InitialAdvertisePeerURLs,
+	} {
+		if _, err := parseURLs(v); err != nil {
+			bad("%s: %v", name, err)
+		}
+	}
+	if _, err := parseCluster(c.InitialCluster); err != nil {
+		bad("--initial-cluster: %v", err)
+	} else if m, _ := parseCluster(c.InitialCluster); m[c.Name] == nil {
+		bad("--initial-cluster: has no member named %q (--name)", c.Name)
+	}
+	if c.InitialClusterState != "new" {
+		bad("--initial-cluster-state: %q is not supported yet (only new)", c.InitialClusterState)
+	}
+	if c.HeartbeatIntervalMs == 0 || c.ElectionTimeoutMs < 5*c.HeartbeatIntervalMs {
+		bad("--election-timeout[%d] should be at least as 5 times as --heartbeat-interval[%d]", c.ElectionTimeoutMs, c.HeartbeatIntervalMs)
+	}
+	if c.StorageEngine != "rocksdb" && c.StorageEngine != "memory" {
+		bad("--storage-engine: %q is not rocksdb or memory", c.StorageEngine)
+	}
+	return errors.Join(errs...)
+}
+
+func parseURLs(s string) ([]url.URL, error) {
+	var out []url.URL
+	for _, p := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			return nil, err
+		}
+		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix") || u.Host == "" {
+			return nil, fmt.Errorf("URL %q must be http://host:port", p)
+		}
+		out = append(out, *u)
+	}
+	return out, nil
+}
+
+// parseCluster parses "name=url,name=url" into peer URLs per name.
+func parseCluster(s string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, p := range strings.Split(s, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q is not name=url", p)
+		}
+		if _, err := parseURLs(u); err != nil {
+			return nil, err
+		}
+		out[name] = append(out[name], u)
+	}
+	return out, nil
+}
+
+// memberID is etcd's member ID: SHA-1 of the sorted peer URLs and the
+// cluster token, first 8 bytes.
+func memberID(peerURLs []string, token string) uint64 {
+	urls := append([]string(nil), peerURLs...)
+	sort.Strings(urls)
+	sum := sha1.Sum(append([]byte(strings.Join(urls, "")), token...))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// clusterID is etcd's cluster ID: SHA-1 of the sorted member IDs.
+func clusterID(ids []uint64) uint64 {
+	sorted := append([]uint64(nil), ids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	b := make([]byte, 8*len(sorted))
+	for i, id := range sorted {
+		binary.BigEndian.PutUint64(b[8*i:], id)
+	}
+	sum := sha1.Sum(b)
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+func (c Config) tickInterval() time.Duration {
+	return time.Duration(c.HeartbeatIntervalMs) * time.Millisecond
+}

@@ -1,0 +1,266 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/metastore/metastore/consensus"
+	"github.com/metastore/metastore/consensus/transport"
+	"github.com/metastore/metastore/services/kv"
+	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/backend"
+	"github.com/metastore/metastore/storage/memory"
+	"github.com/metastore/metastore/storage/rocksdb"
+)
+
+// Server is one running MetaStore member.
+type Server struct {
+	cfg       Config
+	lg        *zap.Logger
+	id        uint64
+	clusterID uint64
+
+	store atomic.Pointer[storage.Store]
+	node  *consensus.Node
+	tr    *transport.Transport
+
+	clientSrv  *grpc.Server
+	peerSrv    *grpc.Server
+	clientLis  []net.Listener
+	peerLis    []net.Listener
+	health     *health.Server
+	kvApplier  kv.Applier
+	restoreMu  sync.Mutex // serializes Restore with snapshots
+	stopOnce   sync.Once
+	wg         sync.WaitGroup
+	readyc     chan struct{}
+	readyClose sync.Once
+}
+
+// New validates cfg, opens the data directory and the listeners, and
+// starts the member. It returns once the member runs; Ready tells when it
+// can serve (a leader exists).
+func New(cfg Config, lg *zap.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	cluster, _ := parseCluster(cfg.InitialCluster)
+	names := make([]string, 0, len(cluster))
+	for name := range cluster {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var peers []consensus.Peer
+	var ids []uint64
+	for _, name := range names {
+		id := memberID(cluster[name], cfg.InitialClusterToken)
+		ids = append(ids, id)
+		peers = append(peers, consensus.Peer{ID: id, Context: consensus.MemberContext{Name: name, PeerURLs: cluster[name]}.Encode()})
+	}
+	s := &Server{
+		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
+		readyc: make(chan struct{}),
+	}
+	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create --data-dir %q: %w", cfg.DataDir, err)
+	}
+	st, err := s.openStore()
+	if err != nil {
+		return nil, err
+	}
+	s.store.Store(st)
+
+	if err := s.listen(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.tr = transport.New(transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg})
+	for _, p := range peers {
+		if p.ID != s.id {
+			s.tr.AddPeer(p.ID, p.Context)
+		}
+	}
+	s.peerSrv = grpc.NewServer()
+	s.tr.Register(s.peerSrv)
+
+	electionTicks := int(cfg.ElectionTimeoutMs / cfg.HeartbeatIntervalMs)
+	node, err := consensus.Start(consensus.Config{
+		ID: s.id, Dir: filepath.Join(cfg.DataDir, "member"), Peers: peers,
+		TickInterval: cfg.tickInterval(), ElectionTicks: electionTicks, HeartbeatTicks: 1,
+		SnapshotCount: cfg.SnapshotCount, Logger: s.lg,
+	}, &stateMachine{s: s}, s.tr)
+	if err != nil {
+		s.closeListeners()
+		st.Close()
+		return nil, err
+	}
+	s.node = node
+	s.tr.SetHandler(node)
+
+	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
+	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.clientSrv, s.health)
+
+	for _, l := range s.peerLis {
+		s.serve(s.peerSrv, l)
+	}
+	for _, l := range s.clientLis {
+		s.serve(s.clientSrv, l)
+	}
+	s.wg.Add(1)
+	go s.waitLeader()
+	return s, nil
+}
+
+func (s *Server) serve(srv *grpc.Server, l net.Listener) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = srv.Serve(l)
+	}()
+}
+
+func (s *Server) openEngine(dir string) (backend.Backend, error) {
+	if s.cfg.StorageEngine == "memory" {
+		return memory.New(), nil
+	}
+	return rocksdb.Open(dir, rocksdb.DefaultConfig())
+}
+
+func (s *Server) openStore() (*storage.Store, error) {
+	eng, err := s.openEngine(filepath.Join(s.cfg.DataDir, "member", "kv"))
+	if err != nil {
+		return nil, err
+	}
+	st, err := storage.Open(eng, storage.Config{
+		Logger:        s.lg,
+		NoSync:        true, // the Raft WAL is the durability point
+		MaxKeyBytes:   int(s.cfg.MaxRequestBytes),
+		MaxValueBytes: int(s.cfg.MaxRequestBytes),
+	})
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func hostPorts(urls string) []string {
+	var out []string
+	for _, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+		out = append(out, u)
+	}
+	return out
+}
+
+func (s *Server) listen() error {
+	for _, hp := range hostPorts(s.cfg.ListenClientURLs) {
+		l, err := net.Listen("tcp", hp)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("--listen-client-urls: %w", err)
+		}
+		s.clientLis = append(s.clientLis, l)
+	}
+	for _, hp := range hostPorts(s.cfg.ListenPeerURLs) {
+		l, err := net.Listen("tcp", hp)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("--listen-peer-urls: %w", err)
+		}
+		s.peerLis = append(s.peerLis, l)
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range append(s.clientLis, s.peerLis...) {
+		l.Close()
+	}
+}
+
+// ClientAddrs returns the addresses the client listeners are bound to.
+func (s *Server) ClientAddrs() []string {
+	var out []string
+	for _, l := range s.clientLis {
+		out = append(out, l.Addr().String())
+	}
+	return out
+}
+
+// waitLeader marks the server ready (and healthy) once a leader exists.
+func (s *Server) waitLeader() {
+	defer s.wg.Done()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.node.Done():
+			return
+		case <-t.C:
+			if s.node.Leader() != 0 {
+				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+				s.lg.Info("ready to serve client requests")
+				s.readyClose.Do(func() { close(s.readyc) })
+				return
+			}
+		}
+	}
+}
+
+// Ready is closed once the member can serve requests.
+func (s *Server) Ready() <-chan struct{} { return s.readyc }
+
+// ID returns the member ID.
+func (s *Server) ID() uint64 { return s.id }
+
+// FillHeader implements kv.HeaderFiller.
+func (s *Server) FillHeader(h *pb.ResponseHeader) {
+	h.ClusterId, h.MemberId, h.RaftTerm = s.clusterID, s.id, s.node.Term()
+}
+
+// Stop stops serving and closes everything, in reverse order of start.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		s.clientSrv.Stop()
+		s.node.Stop()
+		s.peerSrv.Stop()
+		s.tr.Close()
+		s.wg.Wait()
+		if err := s.store.Load().Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			s.lg.Warn("failed to close store", zap.Error(err))
+		}
+	})
+}
+
+// requestCtx bounds a request that has no deadline of its own.
+func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 7*time.Second)
+}

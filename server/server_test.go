@@ -1,0 +1,200 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/server"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type member struct {
+	cfg server.Config
+	srv *server.Server
+}
+
+// cluster starts n members on loopback ports with fresh data dirs.
+func cluster(t *testing.T, n int) []*member {
+	dir := t.TempDir()
+	var ms []*member
+	initial := ""
+	for i := range n {
+		cfg := server.DefaultConfig()
+		cfg.Name = fmt.Sprint("m", i)
+		cfg.DataDir = filepath.Join(dir, cfg.Name)
+		client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
+		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
+		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
+		if initial != "" {
+			initial += ","
+		}
+		initial += cfg.Name + "=" + peer
+		ms = append(ms, &member{cfg: cfg})
+	}
+	for _, m := range ms {
+		m.cfg.InitialCluster = initial
+		start(t, m)
+	}
+	t.Cleanup(func() {
+		for _, m := range ms {
+			if m.srv != nil {
+				m.srv.Stop()
+			}
+		}
+	})
+	for _, m := range ms {
+		select {
+		case <-m.srv.Ready():
+		case <-time.After(20 * time.Second):
+			t.Fatal("member not ready")
+		}
+	}
+	return ms
+}
+
+func start(t *testing.T, m *member) {
+	s, err := server.New(m.cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(m.cfg.Name))
+	require.NoError(t, err)
+	m.srv = s
+}
+
+func client(t *testing.T, ms ...*member) *clientv3.Client {
+	var eps []string
+	for _, m := range ms {
+		eps = append(eps, m.srv.ClientAddrs()...)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestSingleNodeKV(t *testing.T) {
+	ms := cluster(t, 1)
+	c := client(t, ms[0])
+	resp, err := c.Put(ctx(t), "a", "1")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, resp.Header.Revision, "the first write is revision 2, as in etcd")
+	require.NotZero(t, resp.Header.ClusterId)
+	require.Equal(t, ms[0].srv.ID(), resp.Header.MemberId)
+	require.NotZero(t, resp.Header.RaftTerm)
+
+	_, err = c.Put(ctx(t), "b", "2")
+	require.NoError(t, err)
+	get, err := c.Get(ctx(t), "", clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, get.Count)
+	require.Equal(t, "1", string(get.Kvs[0].Value))
+	ser, err := c.Get(ctx(t), "a", clientv3.WithSerializable())
+	require.NoError(t, err)
+	require.Equal(t, "1", string(ser.Kvs[0].Value))
+
+	prev, err := c.Put(ctx(t), "a", "3", clientv3.WithPrevKV())
+	require.NoError(t, err)
+	require.Equal(t, "1", string(prev.PrevKv.Value))
+
+	txn, err := c.Txn(ctx(t)).
+		If(clientv3.Compare(clientv3.Value("a"), "=", "3")).
+		Then(clientv3.OpPut("c", "x"), clientv3.OpGet("c")).
+		Else(clientv3.OpPut("c", "y")).Commit()
+	require.NoError(t, err)
+	require.True(t, txn.Succeeded)
+	require.Equal(t, "x", string(txn.Responses[1].GetResponseRange().Kvs[0].Value))
+
+	del, err := c.Delete(ctx(t), "b", clientv3.WithPrevKV())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, del.Deleted)
+	require.Equal(t, "2", string(del.PrevKvs[0].Value))
+
+	old, err := c.Get(ctx(t), "a", clientv3.WithRev(2))
+	require.NoError(t, err)
+	require.Equal(t, "1", string(old.Kvs[0].Value))
+
+	_, err = c.Compact(ctx(t), 4, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	_, err = c.Get(ctx(t), "a", clientv3.WithRev(2))
+	require.ErrorIs(t, err, rpctypes.ErrCompacted)
+	_, err = c.Compact(ctx(t), 100)
+	require.ErrorIs(t, err, rpctypes.ErrFutureRev)
+}
+
+func TestKVErrorsAreEtcds(t *testing.T) {
+	ms := cluster(t, 1)
+	c := client(t, ms[0])
+	_, err := c.Put(ctx(t), "", "v")
+	require.ErrorIs(t, err, rpctypes.ErrEmptyKey)
+	_, err = c.Put(ctx(t), "k", "v", clientv3.WithLease(123))
+	require.ErrorIs(t, err, rpctypes.ErrLeaseNotFound)
+	_, err = c.Put(ctx(t), "missing", "", clientv3.WithIgnoreValue())
+	require.ErrorIs(t, err, rpctypes.ErrKeyNotFound)
+	_, err = c.Txn(ctx(t)).Then(clientv3.OpPut("d", "1"), clientv3.OpPut("d", "2")).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrDuplicateKey)
+	ops := make([]clientv3.Op, 129)
+	for i := range ops {
+		ops[i] = clientv3.OpPut(fmt.Sprint("k", i), "v")
+	}
+	_, err = c.Txn(ctx(t)).Then(ops...).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrTooManyOps)
+	// Services not built yet answer Unimplemented.
+	_, err = c.Grant(ctx(t), 10)
+	require.Equal(t, codes.Unimplemented, status.Code(err))
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	ms := cluster(t, 1)
+	c := client(t, ms[0])
+	for i := range 50 {
+		_, err := c.Put(ctx(t), fmt.Sprint("k", i), fmt.Sprint(i))
+		require.NoError(t, err)
+	}
+	ms[0].srv.Stop()
+	start(t, ms[0])
+	select {
+	case <-ms[0].srv.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("restarted member not ready")
+	}
+	c2 := client(t, ms[0])
+	get, err := c2.Get(ctx(t), "k", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	require.EqualValues(t, 50, get.Count)
+	require.EqualValues(t, 51, get.Header.Revision, "revisions survive the restart")
+}
+
+func TestThreeNodes(t *testing.T) {
+	ms := cluster(t, 3)
+	for i, m := range ms {
+		_, err := client(t, m).Put(ctx(t), fmt.Sprint("from", i), "v")
+		require.NoError(t, err, "member %d accepts writes (followers forward)", i)
+	}
+	for i, m := range ms {
+		get, err := client(t, m).Get(ctx(t), "from", clientv3.WithPrefix())
+		require.NoError(t, err)
+		require.EqualValues(t, 3, get.Count, "linearizable read on member %d sees every write", i)
+	}
+}

@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// etcdctlVersion is the etcdctl the end-to-end test drives the real binary
+// with.
+const etcdctlVersion = "v3.7.3"
+
+// buildEtcdctl builds etcdctl from the Go module proxy once into the user
+// cache dir (a module of its own, since etcdctl's go.mod has replace
+// directives that forbid `go install`).
+func buildEtcdctl(t *testing.T) string {
+	cache, err := os.UserCacheDir()
+	require.NoError(t, err)
+	dir := filepath.Join(cache, "metastore", "etcdctl-"+etcdctlVersion)
+	bin := filepath.Join(dir, "etcdctl")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module etcdctlbuild\n\ngo 1.26\n"), 0o600))
+	run := func(args ...string) {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go %v: %s", args, out)
+	}
+	run("get", "go.etcd.io/etcd/etcdctl/v3@"+etcdctlVersion, "google.golang.org/grpc@v1.83.2")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	run("build", "-o", bin, "go.etcd.io/etcd/etcdctl/v3")
+	return bin
+}
+
+// buildMetastore builds the server binary under test.
+func buildMetastore(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "metastore")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/metastore")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// TestEtcdctlAgainstBinary starts the real metastore binary and drives it
+// with the real etcdctl, as a user would.
+func TestEtcdctlAgainstBinary(t *testing.T) {
+	if testing.Short() && os.Getenv("CI") == "" {
+		t.Skip("builds etcdctl from the module proxy; runs in CI and without -short")
+	}
+	etcdctl, metastore := buildEtcdctl(t), buildMetastore(t)
+	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+	var logs bytes.Buffer
+	srv := exec.Command(metastore, "--name", "e2e", "--data-dir", t.TempDir(),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer)
+	srv.Stdout, srv.Stderr = &logs, &logs
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait()
+	})
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "ready to serve client requests") },
+		30*time.Second, 20*time.Millisecond, "the server logs readiness")
+
+	ctl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(etcdctl, append([]string{"--endpoints", client}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(want string, args ...string) {
+		t.Helper()
+		out, err := ctl("", args...)
+		require.NoError(t, err, out)
+		require.Equal(t, want, out, "etcdctl %v", args)
+	}
+	must("OK\n", "put", "foo", "bar")
+	must("foo\nbar\n", "get", "foo")
+	must("OK\n", "put", "foo", "baz")
+	must("foo\nbar\n", "get", "foo", "--rev", "2")
+	out, err := ctl("value(\"foo\") = \"baz\"\n\nput foo qux\n\nput foo nope\n\n", "txn")
+	require.NoError(t, err, out)
+	require.Equal(t, "SUCCESS\n\nOK\n", out)
+	must("foo\nqux\n", "get", "foo")
+	must("1\n", "del", "foo")
+	must("compacted revision 3\n", "compaction", "3")
+	out, err = ctl("", "get", "foo", "--rev", "2")
+	require.Error(t, err)
+	require.Contains(t, out, "etcdserver: mvcc: required revision has been compacted")
+	out, err = ctl("", "lease", "grant", "10")
+	require.Error(t, err, "leases are not built yet")
+	require.Contains(t, out, "Unimplemented")
+}

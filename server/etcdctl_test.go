@@ -6,11 +6,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // etcdctlVersion is the etcdctl the end-to-end test drives the real binary
 // with.
@@ -59,11 +78,11 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	}
 	etcdctl, metastore := buildEtcdctl(t), buildMetastore(t)
 	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	srv := exec.Command(metastore, "--name", "e2e", "--data-dir", t.TempDir(),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer)
-	srv.Stdout, srv.Stderr = &logs, &logs
+	srv.Stdout, srv.Stderr = logs, logs
 	require.NoError(t, srv.Start())
 	t.Cleanup(func() {
 		_ = srv.Process.Signal(os.Interrupt)

@@ -21,7 +21,9 @@ import (
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/consensus/transport"
+	clustersvc "github.com/metastore/metastore/services/cluster"
 	"github.com/metastore/metastore/services/kv"
+	"github.com/metastore/metastore/services/maintenance"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/backend"
 	"github.com/metastore/metastore/storage/memory"
@@ -45,6 +47,7 @@ type Server struct {
 	peerLis    []net.Listener
 	health     *health.Server
 	kvApplier  kv.Applier
+	members    []*pb.Member
 	restoreMu  sync.Mutex // serializes Restore with snapshots
 	stopOnce   sync.Once
 	wg         sync.WaitGroup
@@ -71,14 +74,20 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	sort.Strings(names)
 	var peers []consensus.Peer
 	var ids []uint64
+	var members []*pb.Member
 	for _, name := range names {
 		id := memberID(cluster[name], cfg.InitialClusterToken)
 		ids = append(ids, id)
 		peers = append(peers, consensus.Peer{ID: id, Context: consensus.MemberContext{Name: name, PeerURLs: cluster[name]}.Encode()})
+		m := &pb.Member{ID: id, Name: name, PeerURLs: cluster[name]}
+		if name == cfg.Name {
+			m.ClientURLs = strings.Split(cfg.AdvertiseClientURLs, ",")
+		}
+		members = append(members, m)
 	}
 	s := &Server{
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
-		readyc: make(chan struct{}),
+		readyc: make(chan struct{}), members: members,
 	}
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -119,6 +128,8 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 
 	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
 	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
+	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s))
+	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.clientSrv, s.health)
@@ -264,3 +275,30 @@ func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(ctx, 7*time.Second)
 }
+
+// defaultQuotaBytes is etcd's backend quota when --quota-backend-bytes is 0.
+const defaultQuotaBytes = 2 << 30
+
+// Status implements maintenance.StatusSource.
+func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	st := s.node.Status()
+	sizes, err := s.store.Load().Sizes()
+	if err != nil {
+		return nil, err
+	}
+	return &pb.StatusResponse{
+		Header:           &pb.ResponseHeader{Revision: s.store.Load().Rev()},
+		Version:          EtcdVersion,
+		DbSize:           sizes.Physical,
+		DbSizeInUse:      sizes.Logical,
+		Leader:           st.Lead,
+		RaftIndex:        st.Commit,
+		RaftTerm:         st.Term,
+		RaftAppliedIndex: st.Applied,
+		IsLearner:        st.IsLearner,
+		DbSizeQuota:      defaultQuotaBytes,
+	}, nil
+}
+
+// Members implements cluster.MemberSource: the static initial cluster.
+func (s *Server) Members() []*pb.Member { return s.members }

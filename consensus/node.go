@@ -171,10 +171,15 @@ func (n *Node) restore(st *wal.State) error {
 	// state machine must not see twice.
 	n.applied = n.snapIndex
 	n.smApplied = max(n.sm.AppliedIndex(), n.snapIndex)
-	if c := st.HardState.GetCommit(); n.smApplied > c && c > 0 {
-		// The state machine is ahead of what the log says is committed:
-		// only possible if the log lost synced data.
-		return fmt.Errorf("consensus: state machine applied %d but the log commits only %d", n.smApplied, c)
+	// The state machine may be ahead of the hard state's commit index (a
+	// commit-only hard state is not fsynced, as Raft allows), but never
+	// ahead of the log: entries are durable before they are applied.
+	last := n.snapIndex
+	if k := len(st.Entries); k > 0 {
+		last = st.Entries[k-1].GetIndex()
+	}
+	if n.smApplied > last {
+		return fmt.Errorf("consensus: state machine applied %d but the log ends at %d", n.smApplied, last)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"encoding/binary"
+	"strconv"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -304,17 +305,4 @@ func (n *Node) maybeSnapshot() error {
 	return nil
 }
 
-func toHex(id uint64) string {
-	const digits = "0123456789abcdef"
-	if id == 0 {
-		return "0"
-	}
-	var b [16]byte
-	i := len(b)
-	for id > 0 {
-		i--
-		b[i] = digits[id&0xf]
-		id >>= 4
-	}
-	return string(b[i:])
-}
+func toHex(id uint64) string { return strconv.FormatUint(id, 16) }

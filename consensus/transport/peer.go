@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,17 +248,4 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	return cs.RecvMsg(&wrapperspb.BytesValue{})
 }
 
-func toHex(id uint64) string {
-	const digits = "0123456789abcdef"
-	if id == 0 {
-		return "0"
-	}
-	var b [16]byte
-	i := len(b)
-	for id > 0 {
-		i--
-		b[i] = digits[id&0xf]
-		id >>= 4
-	}
-	return string(b[i:])
-}
+func toHex(id uint64) string { return strconv.FormatUint(id, 16) }

@@ -104,12 +104,19 @@ func mustListen(t *testing.T, addr string) net.Listener {
 	return lis
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
+// freeAddr returns a loopback address free a moment ago, below Linux's
+// ephemeral range so that outgoing connections cannot take it before the
+// child binds it.
 func freeAddr(t *testing.T) string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer lis.Close()
-	return lis.Addr().String()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
 }
 
 // childStatus is what a child's /status returns.

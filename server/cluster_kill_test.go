@@ -150,6 +150,10 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
+	// Writes that timed out on the client may still commit later: compare
+	// every member at one revision, after a final write.
+	final, err := c.Put(t.Context(), "done", "")
+	require.NoError(t, err)
 	var dumps []map[string]string
 	for _, ep := range eps {
 		mc, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -158,7 +162,8 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 		var lastErr error
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 			cctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-			resp, err := mc.Get(cctx, "load/", clientv3.WithPrefix()) // linearizable: this member caught up
+			// Linearizable, at the final write's revision.
+			resp, err := mc.Get(cctx, "load/", clientv3.WithPrefix(), clientv3.WithRev(final.Header.Revision))
 			cancel()
 			if lastErr = err; err == nil {
 				for _, kv := range resp.Kvs {
@@ -167,13 +172,13 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 				break
 			}
 		}
+		mc.Close()
 		if lastErr != nil {
 			for _, p := range procs {
 				t.Logf("--- %s\n%s", p.name, tail(p.logs.String(), 6000))
 			}
 			t.Fatalf("member %s cannot serve a linearizable read: %v", ep, lastErr)
 		}
-		mc.Close()
 		dumps = append(dumps, d)
 	}
 	mu.Lock()

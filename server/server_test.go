@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"testing"
@@ -19,11 +20,20 @@ import (
 	"github.com/metastore/metastore/server"
 )
 
+// freeAddr returns a loopback address free a moment ago. It picks ports
+// below Linux's ephemeral range (32768+), which outgoing connections draw
+// from: a port handed out by :0 can be taken by the next dial before the
+// server binds it.
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
 }
 
 type member struct {

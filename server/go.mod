@@ -8,6 +8,7 @@ replace (
 	github.com/metastore/metastore/services/kv => ../services/kv
 	github.com/metastore/metastore/services/maintenance => ../services/maintenance
 	github.com/metastore/metastore/services/rpcerr => ../services/rpcerr
+	github.com/metastore/metastore/services/watch => ../services/watch
 	github.com/metastore/metastore/storage => ../storage
 )
 
@@ -16,6 +17,7 @@ require (
 	github.com/metastore/metastore/services/cluster v0.0.0-00010101000000-000000000000
 	github.com/metastore/metastore/services/kv v0.0.0-00010101000000-000000000000
 	github.com/metastore/metastore/services/maintenance v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/services/watch v0.0.0-00010101000000-000000000000
 	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3

@@ -24,6 +24,7 @@ import (
 	clustersvc "github.com/metastore/metastore/services/cluster"
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/services/maintenance"
+	"github.com/metastore/metastore/services/watch"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/backend"
 	"github.com/metastore/metastore/storage/memory"
@@ -129,6 +130,8 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
 	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
 	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s))
+	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
+		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Logger: s.lg}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

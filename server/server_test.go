@@ -208,3 +208,57 @@ func TestThreeNodes(t *testing.T) {
 		require.EqualValues(t, 3, get.Count, "linearizable read on member %d sees every write", i)
 	}
 }
+
+func TestWatch(t *testing.T) {
+	ms := cluster(t, 1)
+	c := client(t, ms[0])
+	_, err := c.Put(ctx(t), "w/a", "0") // rev 2
+	require.NoError(t, err)
+
+	live := c.Watch(ctx(t), "w/", clientv3.WithPrefix(), clientv3.WithPrevKV())
+	past := c.Watch(ctx(t), "w/a", clientv3.WithRev(2))
+	noPut := c.Watch(ctx(t), "w/a", clientv3.WithFilterPut())
+	require.Eventually(t, func() bool { // watchers registered
+		_, err := c.Put(ctx(t), "w/sync", "x")
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	_, err = c.Put(ctx(t), "w/a", "1")
+	require.NoError(t, err)
+	_, err = c.Delete(ctx(t), "w/a")
+	require.NoError(t, err)
+
+	var got []string
+	for len(got) < 3 {
+		wr := <-live
+		require.NoError(t, wr.Err())
+		for _, ev := range wr.Events {
+			s := fmt.Sprintf("%s %s=%s", ev.Type, ev.Kv.Key, ev.Kv.Value)
+			if ev.PrevKv != nil {
+				s += " prev=" + string(ev.PrevKv.Value)
+			}
+			got = append(got, s)
+		}
+	}
+	require.Equal(t, []string{"PUT w/sync=x", "PUT w/a=1 prev=0", "DELETE w/a= prev=1"}, got)
+
+	wr := <-past
+	require.Equal(t, "0", string(wr.Events[0].Kv.Value), "a watch from revision 2 replays history")
+	wr = <-noPut
+	require.Len(t, wr.Events, 1)
+	require.Equal(t, clientv3.EventTypeDelete, wr.Events[0].Type)
+
+	// A watch from a compacted revision is cancelled with the compact revision.
+	_, err = c.Compact(ctx(t), 4, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	wr = <-c.Watch(ctx(t), "w/a", clientv3.WithRev(2))
+	require.True(t, wr.Canceled)
+	require.EqualValues(t, 4, wr.CompactRevision)
+	require.ErrorIs(t, wr.Err(), rpctypes.ErrCompacted)
+
+	// Progress requests answer with the current revision.
+	wch := c.Watch(ctx(t), "w/none", clientv3.WithProgressNotify())
+	require.NoError(t, c.RequestProgress(ctx(t)))
+	wr = <-wch
+	require.True(t, wr.IsProgressNotify())
+	require.EqualValues(t, 5, wr.Header.Revision)
+}

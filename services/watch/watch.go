@@ -1,0 +1,258 @@
+package watch
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/storage"
+)
+
+// DefaultProgressNotifyInterval is etcd's --watch-progress-notify-interval.
+const DefaultProgressNotifyInterval = 10 * time.Minute
+
+// Store is what the service watches: the member's MVCC store.
+type Store interface {
+	NewWatchStream(bufSize int) *storage.WatchStream
+	Rev() int64
+}
+
+// HeaderFiller fills the cluster ID, member ID and Raft term of a header.
+type HeaderFiller interface {
+	FillHeader(h *pb.ResponseHeader)
+}
+
+// Config tunes the service.
+type Config struct {
+	// ProgressNotifyInterval is how often watchers that asked for progress
+	// notifications get one. Default 10 minutes.
+	ProgressNotifyInterval time.Duration
+	// MaxResponseBytes bounds one response of a fragmenting watcher
+	// (etcd uses --max-request-bytes). Default 1.5 MiB.
+	MaxResponseBytes int
+	Logger           *zap.Logger
+}
+
+// Server is the gRPC Watch service.
+type Server struct {
+	pb.UnimplementedWatchServer
+	store func() Store
+	hdr   HeaderFiller
+	cfg   Config
+}
+
+var _ pb.WatchServer = (*Server)(nil)
+
+// NewServer returns the Watch service; store returns the current store.
+func NewServer(store func() Store, hdr HeaderFiller, cfg Config) *Server {
+	if cfg.ProgressNotifyInterval <= 0 {
+		cfg.ProgressNotifyInterval = DefaultProgressNotifyInterval
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 3 << 19
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Server{store: store, hdr: hdr, cfg: cfg}
+}
+
+// watcherOpts are the per-watcher flags the service itself implements.
+type watcherOpts struct {
+	progress, fragment bool
+}
+
+// serverStream is one Watch call.
+type serverStream struct {
+	s      *Server
+	gs     pb.Watch_WatchServer
+	ws     *storage.WatchStream
+	sendMu sync.Mutex // serializes gs.Send
+
+	mu       sync.Mutex // guards opts
+	opts     map[storage.WatchID]watcherOpts
+	deferred bool // a progress request waits for watchers to sync
+}
+
+// Watch implements pb.WatchServer.
+func (s *Server) Watch(gs pb.Watch_WatchServer) error {
+	ss := &serverStream{s: s, gs: gs, ws: s.store().NewWatchStream(0), opts: map[storage.WatchID]watcherOpts{}}
+	defer ss.ws.Close()
+	ctx, cancel := context.WithCancel(gs.Context())
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- ss.recvLoop(ctx) }()
+	go func() { errc <- ss.sendLoop(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (ss *serverStream) header(rev int64) *pb.ResponseHeader {
+	h := &pb.ResponseHeader{Revision: rev}
+	ss.s.hdr.FillHeader(h)
+	return h
+}
+
+func (ss *serverStream) send(wr *pb.WatchResponse) error {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	return ss.gs.Send(wr)
+}
+
+func (ss *serverStream) recvLoop(ctx context.Context) error {
+	for {
+		req, err := ss.gs.Recv()
+		if err != nil {
+			return err
+		}
+		switch {
+		case req.GetCreateRequest() != nil:
+			if err := ss.create(req.GetCreateRequest()); err != nil {
+				return err
+			}
+		case req.GetCancelRequest() != nil:
+			id := storage.WatchID(req.GetCancelRequest().WatchId)
+			if ss.ws.Cancel(id) == nil {
+				ss.mu.Lock()
+				delete(ss.opts, id)
+				ss.mu.Unlock()
+				if err := ss.send(&pb.WatchResponse{Header: ss.header(ss.s.store().Rev()), WatchId: int64(id), Canceled: true}); err != nil {
+					return err
+				}
+			}
+		case req.GetProgressRequest() != nil:
+			if !ss.ws.RequestProgressAll() {
+				ss.mu.Lock()
+				ss.deferred = true // sent once every watcher is synced
+				ss.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
+	key, end := c.Key, c.RangeEnd
+	if len(key) == 0 {
+		key = []byte{0} // the smallest key, as etcd
+	}
+	opts := storage.WatchOptions{
+		ID: storage.WatchID(c.WatchId), Key: key, End: end, StartRev: c.StartRevision, PrevKV: c.PrevKv,
+	}
+	for _, f := range c.Filters {
+		switch f {
+		case pb.WatchCreateRequest_NOPUT:
+			opts.NoPut = true
+		case pb.WatchCreateRequest_NODELETE:
+			opts.NoDelete = true
+		}
+	}
+	rev := ss.s.store().Rev()
+	id, err := ss.ws.Watch(opts)
+	wr := &pb.WatchResponse{Header: ss.header(rev), WatchId: int64(id), Created: true, Canceled: err != nil}
+	if err != nil {
+		wr.CancelReason = err.Error()
+	} else {
+		ss.mu.Lock()
+		ss.opts[id] = watcherOpts{progress: c.ProgressNotify, fragment: c.Fragment}
+		ss.mu.Unlock()
+	}
+	return ss.send(wr)
+}
+
+func (ss *serverStream) sendLoop(ctx context.Context) error {
+	progress := time.NewTicker(ss.s.cfg.ProgressNotifyInterval)
+	defer progress.Stop()
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r, ok := <-ss.ws.Chan():
+			if !ok {
+				return nil
+			}
+			if err := ss.deliver(r); err != nil {
+				return err
+			}
+		case <-progress.C:
+			ss.mu.Lock()
+			var ids []storage.WatchID
+			for id, o := range ss.opts {
+				if o.progress {
+					ids = append(ids, id)
+				}
+			}
+			ss.mu.Unlock()
+			for _, id := range ids {
+				ss.ws.RequestProgress(id)
+			}
+		case <-retry.C:
+			ss.mu.Lock()
+			deferred := ss.deferred
+			ss.mu.Unlock()
+			if deferred && ss.ws.RequestProgressAll() {
+				ss.mu.Lock()
+				ss.deferred = false
+				ss.mu.Unlock()
+			}
+		}
+	}
+}
+
+// deliver turns a storage response into watch responses, fragmenting
+// large ones for watchers that asked for it.
+func (ss *serverStream) deliver(r storage.WatchResponse) error {
+	wr := &pb.WatchResponse{
+		Header:          ss.header(r.Revision),
+		WatchId:         int64(r.WatchID),
+		Events:          r.Events, // shared with other watchers: read-only, safe to marshal concurrently
+		CompactRevision: r.CompactRevision,
+		Canceled:        r.CompactRevision != 0,
+	}
+	if r.CompactRevision != 0 {
+		ss.mu.Lock()
+		delete(ss.opts, r.WatchID)
+		ss.mu.Unlock()
+	}
+	ss.mu.Lock()
+	frag := ss.opts[r.WatchID].fragment
+	ss.mu.Unlock()
+	if !frag || proto.Size(wr) < ss.s.cfg.MaxResponseBytes {
+		return ss.send(wr)
+	}
+	for _, part := range fragment(wr, ss.s.cfg.MaxResponseBytes) {
+		if err := ss.send(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fragment splits a response into parts of at most limit bytes of events
+// (at least one event each); every part but the last has Fragment set.
+func fragment(wr *pb.WatchResponse, limit int) []*pb.WatchResponse {
+	var parts []*pb.WatchResponse
+	cur := &pb.WatchResponse{Header: wr.Header, WatchId: wr.WatchId}
+	size := 0
+	for _, ev := range wr.Events {
+		n := proto.Size(ev)
+		if len(cur.Events) > 0 && size+n > limit {
+			cur.Fragment = true
+			parts = append(parts, cur)
+			cur = &pb.WatchResponse{Header: wr.Header, WatchId: wr.WatchId}
+			size = 0
+		}
+		cur.Events = append(cur.Events, ev)
+		size += n
+	}
+	return append(parts, cur)
+}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,6 +116,11 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Equal(t, "SUCCESS\n\nOK\n", out)
 	must("foo\nqux\n", "get", "foo")
+	// watch replays history from a revision, then keeps waiting: stop it.
+	wctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	wout, _ := exec.CommandContext(wctx, etcdctl, "--endpoints", client, "watch", "foo", "--rev", "2").Output()
+	require.Equal(t, "PUT\nfoo\nbar\nPUT\nfoo\nbaz\nPUT\nfoo\nqux\n", string(wout))
 	must("1\n", "del", "foo")
 	must("compacted revision 3\n", "compaction", "3")
 	out, err = ctl("", "get", "foo", "--rev", "2")

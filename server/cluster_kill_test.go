@@ -190,6 +190,14 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	}
 	require.Equal(t, dumps[0], dumps[1])
 	require.Equal(t, dumps[0], dumps[2])
+	var hashes []uint32
+	for _, ep := range eps {
+		h, err := c.HashKV(t.Context(), ep, final.Header.Revision)
+		require.NoError(t, err)
+		hashes = append(hashes, h.Hash)
+	}
+	require.Equal(t, hashes[0], hashes[1], "HashKV agrees across members after the kill")
+	require.Equal(t, hashes[0], hashes[2])
 	t.Logf("%d writes acknowledged across a leader SIGKILL", len(acked))
 }
 

@@ -24,6 +24,7 @@ import (
 	clustersvc "github.com/metastore/metastore/services/cluster"
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/services/maintenance"
+	"github.com/metastore/metastore/services/rpcerr"
 	"github.com/metastore/metastore/services/watch"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/backend"
@@ -129,7 +130,7 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 
 	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
 	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
-	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s))
+	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Logger: s.lg}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
@@ -305,3 +306,18 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 
 // Members implements cluster.MemberSource: the static initial cluster.
 func (s *Server) Members() []*pb.Member { return s.members }
+
+// HashKV implements maintenance.Hasher.
+func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
+	st := s.store.Load()
+	h, err := st.HashKV(rev)
+	if err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
+	}
+	return &pb.HashKVResponse{
+		Header:          &pb.ResponseHeader{Revision: st.Rev()},
+		Hash:            h.Hash,
+		CompactRevision: h.CompactRev,
+		HashRevision:    h.HashRev,
+	}, nil
+}

@@ -202,11 +202,22 @@ func TestThreeNodes(t *testing.T) {
 		_, err := client(t, m).Put(ctx(t), fmt.Sprint("from", i), "v")
 		require.NoError(t, err, "member %d accepts writes (followers forward)", i)
 	}
+	var rev int64
 	for i, m := range ms {
 		get, err := client(t, m).Get(ctx(t), "from", clientv3.WithPrefix())
 		require.NoError(t, err)
 		require.EqualValues(t, 3, get.Count, "linearizable read on member %d sees every write", i)
+		rev = get.Header.Revision
 	}
+	var hashes []uint32
+	for _, m := range ms {
+		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
+		require.NoError(t, err)
+		require.Equal(t, rev, h.HashRevision)
+		hashes = append(hashes, h.Hash)
+	}
+	require.Equal(t, hashes[0], hashes[1], "HashKV agrees across members")
+	require.Equal(t, hashes[0], hashes[2])
 }
 
 func TestWatch(t *testing.T) {

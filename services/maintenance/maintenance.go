@@ -12,6 +12,12 @@ type StatusSource interface {
 	Status(ctx context.Context) (*pb.StatusResponse, error)
 }
 
+// Hasher computes HashKV for a revision (0: current). Errors are mapped
+// to etcd's by the implementation.
+type Hasher interface {
+	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
+}
+
 // HeaderFiller fills the cluster ID, member ID and Raft term of a header.
 type HeaderFiller interface {
 	FillHeader(h *pb.ResponseHeader)
@@ -20,14 +26,32 @@ type HeaderFiller interface {
 // Server is the gRPC Maintenance service.
 type Server struct {
 	pb.UnimplementedMaintenanceServer
-	src StatusSource
-	hdr HeaderFiller
+	src    StatusSource
+	hasher Hasher
+	hdr    HeaderFiller
 }
 
 var _ pb.MaintenanceServer = (*Server)(nil)
 
 // NewServer returns the Maintenance service.
-func NewServer(src StatusSource, hdr HeaderFiller) *Server { return &Server{src: src, hdr: hdr} }
+func NewServer(src StatusSource, hasher Hasher, hdr HeaderFiller) *Server {
+	return &Server{src: src, hasher: hasher, hdr: hdr}
+}
+
+// HashKV implements pb.MaintenanceServer: a hash of the MVCC history up to
+// the revision, equal on every member with the same history whatever its
+// physical compaction progress — the cross-member corruption check.
+func (s *Server) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := s.hasher.HashKV(ctx, r.Revision)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header == nil {
+		resp.Header = &pb.ResponseHeader{}
+	}
+	s.hdr.FillHeader(resp.Header)
+	return resp, nil
+}
 
 // Status implements pb.MaintenanceServer.
 func (s *Server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {

@@ -27,7 +27,7 @@
 // # Layout on the engine
 //
 // Nothing about the key space is held in memory, so opening a store is
-// O(1) and the data set is bounded by disk, not RAM. The engine holds five
+// O(1) and the data set is bounded by disk, not RAM. The engine holds six
 // key spaces distinguished by a one-byte prefix:
 //
 //	'k' key                                -> main sub record   (latest version of each key)
@@ -35,6 +35,7 @@
 //	'h' main sub                           -> flags key         (revision order: watch, HashKV, compaction)
 //	'l' lease key                          -> ""                (keys attached to a lease)
 //	'm' name                               -> meta              (revision, consistent index, compaction)
+//	'a' bucket 0x00 key                    -> value             (service state: leases, members; see WriteTxn.PutAux)
 //
 // A record is flags, create_revision, version, lease and value. A read at
 // the current revision is one point Get (or one 'k' entry per key of a

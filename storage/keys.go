@@ -13,6 +13,7 @@ const (
 	prefixHistory byte = 'h'
 	prefixLease   byte = 'l'
 	prefixMeta    byte = 'm'
+	prefixAux     byte = 'a' // service state beside the key space (aux.go)
 )
 
 // Meta keys.

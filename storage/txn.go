@@ -133,6 +133,7 @@ type WriteTxn struct {
 	pending  map[string]*pendingKey
 	events   []*mvccpb.Event
 	ci       *ConsistentIndex
+	aux      bool // PutAux/DeleteAux wrote to the batch
 	done     bool
 }
 
@@ -382,7 +383,7 @@ func (tw *WriteTxn) End() (int64, error) {
 	tw.done = true
 	s := tw.s
 	rev := tw.beginRev
-	if len(tw.events) == 0 && tw.ci == nil {
+	if len(tw.events) == 0 && tw.ci == nil && !tw.aux {
 		tw.batch.Close()
 		s.writeMu.Unlock()
 		return rev, nil

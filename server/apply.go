@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -63,8 +62,15 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 		return &applyResult{err: err}
 	}
 	a := sm.s.kvApplier
+	le := sm.s.lessor
 	var resp proto.Message
 	switch {
+	case r.GetLeaseGrant() != nil:
+		resp, err = le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
+	case r.GetLeaseRevoke() != nil:
+		resp, err = le.Revoke(tw, r.GetLeaseRevoke().ID)
+	case r.GetLeaseCheckpoint() != nil:
+		resp, err = le.Checkpoint(tw, r.GetLeaseCheckpoint().Checkpoints)
 	case r.GetPut() != nil:
 		resp, err = a.Put(tw, r.GetPut())
 	case r.GetDeleteRange() != nil:
@@ -92,6 +98,10 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 		resp.Header.Revision = rev
 	case *pb.TxnResponse:
 		kv.SetTxnRevision(resp, rev)
+	case *pb.LeaseGrantResponse:
+		resp.Header.Revision = rev
+	case *pb.LeaseRevokeResponse:
+		resp.Header.Revision = rev
 	}
 	return &applyResult{resp: resp}
 }
@@ -146,29 +156,31 @@ func (sm *stateMachine) Restore(index, term uint64, r io.Reader) error {
 		return err
 	}
 	s.store.Store(st)
-	return nil
+	return s.lessor.Recover(st)
 }
 
-// kvBackend implements kv.Backend: reads locally, writes through Raft.
-type kvBackend struct {
-	s      *Server
-	nextID atomic.Uint64
-}
-
-func (b *kvBackend) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
-	r.Header = &pb.RequestHeader{ID: b.nextID.Add(1)}
+// propose puts r through Raft and returns what applying it produced.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
+	r.Header = &pb.RequestHeader{ID: s.nextID.Add(1)}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
-	res, err := b.s.node.Propose(ctx, data)
+	res, err := s.node.Propose(ctx, data)
 	if err != nil {
 		return nil, err
 	}
 	ar := res.(*applyResult)
 	return ar, ar.err
+}
+
+// kvBackend implements kv.Backend: reads locally, writes through Raft.
+type kvBackend struct{ s *Server }
+
+func (b *kvBackend) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
+	return b.s.propose(ctx, r)
 }
 
 // read runs f on the local store, after a ReadIndex round unless the

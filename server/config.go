@@ -32,6 +32,9 @@ type Config struct {
 	MaxTxnOps                uint
 	LogLevel                 string
 	StorageEngine            string
+	// LeaseCheckpointInterval is how often the leader checkpoints the
+	// remaining TTL of leases (MetaStore flag; etcd's is internal).
+	LeaseCheckpointInterval time.Duration
 }
 
 // DefaultConfig returns etcd's defaults.
@@ -51,6 +54,7 @@ func DefaultConfig() Config {
 		MaxTxnOps:                128,
 		LogLevel:                 "info",
 		StorageEngine:            "rocksdb",
+		LeaseCheckpointInterval:  5 * time.Minute,
 	}
 }
 
@@ -73,6 +77,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "MetaStore: storage engine, rocksdb or memory.")
+	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", c.LeaseCheckpointInterval, "MetaStore: how often the leader persists the remaining TTL of leases, so a leader change does not renew them.")
 }
 
 // ApplyEnv sets flags not given on the command line from ETCD_* variables
@@ -126,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatIntervalMs == 0 || c.ElectionTimeoutMs < 5*c.HeartbeatIntervalMs {
 		bad("--election-timeout[%d] should be at least as 5 times as --heartbeat-interval[%d]", c.ElectionTimeoutMs, c.HeartbeatIntervalMs)
+	}
+	if c.LeaseCheckpointInterval < 0 {
+		bad("--lease-checkpoint-interval: must not be negative, got %v", c.LeaseCheckpointInterval)
 	}
 	if c.StorageEngine != "rocksdb" && c.StorageEngine != "memory" {
 		bad("--storage-engine: %q is not rocksdb or memory", c.StorageEngine)

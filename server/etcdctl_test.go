@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,26 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	out, err = ctl("", "get", "foo", "--rev", "2")
 	require.Error(t, err)
 	require.Contains(t, out, "etcdserver: mvcc: required revision has been compacted")
-	out, err = ctl("", "lease", "grant", "10")
-	require.Error(t, err, "leases are not built yet")
-	require.Contains(t, out, "Unimplemented")
+	// Leases: grant, attach, keep alive, inspect, revoke.
+	out, err = ctl("", "lease", "grant", "60")
+	require.NoError(t, err, out)
+	m := regexp.MustCompile(`^lease ([0-9a-f]{16}) granted with TTL\(60s\)\n$`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	id := strings.TrimLeft(m[1], "0")
+	must("OK\n", "put", "lk1", "v", "--lease", id)
+	must("OK\n", "put", "lk2", "v", "--lease", id)
+	out, err = ctl("", "lease", "timetolive", id, "--keys")
+	require.NoError(t, err, out)
+	require.Regexp(t, `^lease `+m[1]+` granted with TTL\(60s\), remaining\(5\ds\), attached keys\(\[lk1 lk2\]\)\n$`, out)
+	must("lease 0000000000001234 already expired\n", "lease", "timetolive", "1234")
+	must("lease "+m[1]+" keepalived with TTL(60)\n", "lease", "keep-alive", "--once", id)
+	must("found 1 leases\n"+id+"\n", "lease", "list")
+	out, err = ctl("", "put", "x", "v", "--lease", "1234")
+	require.Error(t, err)
+	require.Contains(t, out, "etcdserver: requested lease not found")
+	must("lease "+m[1]+" revoked\n", "lease", "revoke", id)
+	must("", "get", "lk", "--prefix")
+	out, err = ctl("", "lease", "revoke", id)
+	require.Error(t, err)
+	require.Contains(t, out, "etcdserver: requested lease not found")
 }

@@ -29,12 +29,15 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
+require go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
+
 require (
 	github.com/coreos/go-semver v0.3.1 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/linxGnu/grocksdb v1.7.15 // indirect
+	github.com/metastore/metastore/services/lease v0.0.0-00010101000000-000000000000
 	github.com/tidwall/btree v1.8.2 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
@@ -45,3 +48,5 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
 )
+
+replace github.com/metastore/metastore/services/lease => ../services/lease

@@ -23,6 +23,7 @@ import (
 	"github.com/metastore/metastore/consensus/transport"
 	clustersvc "github.com/metastore/metastore/services/cluster"
 	"github.com/metastore/metastore/services/kv"
+	"github.com/metastore/metastore/services/lease"
 	"github.com/metastore/metastore/services/maintenance"
 	"github.com/metastore/metastore/services/rpcerr"
 	"github.com/metastore/metastore/services/watch"
@@ -49,6 +50,11 @@ type Server struct {
 	peerLis    []net.Listener
 	health     *health.Server
 	kvApplier  kv.Applier
+	lessor     *lease.Lessor
+	nextID     atomic.Uint64 // request IDs of proposals
+	peerConnMu sync.Mutex
+	peerConns  map[uint64]*grpc.ClientConn
+	cancel     context.CancelFunc // stops background loops
 	members    []*pb.Member
 	restoreMu  sync.Mutex // serializes Restore with snapshots
 	stopOnce   sync.Once
@@ -89,8 +95,15 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
-		readyc: make(chan struct{}), members: members,
+		readyc: make(chan struct{}), members: members, peerConns: map[uint64]*grpc.ClientConn{},
 	}
+	electionTicks := int(cfg.ElectionTimeoutMs / cfg.HeartbeatIntervalMs)
+	s.lessor = lease.New(lease.Config{
+		MinTTL:             lease.MinTTL(electionTicks, cfg.tickInterval()),
+		CheckpointInterval: cfg.LeaseCheckpointInterval,
+		Logger:             lg,
+	})
+	s.kvApplier = kv.Applier{Leases: s.lessor}
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create --data-dir %q: %w", cfg.DataDir, err)
@@ -100,6 +113,10 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store.Store(st)
+	if err := s.lessor.Recover(st); err != nil {
+		st.Close()
+		return nil, err
+	}
 
 	if err := s.listen(); err != nil {
 		st.Close()
@@ -114,7 +131,6 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	s.peerSrv = grpc.NewServer()
 	s.tr.Register(s.peerSrv)
 
-	electionTicks := int(cfg.ElectionTimeoutMs / cfg.HeartbeatIntervalMs)
 	node, err := consensus.Start(consensus.Config{
 		ID: s.id, Dir: filepath.Join(cfg.DataDir, "member"), Peers: peers,
 		TickInterval: cfg.tickInterval(), ElectionTicks: electionTicks, HeartbeatTicks: 1,
@@ -130,6 +146,9 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 
 	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
 	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
+	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, nil, requestTimeout(cfg), s.lg)
+	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
+	leaseSrv.RegisterForwarding(s.peerSrv)
 	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Logger: s.lg}))
@@ -144,8 +163,15 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	for _, l := range s.clientLis {
 		s.serve(s.clientSrv, l)
 	}
-	s.wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
 	go s.waitLeader()
+	go s.watchLeadership(ctx)
+	go func() {
+		defer s.wg.Done()
+		s.lessor.Run(ctx, leaseHost{s})
+	}()
 	return s, nil
 }
 
@@ -262,14 +288,23 @@ func (s *Server) FillHeader(h *pb.ResponseHeader) {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.clientSrv.Stop()
+		s.cancel()
 		s.node.Stop()
 		s.peerSrv.Stop()
 		s.tr.Close()
 		s.wg.Wait()
+		for _, cc := range s.peerConns {
+			cc.Close()
+		}
 		if err := s.store.Load().Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
 			s.lg.Warn("failed to close store", zap.Error(err))
 		}
 	})
+}
+
+// requestTimeout is etcd's ReqTimeout: 5 s plus two election timeouts.
+func requestTimeout(cfg Config) time.Duration {
+	return 5*time.Second + 2*time.Duration(cfg.ElectionTimeoutMs)*time.Millisecond
 }
 
 // requestCtx bounds a request that has no deadline of its own.

@@ -42,7 +42,7 @@ type member struct {
 }
 
 // cluster starts n members on loopback ports with fresh data dirs.
-func cluster(t *testing.T, n int) []*member {
+func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
 	dir := t.TempDir()
 	var ms []*member
 	initial := ""
@@ -54,6 +54,9 @@ func cluster(t *testing.T, n int) []*member {
 		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
 		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
 		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
+		for _, o := range opts {
+			o(&cfg)
+		}
 		if initial != "" {
 			initial += ","
 		}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/metastore/metastore/services/lease"
+)
+
+// leaseHost implements lease.Host and lease.Proposer for the server.
+type leaseHost struct{ s *Server }
+
+var _ lease.Host = leaseHost{}
+
+func (h leaseHost) ProposeGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	ar, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
+	if err != nil {
+		return nil, err
+	}
+	return ar.resp.(*pb.LeaseGrantResponse), nil
+}
+
+func (h leaseHost) ProposeRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error) {
+	ar, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+	if err != nil {
+		return nil, err
+	}
+	return ar.resp.(*pb.LeaseRevokeResponse), nil
+}
+
+func (h leaseHost) ProposeCheckpoint(ctx context.Context, cps []*pb.LeaseCheckpoint) error {
+	_, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseCheckpoint: &pb.LeaseCheckpointRequest{Checkpoints: cps}})
+	return err
+}
+
+func (h leaseHost) ID() uint64                        { return h.s.id }
+func (h leaseHost) Leader() uint64                    { return h.s.node.Leader() }
+func (h leaseHost) FillHeader(hdr *pb.ResponseHeader) { h.s.FillHeader(hdr) }
+func (h leaseHost) Rev() int64                        { return h.s.store.Load().Rev() }
+
+func (h leaseHost) LeaseKeys(id int64) ([][]byte, error) { return h.s.store.Load().LeaseKeys(id) }
+
+// PeerConn returns a (cached) connection to member id's first peer URL.
+func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {
+	s := h.s
+	s.peerConnMu.Lock()
+	defer s.peerConnMu.Unlock()
+	if cc, ok := s.peerConns[id]; ok {
+		return cc, nil
+	}
+	var target string
+	for _, m := range s.members {
+		if m.ID == id && len(m.PeerURLs) > 0 {
+			u, err := url.Parse(m.PeerURLs[0])
+			if err != nil {
+				return nil, err
+			}
+			target = u.Host
+		}
+	}
+	if target == "" {
+		return nil, fmt.Errorf("no peer URL for member %x", id)
+	}
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	s.peerConns[id] = cc
+	return cc, nil
+}
+
+// watchLeadership promotes the lessor once this member leads and has
+// applied every entry of the previous terms (a ReadIndex round confirms
+// both, as etcd promotes on the first entry of its term), and demotes it
+// as soon as it no longer leads.
+func (s *Server) watchLeadership(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.tickInterval() / 2)
+	defer t.Stop()
+	var promotedTerm uint64
+	extend := time.Duration(s.cfg.ElectionTimeoutMs) * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		term := s.node.Term()
+		leading := s.node.Leader() == s.id
+		if promotedTerm != 0 && (!leading || term != promotedTerm) {
+			s.lessor.Demote()
+			promotedTerm = 0
+		}
+		if leading && promotedTerm == 0 {
+			rctx, cancel := context.WithTimeout(ctx, extend)
+			_, err := s.node.ReadIndex(rctx)
+			cancel()
+			if err == nil && s.node.Leader() == s.id && s.node.Term() == term {
+				s.lessor.Promote(extend)
+				promotedTerm = term
+			}
+		}
+	}
+}

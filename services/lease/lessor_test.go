@@ -1,0 +1,145 @@
+package lease
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/memory"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestLessor(t *testing.T) (*Lessor, *storage.Store, *fakeClock) {
+	st, err := storage.Open(memory.New(), storage.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	le := New(Config{MinTTL: 2, CheckpointInterval: time.Minute, RetryInterval: 3 * time.Second})
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	le.now = clk.now
+	return le, st, clk
+}
+
+// apply runs f in one write transaction, as the apply loop does.
+func apply[T any](t *testing.T, st *storage.Store, f func(tw *storage.WriteTxn) (T, error)) (T, error) {
+	t.Helper()
+	tw, err := st.Write()
+	require.NoError(t, err)
+	v, err := f(tw)
+	if err != nil {
+		tw.Abort()
+		return v, err
+	}
+	_, err = tw.End()
+	require.NoError(t, err)
+	return v, nil
+}
+
+func TestMinTTL(t *testing.T) {
+	require.EqualValues(t, 2, MinTTL(10, 100*time.Millisecond), "etcd defaults: ceil(1.5 s)")
+	require.EqualValues(t, 1, MinTTL(10, 20*time.Millisecond))
+	require.EqualValues(t, 8, MinTTL(10, 500*time.Millisecond))
+}
+
+func TestGrantRevokeCheckpointRecover(t *testing.T) {
+	le, st, _ := newTestLessor(t)
+	resp, err := apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, 1, 1) })
+	require.NoError(t, err)
+	require.EqualValues(t, 2, resp.TTL, "raised to the minimum")
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, 1, 10) })
+	require.Equal(t, rpctypes.ErrGRPCLeaseExist, err)
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, 2, MaxTTL+1) })
+	require.Equal(t, rpctypes.ErrGRPCLeaseTTLTooLarge, err)
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, 0, 10) })
+	require.Equal(t, rpctypes.ErrGRPCLeaseNotFound, err)
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, 3, 100) })
+	require.NoError(t, err)
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseCheckpointResponse, error) {
+		return le.Checkpoint(tw, []*pb.LeaseCheckpoint{{ID: 3, Remaining_TTL: 40}, {ID: 99, Remaining_TTL: 5}})
+	})
+	require.NoError(t, err)
+	for _, k := range []string{"b", "a"} {
+		_, err = st.Put([]byte(k), nil, 3)
+		require.NoError(t, err)
+	}
+
+	// A second lessor recovers the same table from storage.
+	le2 := New(Config{MinTTL: 2})
+	require.NoError(t, le2.Recover(st))
+	require.True(t, le2.LeaseExists(1) && le2.LeaseExists(3) && !le2.LeaseExists(99))
+	inf, ok := le2.Lookup(3)
+	require.True(t, ok)
+	require.Equal(t, Info{ID: 3, GrantedTTL: 100, TTL: 40}, inf, "not primary: the checkpointed remaining TTL")
+
+	rev := st.Rev()
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseRevokeResponse, error) { return le.Revoke(tw, 3) })
+	require.NoError(t, err)
+	require.Equal(t, rev+1, st.Rev(), "both keys deleted at one revision")
+	res, err := st.Range([]byte("a"), []byte("c"), storage.RangeOptions{})
+	require.NoError(t, err)
+	require.Empty(t, res.KVs)
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseRevokeResponse, error) { return le.Revoke(tw, 3) })
+	require.Equal(t, rpctypes.ErrGRPCLeaseNotFound, err)
+	require.NoError(t, le2.Recover(st))
+	require.False(t, le2.LeaseExists(3))
+}
+
+func TestPrimaryClocks(t *testing.T) {
+	le, st, clk := newTestLessor(t)
+	for id, ttl := range map[int64]int64{1: 10, 2: 100} {
+		_, err := apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) { return le.Grant(tw, id, ttl) })
+		require.NoError(t, err)
+	}
+	_, _, err := le.Renew(1)
+	require.ErrorIs(t, err, ErrNotPrimary)
+	require.Empty(t, le.expired(10), "a follower runs no clocks")
+
+	_, err = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseCheckpointResponse, error) {
+		return le.Checkpoint(tw, []*pb.LeaseCheckpoint{{ID: 2, Remaining_TTL: 30}})
+	})
+	require.NoError(t, err)
+	le.Promote(time.Second)
+	inf, _ := le.Lookup(2)
+	require.EqualValues(t, 31, inf.TTL, "remaining TTL plus the extension")
+	inf, _ = le.Lookup(1)
+	require.EqualValues(t, 11, inf.TTL)
+
+	clk.advance(9 * time.Second)
+	ttl, clear, err := le.Renew(1)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, ttl)
+	require.False(t, clear)
+	_, clear, err = le.Renew(2)
+	require.NoError(t, err)
+	require.True(t, clear, "a renew makes the checkpointed remaining TTL stale")
+	_, _, err = le.Renew(7)
+	require.Equal(t, rpctypes.ErrGRPCLeaseNotFound, err)
+
+	clk.advance(10 * time.Second)
+	require.Equal(t, []int64{1}, le.expired(10))
+	require.Empty(t, le.expired(10), "not proposed again before the retry interval")
+	_, _, err = le.Renew(1)
+	require.Equal(t, rpctypes.ErrGRPCLeaseNotFound, err, "an expired lease cannot be renewed")
+	clk.advance(3 * time.Second)
+	require.Equal(t, []int64{1}, le.expired(10), "proposed again when the revoke did not happen")
+
+	require.Empty(t, le.dueCheckpoints(10))
+	clk.advance(time.Minute)
+	cps := le.dueCheckpoints(10)
+	require.Len(t, cps, 1, "only live leases are checkpointed")
+	require.EqualValues(t, 2, cps[0].ID)
+	require.EqualValues(t, 100-60-13, cps[0].Remaining_TTL)
+	require.Empty(t, le.dueCheckpoints(10))
+
+	le.Demote()
+	require.False(t, le.IsPrimary())
+	require.Empty(t, le.expired(10))
+	require.Equal(t, []int64{1, 2}, le.IDs())
+}

@@ -46,11 +46,15 @@ run: build ## start a single-node MetaStore on localhost:2379 with its data in .
 	$(BIN)/metastore --data-dir $(DATA_DIR)
 
 .PHONY: test
-test: deps ## run every module's tests (-race -short)
+test: deps ## run every module's tests (-race -short), then the clientsdk e2e suite against bin/metastore
 	@fail=0; for m in $(MODULES); do \
 		echo "==> test $$m"; \
 		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 ./...) || fail=1; \
-	done; exit $$fail
+	done; \
+	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
+	$(MAKE) --no-print-directory build >/dev/null && \
+	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	exit $$fail
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

@@ -55,6 +55,7 @@ type Server struct {
 	peerConnMu sync.Mutex
 	peerConns  map[uint64]*grpc.ClientConn
 	cancel     context.CancelFunc // stops background loops
+	auth       Authorizer         // nil: allow everything
 	members    []*pb.Member
 	restoreMu  sync.Mutex // serializes Restore with snapshots
 	stopOnce   sync.Once
@@ -66,7 +67,7 @@ type Server struct {
 // New validates cfg, opens the data directory and the listeners, and
 // starts the member. It returns once the member runs; Ready tells when it
 // can serve (a leader exists).
-func New(cfg Config, lg *zap.Logger) (*Server, error) {
+func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,6 +105,9 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 		Logger:             lg,
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
+	for _, o := range opts {
+		o(s)
+	}
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create --data-dir %q: %w", cfg.DataDir, err)
@@ -145,13 +149,19 @@ func New(cfg Config, lg *zap.Logger) (*Server, error) {
 	s.tr.SetHandler(node)
 
 	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
-	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg))
-	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, nil, requestTimeout(cfg), s.lg)
+	var kvAuth kv.Authorizer
+	var leaseAuth lease.Authorizer
+	var watchAuth watch.Authorizer
+	if s.auth != nil {
+		kvAuth, leaseAuth, watchAuth = s.auth, s.auth, s.auth
+	}
+	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg).WithAuthorizer(kvAuth, leaseHost{s}))
+	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, leaseAuth, requestTimeout(cfg), s.lg)
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)
 	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
-		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Logger: s.lg}))
+		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Authorizer: watchAuth, Logger: s.lg}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -37,8 +37,9 @@ func freeAddr(t *testing.T) string {
 }
 
 type member struct {
-	cfg server.Config
-	srv *server.Server
+	cfg  server.Config
+	opts []server.Option
+	srv  *server.Server
 }
 
 // cluster starts n members on loopback ports with fresh data dirs.
@@ -85,7 +86,7 @@ func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
 }
 
 func start(t *testing.T, m *member) {
-	s, err := server.New(m.cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(m.cfg.Name))
+	s, err := server.New(m.cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(m.cfg.Name), m.opts...)
 	require.NoError(t, err)
 	m.srv = s
 }

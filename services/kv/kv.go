@@ -35,6 +35,8 @@ type Server struct {
 	hdr       HeaderFiller
 	maxTxnOps int
 	lg        *zap.Logger
+	auth      Authorizer
+	leaseKeys LeaseKeyLister
 }
 
 var _ pb.KVServer = (*Server)(nil)
@@ -48,7 +50,7 @@ func NewServer(b Backend, hdr HeaderFiller, maxTxnOps int, lg *zap.Logger) *Serv
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	return &Server{b: b, hdr: hdr, maxTxnOps: maxTxnOps, lg: lg}
+	return &Server{b: b, hdr: hdr, maxTxnOps: maxTxnOps, lg: lg, auth: allowAll{}}
 }
 
 func (s *Server) fill(h *pb.ResponseHeader) {
@@ -61,6 +63,9 @@ func (s *Server) fill(h *pb.ResponseHeader) {
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err := CheckRange(r); err != nil {
 		return nil, err
+	}
+	if err := s.authorizeRange(ctx, r); err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
 	resp, err := s.b.Range(ctx, r)
 	if err != nil {
@@ -75,6 +80,9 @@ func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 	if err := CheckPut(r); err != nil {
 		return nil, err
 	}
+	if err := s.authorizePut(ctx, r); err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
+	}
 	resp, err := s.b.Put(ctx, r)
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
@@ -88,6 +96,9 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 	if err := CheckDeleteRange(r); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeDeleteRange(ctx, r); err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
+	}
 	resp, err := s.b.DeleteRange(ctx, r)
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
@@ -100,6 +111,9 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if err := CheckTxn(r, s.maxTxnOps); err != nil {
 		return nil, err
+	}
+	if err := s.authorizeTxn(ctx, r); err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
 	resp, err := s.b.Txn(ctx, r)
 	if err != nil {

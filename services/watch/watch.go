@@ -6,7 +6,9 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/storage"
@@ -34,7 +36,16 @@ type Config struct {
 	// MaxResponseBytes bounds one response of a fragmenting watcher
 	// (etcd uses --max-request-bytes). Default 1.5 MiB.
 	MaxResponseBytes int
-	Logger           *zap.Logger
+	// Authorizer is the authorization check point: every watch needs read
+	// permission on its range. Nil allows everything.
+	Authorizer Authorizer
+	Logger     *zap.Logger
+}
+
+// Authorizer is the authorization check point (see the kv service's):
+// may the caller (identified by ctx) read or write the keys in [key, end)?
+type Authorizer interface {
+	Authorize(ctx context.Context, write bool, key, end []byte) error
 }
 
 // Server is the gRPC Watch service.
@@ -139,6 +150,19 @@ func (ss *serverStream) recvLoop(ctx context.Context) error {
 }
 
 func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
+	if a := ss.s.cfg.Authorizer; a != nil {
+		if err := a.Authorize(ss.gs.Context(), false, c.Key, c.RangeEnd); err != nil {
+			// As etcd: a created-and-canceled response with no watch ID.
+			reason := rpctypes.ErrGRPCPermissionDenied.Error()
+			if _, ok := status.FromError(err); ok {
+				reason = err.Error()
+			}
+			return ss.send(&pb.WatchResponse{
+				Header: ss.header(ss.s.store().Rev()), WatchId: -1,
+				Created: true, Canceled: true, CancelReason: reason,
+			})
+		}
+	}
 	key, end := c.Key, c.RangeEnd
 	if len(key) == 0 {
 		key = []byte{0} // the smallest key, as etcd

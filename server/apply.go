@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/storage"
 )
@@ -65,6 +67,10 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 	le := sm.s.lessor
 	var resp proto.Message
 	switch {
+	case sm.s.cappedByAlarm(&r):
+		err = rpctypes.ErrGRPCNoSpace
+	case r.GetAlarm() != nil:
+		resp = sm.s.alarms.Apply(tw, r.GetAlarm())
 	case r.GetLeaseGrant() != nil:
 		resp, err = le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
 	case r.GetLeaseRevoke() != nil:
@@ -156,7 +162,15 @@ func (sm *stateMachine) Restore(index, term uint64, r io.Reader) error {
 		return err
 	}
 	s.store.Store(st)
-	return s.lessor.Recover(st)
+	return s.recoverServices(st)
+}
+
+// recoverServices loads the service state kept beside the key space.
+func (s *Server) recoverServices(st *storage.Store) error {
+	if err := s.lessor.Recover(st); err != nil {
+		return err
+	}
+	return s.alarms.Recover(st)
 }
 
 // propose puts r through Raft and returns what applying it produced.
@@ -212,6 +226,9 @@ func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 }
 
 func (b *kvBackend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := b.s.checkQuota(ctx, costPut(r)); err != nil {
+		return nil, err
+	}
 	ar, err := b.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
 		return nil, err
@@ -228,6 +245,9 @@ func (b *kvBackend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (
 }
 
 func (b *kvBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if err := b.s.checkQuota(ctx, costTxn(r)); err != nil {
+		return nil, err
+	}
 	ar, err := b.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
 		return nil, err

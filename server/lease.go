@@ -19,6 +19,9 @@ type leaseHost struct{ s *Server }
 var _ lease.Host = leaseHost{}
 
 func (h leaseHost) ProposeGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if err := h.s.checkQuota(ctx, leaseOverhead); err != nil {
+		return nil, err
+	}
 	ar, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -51,6 +52,8 @@ type Server struct {
 	health     *health.Server
 	kvApplier  kv.Applier
 	lessor     *lease.Lessor
+	alarms     *maintenance.Alarms
+	sizes      sizeCache
 	nextID     atomic.Uint64 // request IDs of proposals
 	peerConnMu sync.Mutex
 	peerConns  map[uint64]*grpc.ClientConn
@@ -105,6 +108,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		Logger:             lg,
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
+	s.alarms = maintenance.NewAlarms()
 	for _, o := range opts {
 		o(s)
 	}
@@ -117,7 +121,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.store.Store(st)
-	if err := s.lessor.Recover(st); err != nil {
+	if err := s.recoverServices(st); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -159,7 +163,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, leaseAuth, requestTimeout(cfg), s.lg)
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)
-	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s))
+	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s, s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Authorizer: watchAuth, Logger: s.lg}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
@@ -325,9 +329,6 @@ func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 7*time.Second)
 }
 
-// defaultQuotaBytes is etcd's backend quota when --quota-backend-bytes is 0.
-const defaultQuotaBytes = 2 << 30
-
 // Status implements maintenance.StatusSource.
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	st := s.node.Status()
@@ -345,8 +346,20 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftTerm:         st.Term,
 		RaftAppliedIndex: st.Applied,
 		IsLearner:        st.IsLearner,
-		DbSizeQuota:      defaultQuotaBytes,
+		DbSizeQuota:      max(s.quotaBytes(), 0),
+		Errors:           s.statusErrors(st.Lead),
 	}, nil
+}
+
+func (s *Server) statusErrors(lead uint64) []string {
+	var errs []string
+	if lead == 0 {
+		errs = append(errs, rpctypes.ErrGRPCNoLeader.Error())
+	}
+	for _, a := range s.alarms.Get(pb.AlarmType_NONE) {
+		errs = append(errs, a.String())
+	}
+	return errs
 }
 
 // Members implements cluster.MemberSource: the static initial cluster.

@@ -18,6 +18,18 @@ type Hasher interface {
 	HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 }
 
+// Alarmer puts an AlarmRequest through Raft and returns the applied
+// response.
+type Alarmer interface {
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
+}
+
+// Defragmenter reclaims the space of deleted and compacted data on this
+// member (etcd's defrag; online in MetaStore, writes are not stopped).
+type Defragmenter interface {
+	Defragment(ctx context.Context) error
+}
+
 // HeaderFiller fills the cluster ID, member ID and Raft term of a header.
 type HeaderFiller interface {
 	FillHeader(h *pb.ResponseHeader)
@@ -29,13 +41,43 @@ type Server struct {
 	src    StatusSource
 	hasher Hasher
 	hdr    HeaderFiller
+	alarms Alarmer
+	defrag Defragmenter
 }
 
 var _ pb.MaintenanceServer = (*Server)(nil)
 
 // NewServer returns the Maintenance service.
-func NewServer(src StatusSource, hasher Hasher, hdr HeaderFiller) *Server {
-	return &Server{src: src, hasher: hasher, hdr: hdr}
+func NewServer(src StatusSource, hasher Hasher, alarms Alarmer, defrag Defragmenter, hdr HeaderFiller) *Server {
+	return &Server{src: src, hasher: hasher, alarms: alarms, defrag: defrag, hdr: hdr}
+}
+
+// Defragment implements pb.MaintenanceServer for the member it reaches.
+func (s *Server) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := s.defrag.Defragment(ctx); err != nil {
+		return nil, err
+	}
+	resp := &pb.DefragmentResponse{Header: &pb.ResponseHeader{}}
+	s.hdr.FillHeader(resp.Header)
+	return resp, nil
+}
+
+// Alarm implements pb.MaintenanceServer: list, raise or clear alarms
+// (through Raft, as etcd). Clearing NOSPACE takes the cluster out of its
+// read-only mode once the space is back under the quota.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	resp, err := s.alarms.Alarm(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		resp = &pb.AlarmResponse{}
+	}
+	if resp.Header == nil {
+		resp.Header = &pb.ResponseHeader{}
+	}
+	s.hdr.FillHeader(resp.Header)
+	return resp, nil
 }
 
 // HashKV implements pb.MaintenanceServer: a hash of the MVCC history up to

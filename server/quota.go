@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/services/rpcerr"
+)
+
+// Quota as etcd computes it (server/storage/quota.go): a write is refused
+// when the database size plus the write's cost reaches the quota.
+const (
+	defaultQuotaBytes = 2 << 30 // etcd's default, 2 GiB
+	kvOverhead        = 256
+	leaseOverhead     = 64
+)
+
+func costPut(r *pb.PutRequest) int64 { return kvOverhead + int64(len(r.Key)+len(r.Value)) }
+
+func costTxn(r *pb.TxnRequest) int64 {
+	branch := func(ops []*pb.RequestOp) int64 {
+		var n int64
+		for _, op := range ops {
+			if p := op.GetRequestPut(); p != nil {
+				n += costPut(p)
+			} else if t := op.GetRequestTxn(); t != nil {
+				n += costTxn(t)
+			}
+		}
+		return n
+	}
+	return max(branch(r.Success), branch(r.Failure))
+}
+
+// quotaBytes is the configured quota; < 0 disables it, as in etcd.
+func (s *Server) quotaBytes() int64 {
+	if s.cfg.QuotaBackendBytes == 0 {
+		return defaultQuotaBytes
+	}
+	return s.cfg.QuotaBackendBytes
+}
+
+// sizeCache keeps the database size for a short while: measuring it walks
+// the engine's files.
+type sizeCache struct {
+	mu       sync.Mutex
+	physical int64
+	at       time.Time
+}
+
+const sizeCacheTTL = 100 * time.Millisecond
+
+// dbSize returns the physical database size, at most sizeCacheTTL old.
+func (s *Server) dbSize() int64 {
+	c := &s.sizes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) > sizeCacheTTL {
+		if sz, err := s.store.Load().Sizes(); err == nil {
+			c.physical, c.at = sz.Physical, time.Now()
+		}
+	}
+	return c.physical
+}
+
+// checkQuota refuses a write of the given cost that would take the
+// database to its quota, raising the NOSPACE alarm (through Raft) so the
+// whole cluster goes read-only, as etcd does.
+func (s *Server) checkQuota(ctx context.Context, cost int64) error {
+	q := s.quotaBytes()
+	if cost == 0 || q < 0 || s.dbSize()+cost < q {
+		return nil
+	}
+	if !s.alarms.Active(pb.AlarmType_NOSPACE) {
+		req := &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: s.id, Alarm: pb.AlarmType_NOSPACE}
+		if _, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: req}); err != nil {
+			s.lg.Warn("failed to raise the NOSPACE alarm", zap.Error(err))
+		}
+	}
+	return rpctypes.ErrGRPCNoSpace
+}
+
+// cappedByAlarm reports whether r is a write refused while NOSPACE is
+// raised (etcd's applierV3Capped): puts, txns with puts, lease grants.
+// Deletes, compactions and revokes still pass, so space can be freed.
+func (s *Server) cappedByAlarm(r *pb.InternalRaftRequest) bool {
+	if !s.alarms.Active(pb.AlarmType_NOSPACE) {
+		return false
+	}
+	return r.Put != nil || r.LeaseGrant != nil || (r.Txn != nil && costTxn(r.Txn) > 0)
+}
+
+// Alarm implements maintenance.Alarmer.
+func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	ar, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: r})
+	if err != nil {
+		return nil, err
+	}
+	resp, _ := ar.resp.(*pb.AlarmResponse)
+	if resp == nil {
+		resp = &pb.AlarmResponse{Header: &pb.ResponseHeader{}}
+	}
+	resp.Header.Revision = s.store.Load().Rev()
+	return resp, nil
+}
+
+// Defragment implements maintenance.Defragmenter: a full engine compaction
+// of this member's store. Unlike etcd's defrag it does not block writes.
+func (s *Server) Defragment(ctx context.Context) error {
+	s.lg.Info("defragmenting", zap.Int64("current-db-size-bytes", s.dbSize()))
+	if err := s.store.Load().Defragment(); err != nil {
+		return rpcerr.ToGRPC(s.lg, err)
+	}
+	s.sizes.mu.Lock()
+	s.sizes.at = time.Time{} // measure again
+	s.sizes.mu.Unlock()
+	s.lg.Info("defragmented", zap.Int64("current-db-size-bytes", s.dbSize()))
+	return nil
+}

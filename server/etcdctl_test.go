@@ -149,4 +149,10 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	out, err = ctl("", "lease", "revoke", id)
 	require.Error(t, err)
 	require.Contains(t, out, "etcdserver: requested lease not found")
+
+	// Maintenance: no alarms; defrag reaches the member.
+	must("", "alarm", "list")
+	out, err = ctl("", "defrag")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "Finished defragmenting etcd member["+client+"]")
 }

@@ -32,30 +32,46 @@ type Config struct {
 	MaxTxnOps                uint
 	QuotaBackendBytes        int64
 	LogLevel                 string
-	StorageEngine            string
+	Logger                   string // only "zap", as etcd 3.7
+	LogOutputs               string // comma-separated: default, stderr, stdout, file paths
+	LogFormat                string // json or console
+	// WatchProgressNotifyInterval is how often watchers that asked for
+	// progress notifications get one.
+	WatchProgressNotifyInterval time.Duration
+	AutoCompactionMode          string
+	StorageEngine               string
 	// LeaseCheckpointInterval is how often the leader checkpoints the
 	// remaining TTL of leases (MetaStore flag; etcd's is internal).
 	LeaseCheckpointInterval time.Duration
+
+	// etcdOnly holds the values of etcd's flags MetaStore does not
+	// implement (flags.go).
+	etcdOnly map[string]*otherValue
 }
 
 // DefaultConfig returns etcd's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Name:                     "default",
-		ListenClientURLs:         "http://localhost:2379",
-		AdvertiseClientURLs:      "http://localhost:2379",
-		ListenPeerURLs:           "http://localhost:2380",
-		InitialAdvertisePeerURLs: "http://localhost:2380",
-		InitialClusterState:      "new",
-		InitialClusterToken:      "etcd-cluster",
-		HeartbeatIntervalMs:      100,
-		ElectionTimeoutMs:        1000,
-		SnapshotCount:            10000,
-		MaxRequestBytes:          3 << 19, // 1.5 MiB
-		MaxTxnOps:                128,
-		LogLevel:                 "info",
-		StorageEngine:            "rocksdb",
-		LeaseCheckpointInterval:  5 * time.Minute,
+		Name:                        "default",
+		ListenClientURLs:            "http://localhost:2379",
+		AdvertiseClientURLs:         "http://localhost:2379",
+		ListenPeerURLs:              "http://localhost:2380",
+		InitialAdvertisePeerURLs:    "http://localhost:2380",
+		InitialClusterState:         "new",
+		InitialClusterToken:         "etcd-cluster",
+		HeartbeatIntervalMs:         100,
+		ElectionTimeoutMs:           1000,
+		SnapshotCount:               10000,
+		MaxRequestBytes:             3 << 19, // 1.5 MiB
+		MaxTxnOps:                   128,
+		LogLevel:                    "info",
+		Logger:                      "zap",
+		LogOutputs:                  "default",
+		LogFormat:                   "json",
+		WatchProgressNotifyInterval: 10 * time.Minute,
+		AutoCompactionMode:          "periodic",
+		StorageEngine:               "rocksdb",
+		LeaseCheckpointInterval:     5 * time.Minute,
 	}
 }
 
@@ -78,8 +94,14 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.StringVar(&c.Logger, "logger", c.Logger, "Currently only supports 'zap' for structured logging.")
+	fs.StringVar(&c.LogOutputs, "log-outputs", c.LogOutputs, "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Configures log format. Only supports json, console.")
+	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
+	fs.StringVar(&c.AutoCompactionMode, "auto-compaction-mode", c.AutoCompactionMode, "interpret 'auto-compaction-retention' one of: periodic|revision.")
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "MetaStore: storage engine, rocksdb or memory.")
 	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", c.LeaseCheckpointInterval, "MetaStore: how often the leader persists the remaining TTL of leases, so a leader change does not renew them.")
+	c.addEtcdOnlyFlags(fs)
 }
 
 // ApplyEnv sets flags not given on the command line from ETCD_* variables
@@ -137,6 +159,19 @@ func (c Config) Validate() error {
 	if c.LeaseCheckpointInterval < 0 {
 		bad("--lease-checkpoint-interval: must not be negative, got %v", c.LeaseCheckpointInterval)
 	}
+	if c.Logger != "zap" {
+		bad("--logger: %q is not supported (only zap)", c.Logger)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("--log-format: %q is not json or console", c.LogFormat)
+	}
+	if c.WatchProgressNotifyInterval <= 0 {
+		bad("--watch-progress-notify-interval: must be positive, got %v", c.WatchProgressNotifyInterval)
+	}
+	if c.AutoCompactionMode != "periodic" && c.AutoCompactionMode != "revision" {
+		bad("--auto-compaction-mode: %q is not periodic or revision", c.AutoCompactionMode)
+	}
+	errs = append(errs, c.refusedFlags()...)
 	if c.StorageEngine != "rocksdb" && c.StorageEngine != "memory" {
 		bad("--storage-engine: %q is not rocksdb or memory", c.StorageEngine)
 	}

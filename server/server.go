@@ -165,7 +165,10 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	leaseSrv.RegisterForwarding(s.peerSrv)
 	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s, s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
-		watch.Config{MaxResponseBytes: int(cfg.MaxRequestBytes), Authorizer: watchAuth, Logger: s.lg}))
+		watch.Config{
+			MaxResponseBytes: int(cfg.MaxRequestBytes), ProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
+			Authorizer: watchAuth, Logger: s.lg,
+		}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -28,6 +29,7 @@ func run(args []string) int {
 	fs.SetOutput(io.Discard) // errors are reported in one line below
 	cfg.AddFlags(fs)
 	version := fs.Bool("version", false, "Print the version and exit.")
+	configFile := fs.String("config-file", "", "Path to the server configuration file (YAML, flag names as keys). Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -46,20 +48,35 @@ func run(args []string) int {
 			server.EtcdVersion, server.MetaStoreVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	}
-	if err := server.ApplyEnv(fs); err != nil {
+	var warnings []string
+	if *configFile != "" {
+		// As etcd: the file replaces every other flag and variable.
+		path := *configFile
+		cfg = server.DefaultConfig()
+		fs = flag.NewFlagSet("metastore", flag.ContinueOnError)
+		cfg.AddFlags(fs)
+		var err error
+		if warnings, err = server.LoadConfigFile(fs, path); err != nil {
+			fmt.Fprintln(os.Stderr, "metastore:", err)
+			return 2
+		}
+	} else if err := server.ApplyEnv(fs); err != nil {
 		fmt.Fprintln(os.Stderr, "metastore:", err)
 		return 2
 	}
 	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "metastore:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return 2
+	}
+	lg, err := newLogger(cfg)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "metastore:", err)
 		return 2
 	}
-	lg, err := newLogger(cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "metastore: --log-level:", err)
-		return 2
-	}
 	defer lg.Sync()
+	for _, w := range append(warnings, cfg.Warnings()...) {
+		lg.Warn(w)
+	}
 	s, err := server.New(cfg, lg)
 	if err != nil {
 		lg.Error("failed to start", zap.Error(err))
@@ -73,15 +90,31 @@ func run(args []string) int {
 	return 0
 }
 
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
+// newLogger builds etcd's zap logger: --log-level, --log-format and
+// --log-outputs ("default" is stderr, as etcd outside systemd).
+func newLogger(c server.Config) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.LogLevel)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Encoding = c.LogFormat
+	var outs []string
+	for _, o := range strings.Split(c.LogOutputs, ",") {
+		switch o = strings.TrimSpace(o); o {
+		case "default", "":
+			o = "stderr"
+		}
+		outs = append(outs, o)
+	}
+	cfg.OutputPaths, cfg.ErrorOutputPaths = outs, outs
 	cfg.Sampling = nil
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	return cfg.Build()
+	lg, err := cfg.Build()
+	if err != nil {
+		return nil, fmt.Errorf("--log-outputs: %w", err)
+	}
+	return lg, nil
 }

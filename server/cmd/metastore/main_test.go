@@ -1,0 +1,68 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// runCaptured runs the command line and returns its exit code and stderr.
+func runCaptured(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	old := os.Stderr
+	os.Stderr = w
+	code := run(args)
+	os.Stderr = old
+	w.Close()
+	out, _ := io.ReadAll(r)
+	return code, string(out)
+}
+
+func TestBadFlagsExitWithOneLineNamingTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"--heartbeat-interval", "abc"}, `invalid value "abc" for flag -heartbeat-interval`},
+		{[]string{"--cert-file", "/tmp/c.pem"}, "--cert-file=/tmp/c.pem: TLS is not supported yet in MetaStore"},
+		{[]string{"--client-cert-auth"}, "--client-cert-auth=true: TLS is not supported yet in MetaStore"},
+		{[]string{"--log-format", "xml"}, `--log-format: "xml" is not json or console`},
+		{[]string{"--logger", "capnslog"}, `--logger: "capnslog" is not supported (only zap)`},
+		{[]string{"--auto-compaction-mode", "hourly"}, `--auto-compaction-mode: "hourly" is not periodic or revision`},
+		{[]string{"--initial-cluster-state", "existing"}, "--initial-cluster-state"},
+		{[]string{"--config-file", "/does/not/exist.yml"}, "--config-file: open /does/not/exist.yml"},
+	} {
+		code, out := runCaptured(t, tc.args...)
+		require.Equal(t, 2, code, "%v", tc.args)
+		require.Contains(t, out, tc.want, "%v", tc.args)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one line for %v: %q", tc.args, out)
+	}
+}
+
+func TestConfigFileReplacesFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "etcd.yml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+name: from-file
+heartbeat-interval: abc
+`), 0o600))
+	code, out := runCaptured(t, "--config-file", path, "--heartbeat-interval", "100")
+	require.Equal(t, 2, code)
+	require.Contains(t, out, `invalid value "abc" for key "heartbeat-interval"`, "the file wins over the command line")
+
+	require.NoError(t, os.WriteFile(path, []byte(`
+name: from-file
+client-transport-security:
+  cert-file: /tmp/server.pem
+`), 0o600))
+	code, out = runCaptured(t, "--config-file", path)
+	require.Equal(t, 2, code)
+	require.Contains(t, out, "--cert-file=/tmp/server.pem: TLS is not supported yet")
+}

@@ -39,7 +39,9 @@ type Config struct {
 	// progress notifications get one.
 	WatchProgressNotifyInterval time.Duration
 	AutoCompactionMode          string
-	StorageEngine               string
+	// AutoCompactionRetention: see --auto-compaction-retention; "0" disables.
+	AutoCompactionRetention string
+	StorageEngine           string
 	// LeaseCheckpointInterval is how often the leader checkpoints the
 	// remaining TTL of leases (MetaStore flag; etcd's is internal).
 	LeaseCheckpointInterval time.Duration
@@ -99,6 +101,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Configures log format. Only supports json, console.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.StringVar(&c.AutoCompactionMode, "auto-compaction-mode", c.AutoCompactionMode, "interpret 'auto-compaction-retention' one of: periodic|revision.")
+	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", c.AutoCompactionRetention, "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "MetaStore: storage engine, rocksdb or memory.")
 	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", c.LeaseCheckpointInterval, "MetaStore: how often the leader persists the remaining TTL of leases, so a leader change does not renew them.")
 	c.addEtcdOnlyFlags(fs)
@@ -170,6 +173,8 @@ func (c Config) Validate() error {
 	}
 	if c.AutoCompactionMode != "periodic" && c.AutoCompactionMode != "revision" {
 		bad("--auto-compaction-mode: %q is not periodic or revision", c.AutoCompactionMode)
+	} else if _, err := parseRetention(c.AutoCompactionMode, c.AutoCompactionRetention); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.refusedFlags()...)
 	if c.StorageEngine != "rocksdb" && c.StorageEngine != "memory" {

@@ -90,7 +90,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	// Refused unless left at etcd's default: behaviour MetaStore lacks.
 	{"listen-client-http-urls", "", true, "HTTP-only client listeners are not supported yet"},
 	{"listen-metrics-urls", "", true, "metrics listeners are not supported yet"},
-	{"auto-compaction-retention", "0", true, "auto-compaction is not supported yet"},
 	{"force-new-cluster", "false", true, "not supported"},
 	{"discovery-endpoints", "", true, "discovery is not supported"},
 	{"discovery-token", "", true, "discovery is not supported"},

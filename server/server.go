@@ -182,7 +182,9 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(3)
+	retention, _ := parseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention) // validated
+	s.wg.Add(4)
+	go s.runCompactor(ctx, retention)
 	go s.waitLeader()
 	go s.watchLeadership(ctx)
 	go func() {

@@ -30,6 +30,9 @@ var revisionCompactInterval = 5 * time.Minute
 // periodic a duration in hours or a Go duration, for revision a count
 // (returned as a Duration of that many nanoseconds, as etcd). 0 disables.
 func parseRetention(mode, retention string) (time.Duration, error) {
+	if retention == "" {
+		return 0, nil
+	}
 	if h, err := strconv.Atoi(retention); err == nil && h >= 0 {
 		if mode == "revision" {
 			return time.Duration(h), nil

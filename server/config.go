@@ -72,6 +72,7 @@ func DefaultConfig() Config {
 		LogFormat:                   "json",
 		WatchProgressNotifyInterval: 10 * time.Minute,
 		AutoCompactionMode:          "periodic",
+		AutoCompactionRetention:     "0",
 		StorageEngine:               "rocksdb",
 		LeaseCheckpointInterval:     5 * time.Minute,
 	}

@@ -16,11 +16,14 @@ import (
 // Config is the server's configuration. Field names follow etcd's flags;
 // AddFlags binds each field to its etcd flag name.
 type Config struct {
-	Name                     string
-	DataDir                  string
-	ListenClientURLs         string
-	AdvertiseClientURLs      string
-	ListenPeerURLs           string
+	Name                string
+	DataDir             string
+	ListenClientURLs    string
+	AdvertiseClientURLs string
+	ListenPeerURLs      string
+	// ListenMetricsURLs are extra HTTP listeners for /metrics and /health
+	// (the client URLs serve them too).
+	ListenMetricsURLs        string
 	InitialAdvertisePeerURLs string
 	InitialCluster           string
 	InitialClusterState      string
@@ -85,6 +88,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "Path to the data directory (default ${name}.etcd).")
 	fs.StringVar(&c.ListenClientURLs, "listen-client-urls", c.ListenClientURLs, "List of URLs to listen on for client traffic.")
 	fs.StringVar(&c.AdvertiseClientURLs, "advertise-client-urls", c.AdvertiseClientURLs, "List of this member's client URLs to advertise to the public.")
+	fs.StringVar(&c.ListenMetricsURLs, "listen-metrics-urls", c.ListenMetricsURLs, "List of URLs to listen on for the metrics and health endpoints.")
 	fs.StringVar(&c.ListenPeerURLs, "listen-peer-urls", c.ListenPeerURLs, "List of URLs to listen on for peer traffic.")
 	fs.StringVar(&c.InitialAdvertisePeerURLs, "initial-advertise-peer-urls", c.InitialAdvertisePeerURLs, "List of this member's peer URLs to advertise to the rest of the cluster.")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "Initial cluster configuration for bootstrapping (default ${name}=${initial-advertise-peer-urls}).")
@@ -144,7 +148,11 @@ func (c Config) Validate() error {
 	for name, v := range map[string]string{
 		"--listen-client-urls": c.ListenClientURLs, "--advertise-client-urls": c.AdvertiseClientURLs,
 		"--listen-peer-urls": c.ListenPeerURLs, "--initial-advertise-peer-urls": c.InitialAdvertisePeerURLs,
+		"--listen-metrics-urls": c.ListenMetricsURLs,
 	} {
+		if v == "" && name == "--listen-metrics-urls" {
+			continue
+		}
 		if _, err := parseURLs(v); err != nil {
 			bad("%s: %v", name, err)
 		}

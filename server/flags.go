@@ -47,8 +47,8 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"enable-grpc-gateway", "true", false, "no HTTP gateway yet"},
 	{"enable-log-rotation", "false", false, "log rotation is not supported"},
 	{"log-rotation-config-json", "", false, "log rotation is not supported"},
-	{"enable-pprof", "false", false, "pprof is not served yet"},
-	{"metrics", "basic", false, "metrics are not served yet"},
+	{"enable-pprof", "false", false, "pprof is not served"},
+	{"metrics", "basic", false, "MetaStore exports one fixed set of metrics"},
 	{"enable-distributed-tracing", "false", false, "tracing is not supported"},
 	{"distributed-tracing-address", "localhost:4317", false, "tracing is not supported"},
 	{"distributed-tracing-service-name", "etcd", false, "tracing is not supported"},
@@ -89,7 +89,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 
 	// Refused unless left at etcd's default: behaviour MetaStore lacks.
 	{"listen-client-http-urls", "", true, "HTTP-only client listeners are not supported yet"},
-	{"listen-metrics-urls", "", true, "metrics listeners are not supported yet"},
 	{"force-new-cluster", "false", true, "not supported"},
 	{"discovery-endpoints", "", true, "discovery is not supported"},
 	{"discovery-token", "", true, "discovery is not supported"},

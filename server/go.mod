@@ -20,6 +20,8 @@ require (
 	github.com/metastore/metastore/services/rpcerr v0.0.0-00010101000000-000000000000
 	github.com/metastore/metastore/services/watch v0.0.0-00010101000000-000000000000
 	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
+	github.com/prometheus/client_golang v1.23.2
+	github.com/soheilhy/cmux v0.1.5
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
@@ -29,7 +31,16 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/common v0.67.5 // indirect
+	github.com/prometheus/procfs v0.16.1 // indirect
+	go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
+	go.yaml.in/yaml/v2 v2.4.3 // indirect
+)
 
 require (
 	github.com/coreos/go-semver v0.3.1 // indirect

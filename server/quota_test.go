@@ -40,6 +40,12 @@ func TestQuotaNoSpaceAlarm(t *testing.T) {
 	require.Len(t, st.Errors, 1)
 	require.Regexp(t, fmt.Sprintf(`^memberID:%d +alarm:NOSPACE *$`, ms[0].srv.ID()), st.Errors[0])
 
+	code, body := httpGet(t, "http://"+ep+"/health")
+	require.Equal(t, 503, code)
+	require.Equal(t, `{"health":"false","reason":"ALARM NOSPACE"}`+"\n", body)
+	code, _ = httpGet(t, "http://"+ep+"/health?exclude=NOSPACE")
+	require.Equal(t, 200, code)
+
 	// Read-only now: even a tiny put, a txn with a put and a lease grant
 	// are refused; reads, deletes and compaction pass.
 	_, err = c.Put(ctx(t), "small", "v")

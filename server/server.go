@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,26 +46,29 @@ type Server struct {
 	node  *consensus.Node
 	tr    *transport.Transport
 
-	clientSrv  *grpc.Server
-	peerSrv    *grpc.Server
-	clientLis  []net.Listener
-	peerLis    []net.Listener
-	health     *health.Server
-	kvApplier  kv.Applier
-	lessor     *lease.Lessor
-	alarms     *maintenance.Alarms
-	sizes      sizeCache
-	nextID     atomic.Uint64 // request IDs of proposals
-	peerConnMu sync.Mutex
-	peerConns  map[uint64]*grpc.ClientConn
-	cancel     context.CancelFunc // stops background loops
-	auth       Authorizer         // nil: allow everything
-	members    []*pb.Member
-	restoreMu  sync.Mutex // serializes Restore with snapshots
-	stopOnce   sync.Once
-	wg         sync.WaitGroup
-	readyc     chan struct{}
-	readyClose sync.Once
+	clientSrv   *grpc.Server
+	peerSrv     *grpc.Server
+	clientLis   []net.Listener
+	peerLis     []net.Listener
+	metricsLis  []net.Listener
+	httpServers []*http.Server
+	metrics     metrics
+	health      *health.Server
+	kvApplier   kv.Applier
+	lessor      *lease.Lessor
+	alarms      *maintenance.Alarms
+	sizes       sizeCache
+	nextID      atomic.Uint64 // request IDs of proposals
+	peerConnMu  sync.Mutex
+	peerConns   map[uint64]*grpc.ClientConn
+	cancel      context.CancelFunc // stops background loops
+	auth        Authorizer         // nil: allow everything
+	members     []*pb.Member
+	restoreMu   sync.Mutex // serializes Restore with snapshots
+	stopOnce    sync.Once
+	wg          sync.WaitGroup
+	readyc      chan struct{}
+	readyClose  sync.Once
 }
 
 // New validates cfg, opens the data directory and the listeners, and
@@ -177,8 +181,12 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	for _, l := range s.peerLis {
 		s.serve(s.peerSrv, l)
 	}
+	s.newMetrics()
 	for _, l := range s.clientLis {
-		s.serve(s.clientSrv, l)
+		s.serveClient(l)
+	}
+	for _, l := range s.metricsLis {
+		s.serveMetrics(l)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -246,6 +254,16 @@ func (s *Server) listen() error {
 		}
 		s.clientLis = append(s.clientLis, l)
 	}
+	if s.cfg.ListenMetricsURLs != "" {
+		for _, hp := range hostPorts(s.cfg.ListenMetricsURLs) {
+			l, err := net.Listen("tcp", hp)
+			if err != nil {
+				s.closeListeners()
+				return fmt.Errorf("--listen-metrics-urls: %w", err)
+			}
+			s.metricsLis = append(s.metricsLis, l)
+		}
+	}
 	for _, hp := range hostPorts(s.cfg.ListenPeerURLs) {
 		l, err := net.Listen("tcp", hp)
 		if err != nil {
@@ -258,8 +276,10 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range append(s.clientLis, s.peerLis...) {
-		l.Close()
+	for _, ls := range [][]net.Listener{s.clientLis, s.peerLis, s.metricsLis} {
+		for _, l := range ls {
+			l.Close()
+		}
 	}
 }
 
@@ -307,6 +327,10 @@ func (s *Server) FillHeader(h *pb.ResponseHeader) {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.clientSrv.Stop()
+		for _, hs := range s.httpServers {
+			hs.Close()
+		}
+		s.closeListeners() // ends the cmux loops
 		s.cancel()
 		s.node.Stop()
 		s.peerSrv.Stop()

@@ -4,6 +4,9 @@ package server
 // MetaStore emulates (what `--version` and, later, Maintenance.Status
 // report to clients that gate features on it).
 const (
-	EtcdVersion      = "3.7.3"
-	MetaStoreVersion = "0.1.0-dev"
+	EtcdVersion = "3.7.3"
+	// EtcdClusterVersion is the cluster (and storage) version /version
+	// reports, as etcd 3.7.3 does.
+	EtcdClusterVersion = "3.7.0"
+	MetaStoreVersion   = "0.1.0-dev"
 )

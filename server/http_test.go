@@ -1,0 +1,62 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/server"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func TestHTTPEndpoints(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	ms := cluster(t, 1, func(c *server.Config) {
+		c.ListenMetricsURLs = "http://" + metricsAddr
+		c.QuotaBackendBytes = 1 << 30
+	})
+	c := client(t, ms[0]) // gRPC on the same port keeps working
+	_, err := c.Put(ctx(t), "k", "v")
+	require.NoError(t, err)
+
+	for _, base := range []string{"http://" + ms[0].srv.ClientAddrs()[0], "http://" + metricsAddr} {
+		code, body := httpGet(t, base+"/health")
+		require.Equal(t, 200, code)
+		require.Equal(t, `{"health":"true","reason":""}`, body)
+		code, body = httpGet(t, base+"/health?serializable=true")
+		require.Equal(t, 200, code, body)
+		code, body = httpGet(t, base+"/version")
+		require.Equal(t, 200, code)
+		require.Equal(t, `{"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}`, body)
+		code, body = httpGet(t, base+"/livez")
+		require.Equal(t, 200, code)
+		require.Equal(t, "ok", body)
+		code, _ = httpGet(t, base+"/readyz")
+		require.Equal(t, 200, code)
+		code, body = httpGet(t, base+"/metrics")
+		require.Equal(t, 200, code)
+		for _, want := range []string{
+			"etcd_server_has_leader 1", "etcd_server_is_leader 1", "etcd_debugging_mvcc_current_revision 2",
+			"etcd_server_quota_backend_bytes 1.073741824e+09", `etcd_server_version{server_version="3.7.3"} 1`,
+			"etcd_mvcc_db_total_size_in_bytes", "go_goroutines", "process_resident_memory_bytes",
+		} {
+			require.Contains(t, body, want)
+		}
+	}
+	resp, err := http.Post("http://"+metricsAddr+"/health", "text/plain", strings.NewReader(""))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}

@@ -215,6 +215,10 @@ func (b *kvBackend) read(ctx context.Context, serializable bool, f func(*storage
 	return f(rd)
 }
 
+func (b *kvBackend) View(ctx context.Context, serializable bool, f func(kv.RangeReader) error) error {
+	return b.read(ctx, serializable, func(rd *storage.ReadTxn) error { return f(rd) })
+}
+
 func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	var resp *pb.RangeResponse
 	err := b.read(ctx, r.Serializable, func(rd *storage.ReadTxn) error {

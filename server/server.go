@@ -163,7 +163,8 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if s.auth != nil {
 		kvAuth, leaseAuth, watchAuth = s.auth, s.auth, s.auth
 	}
-	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg).WithAuthorizer(kvAuth, leaseHost{s}))
+	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg).
+		WithAuthorizer(kvAuth, leaseHost{s}).WithMaxChunkBytes(int(cfg.MaxRequestBytes)))
 	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, leaseAuth, requestTimeout(cfg), s.lg)
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)

@@ -19,6 +19,9 @@ type Backend interface {
 	DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
 	Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
 	Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error)
+	// View runs f on one consistent view of the store, after a ReadIndex
+	// round unless serializable (RangeStream reads every chunk from it).
+	View(ctx context.Context, serializable bool, f func(RangeReader) error) error
 }
 
 // HeaderFiller fills the cluster ID, member ID and Raft term of a response
@@ -27,8 +30,7 @@ type HeaderFiller interface {
 	FillHeader(h *pb.ResponseHeader)
 }
 
-// Server is the gRPC KV service. RPCs it does not implement (RangeStream)
-// return codes.Unimplemented through the embedded UnimplementedKVServer.
+// Server is the gRPC KV service.
 type Server struct {
 	pb.UnimplementedKVServer
 	b         Backend
@@ -37,6 +39,8 @@ type Server struct {
 	lg        *zap.Logger
 	auth      Authorizer
 	leaseKeys LeaseKeyLister
+	// maxChunkBytes is the size RangeStream aims its chunks at.
+	maxChunkBytes int
 }
 
 var _ pb.KVServer = (*Server)(nil)
@@ -50,7 +54,7 @@ func NewServer(b Backend, hdr HeaderFiller, maxTxnOps int, lg *zap.Logger) *Serv
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	return &Server{b: b, hdr: hdr, maxTxnOps: maxTxnOps, lg: lg, auth: allowAll{}}
+	return &Server{b: b, hdr: hdr, maxTxnOps: maxTxnOps, lg: lg, auth: allowAll{}, maxChunkBytes: DefaultMaxRequestBytes}
 }
 
 func (s *Server) fill(h *pb.ResponseHeader) {

@@ -8,6 +8,10 @@ import (
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
 const DefaultMaxTxnOps = 128
 
+// DefaultMaxRequestBytes is etcd's default --max-request-bytes (1.5 MiB),
+// also the size RangeStream aims its chunks at.
+const DefaultMaxRequestBytes = 3 << 19
+
 // CheckRange validates a RangeRequest as etcd does.
 func CheckRange(r *pb.RangeRequest) error {
 	if len(r.GetKey()) == 0 {

@@ -249,6 +249,16 @@ func (b *kvBackend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (
 }
 
 func (b *kvBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if kv.IsTxnReadOnly(r) {
+		// As etcd: no Raft entry, a ReadIndex round unless serializable.
+		var resp *pb.TxnResponse
+		err := b.read(ctx, kv.IsTxnSerializable(r), func(rd *storage.ReadTxn) error {
+			var err error
+			resp, err = kv.ReadOnlyTxn(rd, rd.Rev(), r)
+			return err
+		})
+		return resp, err
+	}
 	if err := b.s.checkQuota(ctx, costTxn(r)); err != nil {
 		return nil, err
 	}

@@ -229,3 +229,54 @@ func cmpInt(a, b int64) int {
 	}
 	return 0
 }
+
+// ReadOnlyTxn executes a transaction without writes (IsTxnReadOnly) on a
+// read view, so it needs no Raft round; rev is the view's revision, which
+// every header reports. Its result equals what Applier.Txn would return.
+func ReadOnlyTxn(rv RangeReader, rev int64, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	ok, err := compareAll(rv, r.Compare)
+	if err != nil {
+		return nil, err
+	}
+	ops := r.Failure
+	if ok {
+		ops = r.Success
+	}
+	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: ok, Responses: make([]*pb.ResponseOp, 0, len(ops))}
+	for _, op := range ops {
+		out := &pb.ResponseOp{}
+		switch {
+		case op.GetRequestRange() != nil:
+			rr, err := Range(rv, op.GetRequestRange(), true)
+			if err != nil {
+				return nil, err
+			}
+			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
+		case op.GetRequestTxn() != nil:
+			tr, err := ReadOnlyTxn(rv, rev, op.GetRequestTxn())
+			if err != nil {
+				return nil, err
+			}
+			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}
+		default:
+			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{Header: &pb.ResponseHeader{}}}
+		}
+		resp.Responses = append(resp.Responses, out)
+	}
+	SetTxnRevision(resp, rev)
+	return resp, nil
+}
+
+// IsTxnSerializable reports whether every op of a txn is a serializable
+// range (etcd's rule for skipping the ReadIndex round; a nested txn is
+// never serializable).
+func IsTxnSerializable(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if rr := op.GetRequestRange(); rr == nil || !rr.Serializable {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -116,3 +116,48 @@ func TestApplyTxnAndRange(t *testing.T) {
 	require.True(t, rr.More)
 	require.EqualValues(t, 2, rr.Count)
 }
+
+func get(k string) *pb.RequestOp {
+	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte(k)}}}
+}
+
+// A read-only txn served from a read view gives exactly what applying it
+// through the write path gives.
+func TestReadOnlyTxnEqualsApply(t *testing.T) {
+	s, err := storage.Open(memory.New(), storage.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	for _, k := range []string{"a", "b", "c"} {
+		_, err := s.Put([]byte(k), []byte("v-"+k), 0)
+		require.NoError(t, err)
+	}
+	for name, r := range map[string]*pb.TxnRequest{
+		"success": {Compare: []*pb.Compare{{Key: []byte("a"), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte("v-a")}}},
+			Success: []*pb.RequestOp{get("a"), get("zz")}, Failure: []*pb.RequestOp{get("b")}},
+		"failure on a missing key": {Compare: []*pb.Compare{{Key: []byte("zz"), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte("x")}}},
+			Success: []*pb.RequestOp{get("a")}, Failure: []*pb.RequestOp{get("b"), txn([]*pb.RequestOp{get("c")}, nil)}},
+		"range compare": {Compare: []*pb.Compare{{Key: []byte("a"), RangeEnd: []byte("d"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 1}}}, Success: []*pb.RequestOp{get("c")}},
+		"no ops at all": {},
+	} {
+		require.True(t, kv.IsTxnReadOnly(r), name)
+		rd, err := s.Read()
+		require.NoError(t, err)
+		got, err := kv.ReadOnlyTxn(rd, rd.Rev(), r)
+		rd.End()
+		require.NoError(t, err, name)
+
+		tw, err := s.Write()
+		require.NoError(t, err)
+		want, err := kv.Applier{}.Txn(tw, r)
+		require.NoError(t, err, name)
+		rev, err := tw.End()
+		require.NoError(t, err)
+		kv.SetTxnRevision(want, rev)
+		require.Equal(t, want.String(), got.String(), name)
+	}
+	require.False(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{get("a")}}))
+	ser := get("a")
+	ser.GetRequestRange().Serializable = true
+	require.True(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{ser}}))
+	require.False(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{ser, txn(nil, nil)}}), "nested txns are never serializable, as in etcd")
+}

@@ -34,6 +34,21 @@ type DurableIndexer interface {
 	DurableIndex() uint64
 }
 
+// LiveSnapshotter is an optional StateMachine ability, for state machines
+// whose durable state is itself the snapshot (a database that survives
+// restarts and reports its applied index), as etcd's backend is. The node
+// then takes snapshots as metadata only — at the state machine's durable
+// index, so no data file is ever needed to restart — and when a peer needs
+// one it streams the state machine's current state (SnapshotTo, at an
+// applied index at or after the snapshot's) straight to the wire. Restore
+// must leave AppliedIndex at the index the streamed state covers; entries
+// up to it are then not applied again. Without it every snapshot copies
+// the whole state to disk.
+type LiveSnapshotter interface {
+	DurableIndexer
+	LiveSnapshots() bool
+}
+
 // Transport carries Raft messages to peers. Send must not block on the
 // network; a message that cannot be delivered may be dropped (Raft
 // retries). Received messages are handed to Node.Step.

@@ -199,9 +199,21 @@ func (n *Node) restoreStateMachine(term, index uint64) error {
 }
 
 // OpenSnapshot opens the data of the snapshot at (term, index) so a
-// transport can stream it to a peer. The caller closes it.
+// transport can stream it to a peer. The caller closes it. With a
+// LiveSnapshotter it streams the state machine's current state instead.
 func (n *Node) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
-	return n.snaps.openData(term, index)
+	if !n.live() {
+		return n.snaps.openData(term, index)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(n.sm.SnapshotTo(pw)) }()
+	return pr, nil
+}
+
+// live reports whether the state machine snapshots itself (LiveSnapshotter).
+func (n *Node) live() bool {
+	ls, ok := n.sm.(LiveSnapshotter)
+	return ok && ls.LiveSnapshots()
 }
 
 // ReceiveSnapshot stores the data of an incoming snapshot, streamed from r,

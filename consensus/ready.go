@@ -140,6 +140,9 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 	if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
 		return err
 	}
+	// A live snapshot may cover entries after its index: the state
+	// machine must not see those again.
+	n.smApplied = max(n.smApplied, n.sm.AppliedIndex(), m.GetIndex())
 	n.mu.Lock()
 	n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
 	n.snapIndex = m.GetIndex()
@@ -264,14 +267,22 @@ func (n *Node) maybeSnapshot() error {
 	if durable <= snapIndex {
 		return nil
 	}
+	if n.live() {
+		// Metadata only, at the durable index: after a restart the state
+		// machine is at or past it, and peers get the live state.
+		applied = durable
+	}
 	term, err := n.storage.Term(applied)
 	if err != nil {
 		return err
 	}
-	// The state machine's snapshot is as of applied; raft's snapshot index
-	// must match it. Raft keeps only the metadata; the data streams to disk.
-	if err := n.snaps.saveData(term, applied, n.sm.SnapshotTo); err != nil {
-		return err
+	if !n.live() {
+		// The state machine's snapshot is as of applied; raft's snapshot
+		// index must match it. Raft keeps only the metadata; the data
+		// streams to disk.
+		if err := n.snaps.saveData(term, applied, n.sm.SnapshotTo); err != nil {
+			return err
+		}
 	}
 	snap, err := n.storage.CreateSnapshot(applied, cs, nil)
 	if err != nil {

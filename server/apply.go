@@ -45,6 +45,13 @@ func (sm *stateMachine) DurableIndex() uint64 {
 	return ci
 }
 
+// LiveSnapshots implements consensus.LiveSnapshotter: the store is the
+// snapshot. Raft snapshots are metadata only, and a follower that needs
+// one gets the store's current state streamed (as etcd sends its backend),
+// instead of the node copying the whole store to disk every
+// --snapshot-count entries.
+func (sm *stateMachine) LiveSnapshots() bool { return true }
+
 // Apply implements consensus.StateMachine.
 func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 	var r pb.InternalRaftRequest

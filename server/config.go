@@ -31,10 +31,12 @@ type Config struct {
 	HeartbeatIntervalMs      uint
 	ElectionTimeoutMs        uint
 	SnapshotCount            uint64
+	SnapshotCatchUpEntries   uint64
 	MaxRequestBytes          uint
 	MaxTxnOps                uint
 	QuotaBackendBytes        int64
 	LogLevel                 string
+	EnablePprof              bool
 	Logger                   string // only "zap", as etcd 3.7
 	LogOutputs               string // comma-separated: default, stderr, stdout, file paths
 	LogFormat                string // json or console
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		HeartbeatIntervalMs:         100,
 		ElectionTimeoutMs:           1000,
 		SnapshotCount:               10000,
+		SnapshotCatchUpEntries:      5000,
 		MaxRequestBytes:             3 << 19, // 1.5 MiB
 		MaxTxnOps:                   128,
 		LogLevel:                    "info",
@@ -97,10 +100,12 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.HeartbeatIntervalMs, "heartbeat-interval", c.HeartbeatIntervalMs, "Time (in milliseconds) of a heartbeat interval.")
 	fs.UintVar(&c.ElectionTimeoutMs, "election-timeout", c.ElectionTimeoutMs, "Time (in milliseconds) for an election to timeout.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.Uint64Var(&c.SnapshotCatchUpEntries, "snapshot-catchup-entries", c.SnapshotCatchUpEntries, "Number of entries for a slow follower to catch-up after compacting the raft storage entries.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&c.Logger, "logger", c.Logger, "Currently only supports 'zap' for structured logging.")
 	fs.StringVar(&c.LogOutputs, "log-outputs", c.LogOutputs, "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Configures log format. Only supports json, console.")

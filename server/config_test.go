@@ -53,7 +53,6 @@ func TestEtcdOnlyFlags(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"--enable-pprof", "--max-wals", "9", "--snapshot", "x", "--trusted-ca-file", ""}))
 	require.NoError(t, cfg.Validate(), "harmless flags and refused ones at their default are accepted")
 	require.Equal(t, []string{
-		"--enable-pprof=true has no effect in MetaStore: pprof is not served",
 		"--max-wals=9 has no effect in MetaStore: WAL retention is managed by the consensus module",
 	}, cfg.Warnings())
 	require.NoError(t, fs.Parse([]string{"--peer-auto-tls"}))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 //	/readyz   "ok" once the member can serve requests
 //	/version  {"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}
 //	/metrics  Prometheus metrics under etcd's names where one exists
+//	/debug/pprof/  Go profiles, with --enable-pprof
 
 // Health is etcd's /health answer.
 type Health struct {
@@ -107,6 +109,13 @@ func (s *Server) httpHandler() http.Handler {
 		w.Write(b)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -146,7 +146,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	node, err := consensus.Start(consensus.Config{
 		ID: s.id, Dir: filepath.Join(cfg.DataDir, "member"), Peers: peers,
 		TickInterval: cfg.tickInterval(), ElectionTicks: electionTicks, HeartbeatTicks: 1,
-		SnapshotCount: cfg.SnapshotCount, Logger: s.lg,
+		SnapshotCount: cfg.SnapshotCount, SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries, Logger: s.lg,
 	}, &stateMachine{s: s}, s.tr)
 	if err != nil {
 		s.closeListeners()
@@ -215,7 +215,13 @@ func (s *Server) openEngine(dir string) (backend.Backend, error) {
 	if s.cfg.StorageEngine == "memory" {
 		return memory.New(), nil
 	}
-	return rocksdb.Open(dir, rocksdb.DefaultConfig())
+	// The Raft log is the durability point: RocksDB needs no WAL of its
+	// own. A crash loses the unflushed tail of the store, which the node
+	// replays from the Raft log (it never compacts past DurableIndex, a
+	// memtable flush).
+	rc := rocksdb.DefaultConfig()
+	rc.DisableWAL = true
+	return rocksdb.Open(dir, rc)
 }
 
 func (s *Server) openStore() (*storage.Store, error) {

@@ -15,9 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/rocksdb"
 )
 
-const crashChildEnv = "STORAGE_CRASH_CHILD_DIR"
+const (
+	crashChildEnv = "STORAGE_CRASH_CHILD_DIR"
+	crashNoWALEnv = "STORAGE_CRASH_NOWAL"
+)
 
 // keysPerTxn is the number of keys each crash-test transaction writes.
 const keysPerTxn = 10
@@ -29,7 +33,18 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as the child of TestCrashRecovery")
 	}
-	s, err := storage.Open(engines[1].open(t, dir), storage.Config{})
+	// With STORAGE_CRASH_NOWAL the engine runs without RocksDB's WAL, as
+	// under the server: writes are not durable until Sync (a memtable
+	// flush), and "ack n" follows the Sync that covers n.
+	noWAL := os.Getenv(crashNoWALEnv) != ""
+	eng := engines[1].open(t, dir)
+	if noWAL {
+		eng.Close()
+		var err error
+		eng, err = rocksdb.Open(dir, rocksdb.Config{BlockCacheBytes: 8 << 20, WriteBufferBytes: 4 << 20, DisableWAL: true})
+		require.NoError(t, err)
+	}
+	s, err := storage.Open(eng, storage.Config{NoSync: noWAL})
 	require.NoError(t, err)
 	n := nextTxn(t, s)
 	out := bufio.NewWriter(os.Stdout)
@@ -42,6 +57,12 @@ func TestCrashChild(t *testing.T) {
 		}
 		_, err = tw.End()
 		require.NoError(t, err)
+		if noWAL {
+			if n%25 != 0 {
+				continue
+			}
+			require.NoError(t, s.Sync())
+		}
 		fmt.Fprintf(out, "ack %d\n", n)
 		out.Flush()
 		if n%40 == 0 {
@@ -61,6 +82,11 @@ func nextTxn(t *testing.T, s *storage.Store) int {
 // moments, then reopens its store: every acknowledged transaction is there,
 // and every transaction is there whole or not at all.
 func TestCrashRecovery(t *testing.T) {
+	t.Run("wal", func(t *testing.T) { testCrashRecovery(t, false) })
+	t.Run("nowal", func(t *testing.T) { testCrashRecovery(t, true) })
+}
+
+func testCrashRecovery(t *testing.T, noWAL bool) {
 	rounds := 8
 	if testing.Short() {
 		rounds = 3
@@ -71,6 +97,9 @@ func TestCrashRecovery(t *testing.T) {
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		if noWAL {
+			cmd.Env = append(cmd.Env, crashNoWALEnv+"=1")
+		}
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())

@@ -77,7 +77,8 @@ type WAL struct {
 	lastIdx  uint64    // index of the last entry written
 	snap     *raftpb.SnapshotMetadata
 	hs       *raftpb.HardState
-	dirty    bool // bytes written since the last Sync
+	dirty    bool  // bytes written since the last Sync
+	tailOff  int64 // end of the valid records of the last replayed segment
 	syncs    uint64
 	closed   bool
 }
@@ -163,6 +164,7 @@ func (w *WAL) replay(s segment, last bool, st *State) error {
 	for {
 		typ, payload, n, err := readRecord(r)
 		if err == io.EOF {
+			w.tailOff = off
 			return nil
 		}
 		if err != nil {
@@ -173,6 +175,7 @@ func (w *WAL) replay(s segment, last bool, st *State) error {
 			if terr := os.Truncate(path, off); terr != nil {
 				return fmt.Errorf("wal: truncate torn tail: %w", terr)
 			}
+			w.tailOff = off
 			return nil
 		}
 		if err := apply(st, typ, payload); err != nil {
@@ -246,6 +249,10 @@ func readRecord(r *bufio.Reader) (typ byte, payload []byte, n int64, err error) 
 		}
 		return 0, nil, 0, fmt.Errorf("short header: %w", err)
 	}
+	if h == ([headerLen]byte{}) {
+		// Preallocated space: no record was ever written here.
+		return 0, nil, 0, io.EOF
+	}
 	length := binary.LittleEndian.Uint32(h[0:4])
 	sum := binary.LittleEndian.Uint32(h[4:8])
 	typ = h[8]
@@ -265,16 +272,40 @@ func readRecord(r *bufio.Reader) (typ byte, payload []byte, n int64, err error) 
 
 func (w *WAL) openTail() error {
 	s := w.segments[len(w.segments)-1]
-	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: open tail: %w", err)
 	}
-	info, err := f.Stat()
-	if err != nil {
+	// Drop whatever follows the last valid record (zeros of a
+	// preallocation, a torn write) and reserve the segment again.
+	if err := f.Truncate(w.tailOff); err != nil {
 		f.Close()
-		return fmt.Errorf("wal: stat tail: %w", err)
+		return fmt.Errorf("wal: truncate tail: %w", err)
 	}
-	w.f, w.bw, w.size, w.seq = f, bufio.NewWriterSize(f, 1<<20), info.Size(), s.seq
+	if _, err := f.Seek(w.tailOff, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: seek tail: %w", err)
+	}
+	preallocate(f, w.opts.SegmentBytes)
+	w.f, w.bw, w.size, w.seq = f, bufio.NewWriterSize(f, 1<<20), w.tailOff, s.seq
+	return nil
+}
+
+// closeSegment syncs the current segment, gives back its unused
+// preallocated space and closes it.
+func (w *WAL) closeSegment() error {
+	if err := w.syncLocked(); err != nil {
+		return err
+	}
+	if err := w.f.Truncate(w.size); err != nil {
+		return fmt.Errorf("wal: truncate segment: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("wal: close segment: %w", err)
+	}
 	return nil
 }
 
@@ -282,21 +313,19 @@ func (w *WAL) openTail() error {
 // and hard state, and makes it durable (file and directory entry).
 func (w *WAL) cut() error {
 	if w.f != nil {
-		if err := w.syncLocked(); err != nil {
+		if err := w.closeSegment(); err != nil {
 			return err
-		}
-		if err := w.f.Close(); err != nil {
-			return fmt.Errorf("wal: close segment: %w", err)
 		}
 	}
 	if len(w.segments) > 0 {
 		w.seq = w.segments[len(w.segments)-1].seq + 1
 	}
 	s := segment{seq: w.seq, first: w.lastIdx + 1, name: segmentName(w.seq, w.lastIdx+1)}
-	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
+	preallocate(f, w.opts.SegmentBytes)
 	w.f, w.bw, w.size = f, bufio.NewWriterSize(f, 1<<20), 0
 	w.segments = append(w.segments, s)
 	if w.snap != nil {
@@ -413,7 +442,7 @@ func (w *WAL) syncLocked() error {
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("wal: flush: %w", err)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("wal: fsync: %w", err)
 	}
 	w.dirty = false
@@ -465,9 +494,5 @@ func (w *WAL) Close() error {
 		return ErrClosed
 	}
 	w.closed = true
-	err := w.syncLocked()
-	if cerr := w.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("wal: close: %w", cerr)
-	}
-	return err
+	return w.closeSegment()
 }

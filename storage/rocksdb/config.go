@@ -68,6 +68,13 @@ type Config struct {
 	// InfoLogLevel is RocksDB's own LOG verbosity: debug, info, warn, error
 	// or fatal. Default warn.
 	InfoLogLevel string
+	// DisableWAL makes writes skip RocksDB's write-ahead log: a write is a
+	// memtable insert, and a crash loses everything not yet flushed to
+	// table files (always a prefix of the writes). Sync, and Commit with
+	// sync, flush the memtables instead of syncing a log. For callers
+	// with a log of their own that replay what a crash loses — the Raft
+	// log under the server, which never compacts past what Sync covered.
+	DisableWAL bool
 }
 
 // DefaultConfig returns a Config with every field set to its default.

@@ -49,6 +49,7 @@ type Backend struct {
 	ro       *grocksdb.ReadOptions
 	woSync   *grocksdb.WriteOptions
 	woNoSync *grocksdb.WriteOptions
+	noWAL    bool
 }
 
 // closer is something Close must release before the DB goes away.
@@ -102,6 +103,10 @@ func Open(dir string, cfg Config) (*Backend, error) {
 	b.woSync = grocksdb.NewDefaultWriteOptions()
 	b.woSync.SetSync(true)
 	b.woNoSync = grocksdb.NewDefaultWriteOptions()
+	if cfg.DisableWAL {
+		b.noWAL = true
+		b.woNoSync.DisableWAL(true)
+	}
 	return b, nil
 }
 
@@ -205,6 +210,21 @@ func (b *Backend) Sync() error {
 	if b.closed {
 		return backend.ErrClosed
 	}
+	return b.syncLocked()
+}
+
+// syncLocked makes every committed write durable: an fsync of the WAL,
+// or a memtable flush without one. The caller holds b.mu.
+func (b *Backend) syncLocked() error {
+	if b.noWAL {
+		fo := grocksdb.NewDefaultFlushOptions()
+		defer fo.Destroy()
+		fo.SetWait(true)
+		if err := b.db.Flush(fo); err != nil {
+			return fmt.Errorf("rocksdb: flush memtables: %w", err)
+		}
+		return nil
+	}
 	if err := b.db.FlushWAL(true); err != nil {
 		return fmt.Errorf("rocksdb: sync wal: %w", err)
 	}
@@ -225,8 +245,8 @@ func (b *Backend) Compact(start, end []byte) error {
 }
 
 // Sizes implements backend.Backend. Physical is the sum of the sizes of the
-// files in the database directory; Logical is RocksDB's estimate of live
-// data plus the memtables.
+// files in the database directory (plus the memtables with DisableWAL);
+// Logical is RocksDB's estimate of live data plus the memtables.
 func (b *Backend) Sizes() (backend.Sizes, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -244,6 +264,11 @@ func (b *Backend) Sizes() (backend.Sizes, error) {
 		}
 		return nil
 	})
+	if b.noWAL {
+		// Without a WAL, unflushed writes exist only in the memtables:
+		// count them, they are on their way to disk.
+		s.Physical += b.intProperty("rocksdb.cur-size-all-mem-tables")
+	}
 	return s, err
 }
 
@@ -275,7 +300,7 @@ func (b *Backend) Close() error {
 	fo.SetWait(true)
 	err := b.db.Flush(fo)
 	fo.Destroy()
-	if err == nil {
+	if err == nil && !b.noWAL {
 		err = b.db.FlushWAL(true)
 	}
 	b.db.Close()
@@ -392,11 +417,14 @@ func (w *batch) Commit(sync bool) error {
 		return backend.ErrClosed
 	}
 	wo := b.woNoSync
-	if sync {
+	if sync && !b.noWAL {
 		wo = b.woSync
 	}
 	if err := b.db.Write(wo, w.wb); err != nil {
 		return fmt.Errorf("rocksdb: write batch: %w", err)
+	}
+	if sync && b.noWAL {
+		return b.syncLocked()
 	}
 	return nil
 }

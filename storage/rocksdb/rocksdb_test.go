@@ -18,6 +18,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformanceWithoutWAL(t *testing.T) {
+	backendtest.Run(t, func(tb testing.TB) backend.Backend {
+		b, err := rocksdb.Open(tb.TempDir(), rocksdb.Config{BlockCacheBytes: 8 << 20, WriteBufferBytes: 1 << 20, DisableWAL: true})
+		require.NoError(tb, err)
+		return b
+	})
+}
+
 func TestReopenKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	b, err := rocksdb.Open(dir, rocksdb.Config{})

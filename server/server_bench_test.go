@@ -55,22 +55,33 @@ func buildEtcd(tb testing.TB) string {
 	return bin
 }
 
-// startBinary starts a single-member server (etcd or metastore, same
-// flags) on fresh loopback ports and a fresh data dir, and waits until it
-// serves.
-func startBinary(b *testing.B, bin string) string {
-	client, peer := "http://"+freeAddr(&testing.T{}), "http://"+freeAddr(&testing.T{})
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "--name", "bench", "--data-dir", b.TempDir(),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "bench="+peer, "--log-level", "error")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+// startBinary starts a cluster of n members (etcd or metastore, same
+// flags) on fresh loopback ports and fresh data dirs, and waits until it
+// serves. It returns the client endpoints.
+func startBinary(b *testing.B, bin string, n int) []string {
+	var clients, peers, initial []string
+	for i := range n {
+		clients = append(clients, "http://"+freeAddr(&testing.T{}))
+		peers = append(peers, "http://"+freeAddr(&testing.T{}))
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	for i := range n {
+		logs := &syncBuffer{}
+		cmd := exec.Command(bin, "--name", fmt.Sprintf("m%d", i), "--data-dir", b.TempDir(),
+			"--listen-client-urls", clients[i], "--advertise-client-urls", clients[i],
+			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","), "--log-level", "error")
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	}
+	var eps []string
+	for _, c := range clients {
+		eps = append(eps, strings.TrimPrefix(c, "http://"))
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -80,43 +91,76 @@ func startBinary(b *testing.B, bin string) string {
 		_, err := c.Put(ctx, "warmup", "x")
 		cancel()
 		if err == nil {
-			return strings.TrimPrefix(client, "http://")
+			return eps
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%s did not serve: %v\n%s", bin, err, logs.String())
+			b.Fatalf("%s did not serve: %v", bin, err)
 		}
 	}
 }
 
-// BenchmarkServerPut drives etcd and metastore with the same workload:
-// 256-byte values, keys over a space of 100k, clients spread over conns
-// connections (etcd benchmark's put shape). Reports ops/s and p50/p99.
-func BenchmarkServerPut(b *testing.B) {
+// BenchmarkServer drives etcd and metastore with the same workloads in
+// etcd benchmark's shapes: 256-byte values, keys over a space of 100k,
+// clients spread over conns connections. put and txn-put (a txn with one
+// put) write; range-l and range-s read one key linearizably and
+// serializably. Reports ops/s and p50/p99 latency.
+func BenchmarkServer(b *testing.B) {
 	if os.Getenv("METASTORE_SERVER_BENCH") == "" {
 		b.Skip("set METASTORE_SERVER_BENCH=1: builds etcd from the module proxy and starts both servers")
 	}
 	bins := map[string]string{"etcd": buildEtcd(b), "metastore": buildMetastore(&testing.T{})}
-	for _, name := range []string{"etcd", "metastore"} {
-		for _, shape := range []struct{ clients, conns int }{{1, 1}, {100, 10}} {
-			b.Run(fmt.Sprintf("server=%s/clients=%d/conns=%d", name, shape.clients, shape.conns), func(b *testing.B) {
-				ep := startBinary(b, bins[name])
-				conns := make([]*clientv3.Client, shape.conns)
+	val := strings.Repeat("x", 256)
+	workloads := map[string]func(c *clientv3.Client, n int64) error{
+		"put": func(c *clientv3.Client, n int64) error {
+			_, err := c.Put(context.Background(), fmt.Sprintf("key-%06d", n%100000), val)
+			return err
+		},
+		"txn-put": func(c *clientv3.Client, n int64) error {
+			_, err := c.Txn(context.Background()).Then(clientv3.OpPut(fmt.Sprintf("key-%06d", n%100000), val)).Commit()
+			return err
+		},
+		"range-l": func(c *clientv3.Client, n int64) error {
+			_, err := c.Get(context.Background(), "range-key")
+			return err
+		},
+		"range-s": func(c *clientv3.Client, n int64) error {
+			_, err := c.Get(context.Background(), "range-key", clientv3.WithSerializable())
+			return err
+		},
+	}
+	type shape struct {
+		workload              string
+		members, clients, cns int
+	}
+	var shapes []shape
+	for _, w := range []string{"put", "txn-put", "range-l", "range-s"} {
+		shapes = append(shapes, shape{w, 1, 1, 1}, shape{w, 1, 100, 10})
+	}
+	shapes = append(shapes, shape{"put", 3, 100, 10})
+	for _, sh := range shapes {
+		for _, name := range []string{"etcd", "metastore"} {
+			b.Run(fmt.Sprintf("%s/members=%d/clients=%d/conns=%d/server=%s", sh.workload, sh.members, sh.clients, sh.cns, name), func(b *testing.B) {
+				eps := startBinary(b, bins[name], sh.members)
+				conns := make([]*clientv3.Client, sh.cns)
 				for i := range conns {
-					c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, Logger: zap.NewNop()})
+					c, err := clientv3.New(clientv3.Config{Endpoints: eps, Logger: zap.NewNop()})
 					if err != nil {
 						b.Fatal(err)
 					}
 					defer c.Close()
 					conns[i] = c
 				}
-				val := strings.Repeat("x", 256)
+				if _, err := conns[0].Put(context.Background(), "range-key", val); err != nil {
+					b.Fatal(err)
+				}
+				op := workloads[sh.workload]
 				var next atomic.Int64
 				var mu sync.Mutex
 				lat := make([]time.Duration, 0, b.N)
 				b.ResetTimer()
 				var wg sync.WaitGroup
-				for i := range shape.clients {
-					c := conns[i%shape.conns]
+				for i := range sh.clients {
+					c := conns[i%sh.cns]
 					wg.Go(func() {
 						for {
 							n := next.Add(1)
@@ -124,7 +168,7 @@ func BenchmarkServerPut(b *testing.B) {
 								return
 							}
 							start := time.Now()
-							if _, err := c.Put(context.Background(), fmt.Sprintf("key-%06d", n%100000), val); err != nil {
+							if err := op(c, n); err != nil {
 								b.Error(err)
 								return
 							}
@@ -138,7 +182,7 @@ func BenchmarkServerPut(b *testing.B) {
 				wg.Wait()
 				b.StopTimer()
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 			})

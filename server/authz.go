@@ -23,3 +23,11 @@ type Option func(*Server)
 func WithAuthorizer(a Authorizer) Option {
 	return func(s *Server) { s.auth = a }
 }
+
+// WithPeerAddrs replaces how this member reaches its peers: f gets a
+// peer's ID and advertised peer URLs and returns the host:port targets to
+// dial (Raft traffic and lease forwarding). Tests route peer traffic
+// through fault-injecting bridges with it.
+func WithPeerAddrs(f func(id uint64, peerURLs []string) []string) Option {
+	return func(s *Server) { s.peerAddrs = f }
+}

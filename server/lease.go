@@ -60,6 +60,12 @@ func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {
 	var target string
 	for _, m := range s.members {
 		if m.ID == id && len(m.PeerURLs) > 0 {
+			if s.peerAddrs != nil {
+				if addrs := s.peerAddrs(id, m.PeerURLs); len(addrs) > 0 {
+					target = addrs[0]
+				}
+				continue
+			}
 			u, err := url.Parse(m.PeerURLs[0])
 			if err != nil {
 				return nil, err

@@ -63,6 +63,7 @@ type Server struct {
 	peerConns   map[uint64]*grpc.ClientConn
 	cancel      context.CancelFunc // stops background loops
 	auth        Authorizer         // nil: allow everything
+	peerAddrs   func(id uint64, peerURLs []string) []string
 	members     []*pb.Member
 	restoreMu   sync.Mutex // serializes Restore with snapshots
 	stopOnce    sync.Once
@@ -134,7 +135,17 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s.tr = transport.New(transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg})
+	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg}
+	if s.peerAddrs != nil {
+		tcfg.PeerAddrs = func(id uint64, ctx []byte) []string {
+			mc, err := consensus.ParseMemberContext(ctx)
+			if err != nil {
+				return nil
+			}
+			return s.peerAddrs(id, mc.PeerURLs)
+		}
+	}
+	s.tr = transport.New(tcfg)
 	for _, p := range peers {
 		if p.ID != s.id {
 			s.tr.AddPeer(p.ID, p.Context)

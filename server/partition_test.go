@@ -1,0 +1,207 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/metastore/metastore/server"
+)
+
+// bridge forwards TCP connections to target until cut: then it closes
+// every connection and refuses new ones, until healed.
+type bridge struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+}
+
+func newBridge(t *testing.T, target string) *bridge {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	b := &bridge{l: l, target: target, conns: map[net.Conn]struct{}{}}
+	go b.serve()
+	t.Cleanup(func() { l.Close(); b.setCut(true) })
+	return b
+}
+
+func (b *bridge) serve() {
+	for {
+		c, err := b.l.Accept()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		if b.cut {
+			b.mu.Unlock()
+			c.Close()
+			continue
+		}
+		b.mu.Unlock()
+		d, err := net.Dial("tcp", b.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		b.mu.Lock()
+		b.conns[c], b.conns[d] = struct{}{}, struct{}{}
+		b.mu.Unlock()
+		go func() { _, _ = io.Copy(d, c); d.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, d); c.Close(); d.Close() }()
+	}
+}
+
+func (b *bridge) setCut(cut bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cut = cut
+	if cut {
+		for c := range b.conns {
+			c.Close()
+		}
+		b.conns = map[net.Conn]struct{}{}
+	}
+}
+
+// bridgedCluster starts n members whose peer traffic from member i to
+// member j goes through bridges[i][j].
+func bridgedCluster(t *testing.T, n int) ([]*member, [][]*bridge) {
+	dir := t.TempDir()
+	var ms []*member
+	var initial string
+	peerAddr := map[string]int{} // advertised peer URL -> member index
+	for i := range n {
+		cfg := server.DefaultConfig()
+		cfg.Name = fmt.Sprint("m", i)
+		cfg.DataDir = filepath.Join(dir, cfg.Name)
+		client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
+		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
+		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
+		if initial != "" {
+			initial += ","
+		}
+		initial += cfg.Name + "=" + peer
+		peerAddr[peer] = i
+		ms = append(ms, &member{cfg: cfg})
+	}
+	bridges := make([][]*bridge, n)
+	for i := range n {
+		bridges[i] = make([]*bridge, n)
+		for j := range n {
+			if i != j {
+				bridges[i][j] = newBridge(t, ms[j].cfg.ListenPeerURLs[len("http://"):])
+			}
+		}
+	}
+	for i, m := range ms {
+		m.cfg.InitialCluster = initial
+		m.opts = []server.Option{server.WithPeerAddrs(func(_ uint64, urls []string) []string {
+			j, ok := peerAddr[urls[0]]
+			if !ok || j == i {
+				return nil
+			}
+			return []string{bridges[i][j].l.Addr().String()}
+		})}
+		start(t, m)
+	}
+	t.Cleanup(func() {
+		for _, m := range ms {
+			if m.srv != nil {
+				m.srv.Stop()
+			}
+		}
+	})
+	for _, m := range ms {
+		<-m.srv.Ready()
+	}
+	return ms, bridges
+}
+
+// isolate cuts (or heals) every link from and to member i.
+func isolate(bridges [][]*bridge, i int, cut bool) {
+	for j := range bridges {
+		if j != i {
+			bridges[i][j].setCut(cut)
+			bridges[j][i].setCut(cut)
+		}
+	}
+}
+
+func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
+	ms, bridges := bridgedCluster(t, 3)
+	c := client(t, ms...)
+	for i := range 10 {
+		_, err := c.Put(ctx(t), fmt.Sprint("before/", i), "v")
+		require.NoError(t, err)
+	}
+	old := leaderIndex(t, ms)
+	isolate(bridges, old, true)
+
+	// The majority elects a leader and keeps taking writes.
+	var maj []*member
+	for i, m := range ms {
+		if i != old {
+			maj = append(maj, m)
+		}
+	}
+	mc := client(t, maj...)
+	require.Eventually(t, func() bool {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := mc.Put(cctx, "during", "majority")
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "the majority side takes writes")
+	for i := range 20 {
+		_, err := mc.Put(ctx(t), fmt.Sprint("during/", i), "v")
+		require.NoError(t, err)
+	}
+
+	// The isolated old leader cannot serve a linearizable read or a write.
+	oc := client(t, ms[old])
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err := oc.Get(cctx, "during")
+	cancel()
+	require.Error(t, err, "no quorum, no linearizable read")
+	cctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = oc.Put(cctx, "lost", "v")
+	cancel()
+	require.Error(t, err)
+	ser, err := oc.Get(ctx(t), "during", clientv3.WithSerializable())
+	require.NoError(t, err, "serializable reads are served locally")
+	require.Zero(t, ser.Count, "the isolated member has not seen the majority's writes")
+
+	// Healed, it catches up and every member agrees.
+	isolate(bridges, old, false)
+	require.Eventually(t, func() bool {
+		get, err := oc.Get(ctx(t), "during/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		return err == nil && get.Count == 20
+	}, 15*time.Second, 50*time.Millisecond)
+	get, err := c.Get(ctx(t), "lost")
+	require.NoError(t, err)
+	require.Zero(t, get.Count, "a write the minority could not commit never appears")
+	rev := get.Header.Revision
+	var hashes []uint32
+	for _, m := range ms {
+		require.Eventually(t, func() bool {
+			h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
+			if err != nil {
+				return false
+			}
+			hashes = append(hashes, h.Hash)
+			return true
+		}, 10*time.Second, 50*time.Millisecond)
+	}
+	require.Equal(t, hashes[0], hashes[1])
+	require.Equal(t, hashes[0], hashes[2])
+}

@@ -187,6 +187,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	if err != nil {
 		return nil, err
 	}
+	if len(data) > int(s.cfg.MaxRequestBytes) {
+		return nil, rpctypes.ErrGRPCRequestTooLarge // as etcd: the whole Raft request counts
+	}
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
 	res, err := s.node.Propose(ctx, data)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -34,6 +35,10 @@ type Config struct {
 	SnapshotCatchUpEntries   uint64
 	MaxRequestBytes          uint
 	MaxTxnOps                uint
+	MaxConcurrentStreams     uint
+	GRPCKeepAliveMinTime     time.Duration
+	GRPCKeepAliveInterval    time.Duration
+	GRPCKeepAliveTimeout     time.Duration
 	QuotaBackendBytes        int64
 	LogLevel                 string
 	EnablePprof              bool
@@ -72,6 +77,10 @@ func DefaultConfig() Config {
 		SnapshotCatchUpEntries:      5000,
 		MaxRequestBytes:             3 << 19, // 1.5 MiB
 		MaxTxnOps:                   128,
+		MaxConcurrentStreams:        math.MaxUint32,
+		GRPCKeepAliveMinTime:        5 * time.Second,
+		GRPCKeepAliveInterval:       2 * time.Hour,
+		GRPCKeepAliveTimeout:        20 * time.Second,
 		LogLevel:                    "info",
 		Logger:                      "zap",
 		LogOutputs:                  "default",
@@ -102,6 +111,10 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.Uint64Var(&c.SnapshotCatchUpEntries, "snapshot-catchup-entries", c.SnapshotCatchUpEntries, "Number of entries for a slow follower to catch-up after compacting the raft storage entries.")
 	fs.UintVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "Maximum concurrent streams that each client can open at a time.")
+	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
+	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
+	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")

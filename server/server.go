@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/consensus/transport"
@@ -167,7 +169,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	s.node = node
 	s.tr.SetHandler(node)
 
-	s.clientSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024))
+	s.clientSrv = grpc.NewServer(clientServerOptions(cfg)...)
 	var kvAuth kv.Authorizer
 	var leaseAuth lease.Authorizer
 	var watchAuth watch.Authorizer
@@ -212,6 +214,24 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		s.lessor.Run(ctx, leaseHost{s})
 	}()
 	return s, nil
+}
+
+// clientServerOptions are etcd's gRPC server settings: requests up to
+// --max-request-bytes plus 512 KiB of framing, responses up to 2 GiB,
+// --max-concurrent-streams, and the keepalive policy.
+func clientServerOptions(cfg Config) []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+	}
+	if cfg.GRPCKeepAliveMinTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.GRPCKeepAliveMinTime}))
+	}
+	if cfg.GRPCKeepAliveInterval > 0 && cfg.GRPCKeepAliveTimeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.GRPCKeepAliveInterval, Timeout: cfg.GRPCKeepAliveTimeout}))
+	}
+	return opts
 }
 
 func (s *Server) serve(srv *grpc.Server, l net.Listener) {

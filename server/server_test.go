@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +175,16 @@ func TestKVErrorsAreEtcds(t *testing.T) {
 	}
 	_, err = c.Txn(ctx(t)).Then(ops...).Commit()
 	require.ErrorIs(t, err, rpctypes.ErrTooManyOps)
+	// Limits as etcd sets them: a Raft request over --max-request-bytes is
+	// refused by the server; a message over it plus 512 KiB by gRPC.
+	big := strings.Repeat("x", 800<<10)
+	_, err = c.Txn(ctx(t)).Then(clientv3.OpPut("b1", big), clientv3.OpPut("b2", big)).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrRequestTooLarge)
+	bc, err := clientv3.New(clientv3.Config{Endpoints: ms[0].srv.ClientAddrs(), MaxCallSendMsgSize: 8 << 20, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer bc.Close()
+	_, err = bc.Put(ctx(t), "huge", strings.Repeat("x", 5<<19))
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "2.5 MiB is over 1.5 MiB + 512 KiB")
 	// Services not built yet answer Unimplemented.
 	_, err = c.AuthStatus(ctx(t))
 	require.Equal(t, codes.Unimplemented, status.Code(err))

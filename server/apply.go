@@ -78,6 +78,8 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 		err = rpctypes.ErrGRPCNoSpace
 	case r.GetAlarm() != nil:
 		resp = sm.s.alarms.Apply(tw, r.GetAlarm())
+	case r.GetClusterMemberAttrSet() != nil:
+		sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
 	case r.GetLeaseGrant() != nil:
 		resp, err = le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
 	case r.GetLeaseRevoke() != nil:
@@ -175,6 +177,9 @@ func (sm *stateMachine) Restore(index, term uint64, r io.Reader) error {
 // recoverServices loads the service state kept beside the key space.
 func (s *Server) recoverServices(st *storage.Store) error {
 	if err := s.lessor.Recover(st); err != nil {
+		return err
+	}
+	if err := s.members.Recover(st); err != nil {
 		return err
 	}
 	return s.alarms.Recover(st)

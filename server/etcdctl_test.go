@@ -150,6 +150,11 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "etcdserver: requested lease not found")
 
+	// The member table, with the client URL the member published.
+	out, err = ctl("", "member", "list")
+	require.NoError(t, err, out)
+	require.Regexp(t, `^[0-9a-f]{16}, started, e2e, `+peer+`, `+client+`, false\n$`, out)
+
 	// Maintenance: no alarms; defrag reaches the member.
 	must("", "alarm", "list")
 	out, err = ctl("", "defrag")

@@ -58,7 +58,7 @@ func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {
 		return cc, nil
 	}
 	var target string
-	for _, m := range s.members {
+	for _, m := range s.members.List() {
 		if m.ID == id && len(m.PeerURLs) > 0 {
 			if s.peerAddrs != nil {
 				if addrs := s.peerAddrs(id, m.PeerURLs); len(addrs) > 0 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -66,8 +67,8 @@ type Server struct {
 	cancel      context.CancelFunc // stops background loops
 	auth        Authorizer         // nil: allow everything
 	peerAddrs   func(id uint64, peerURLs []string) []string
-	members     []*pb.Member
-	restoreMu   sync.Mutex // serializes Restore with snapshots
+	members     *clustersvc.Members // the replicated member table
+	restoreMu   sync.Mutex          // serializes Restore with snapshots
 	stopOnce    sync.Once
 	wg          sync.WaitGroup
 	readyc      chan struct{}
@@ -98,15 +99,11 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		id := memberID(cluster[name], cfg.InitialClusterToken)
 		ids = append(ids, id)
 		peers = append(peers, consensus.Peer{ID: id, Context: consensus.MemberContext{Name: name, PeerURLs: cluster[name]}.Encode()})
-		m := &pb.Member{ID: id, Name: name, PeerURLs: cluster[name]}
-		if name == cfg.Name {
-			m.ClientURLs = strings.Split(cfg.AdvertiseClientURLs, ",")
-		}
-		members = append(members, m)
+		members = append(members, &pb.Member{ID: id, Name: name, PeerURLs: cluster[name]})
 	}
 	s := &Server{
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
-		readyc: make(chan struct{}), members: members, peerConns: map[uint64]*grpc.ClientConn{},
+		readyc: make(chan struct{}), members: clustersvc.NewMembers(members), peerConns: map[uint64]*grpc.ClientConn{},
 	}
 	electionTicks := int(cfg.ElectionTimeoutMs / cfg.HeartbeatIntervalMs)
 	s.lessor = lease.New(lease.Config{
@@ -205,7 +202,8 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	retention, _ := parseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention) // validated
-	s.wg.Add(4)
+	s.wg.Add(5)
+	go s.publish(ctx)
 	go s.runCompactor(ctx, retention)
 	go s.waitLeader()
 	go s.watchLeadership(ctx)
@@ -430,7 +428,45 @@ func (s *Server) statusErrors(lead uint64) []string {
 }
 
 // Members implements cluster.MemberSource: the static initial cluster.
-func (s *Server) Members() []*pb.Member { return s.members }
+func (s *Server) Members(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
+	if linearizable {
+		ctx, cancel := requestCtx(ctx)
+		defer cancel()
+		if _, err := s.node.ReadIndex(ctx); err != nil {
+			return nil, rpcerr.ToGRPC(s.lg, err)
+		}
+	}
+	return s.members.List(), nil
+}
+
+// publish puts this member's name and client URLs into the replicated
+// member table (etcd's ClusterMemberAttrSet), retrying until it lands.
+func (s *Server) publish(ctx context.Context) {
+	defer s.wg.Done()
+	urls := strings.Split(s.cfg.AdvertiseClientURLs, ",")
+	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
+		Member_ID: s.id, MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: urls},
+	}}
+	select {
+	case <-s.readyc:
+	case <-ctx.Done():
+		return
+	}
+	for !s.members.Published(s.id, urls) {
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout(s.cfg))
+		_, err := s.propose(pctx, req)
+		cancel()
+		if err == nil {
+			s.lg.Info("published local member to cluster through raft", zap.Strings("client-urls", urls))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 // HashKV implements maintenance.Hasher.
 func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {

@@ -288,3 +288,49 @@ func TestWatch(t *testing.T) {
 	require.True(t, wr.IsProgressNotify())
 	require.EqualValues(t, 5, wr.Header.Revision)
 }
+
+func TestMemberListFromReplicatedTable(t *testing.T) {
+	ms := cluster(t, 3)
+	c := client(t, ms[0])
+	want := map[uint64]*member{}
+	for _, m := range ms {
+		want[m.srv.ID()] = m
+	}
+	for _, opts := range [][]clientv3.OpOption{nil, {clientv3.WithSerializable()}} {
+		var list *clientv3.MemberListResponse
+		require.Eventually(t, func() bool {
+			var err error
+			list, err = c.MemberList(ctx(t), opts...)
+			if err != nil {
+				return false
+			}
+			for _, m := range list.Members {
+				if len(m.ClientURLs) == 0 {
+					return false // not published yet
+				}
+			}
+			return true
+		}, 10*time.Second, 20*time.Millisecond, "every member publishes its client URLs through Raft")
+		require.Len(t, list.Members, 3)
+		for i, m := range list.Members {
+			if i > 0 {
+				require.Less(t, list.Members[i-1].ID, m.ID, "listed by ID, as etcd")
+			}
+			w := want[m.ID]
+			require.NotNil(t, w)
+			require.Equal(t, w.cfg.Name, m.Name)
+			require.Equal(t, []string{w.cfg.InitialAdvertisePeerURLs}, m.PeerURLs)
+			require.Equal(t, []string{w.cfg.AdvertiseClientURLs}, m.ClientURLs)
+			require.False(t, m.IsLearner)
+		}
+	}
+	// The table survives a restart (it is stored with the data).
+	ms[1].srv.Stop()
+	start(t, ms[1])
+	<-ms[1].srv.Ready()
+	list, err := client(t, ms[1]).MemberList(ctx(t), clientv3.WithSerializable())
+	require.NoError(t, err)
+	for _, m := range list.Members {
+		require.NotEmpty(t, m.ClientURLs)
+	}
+}

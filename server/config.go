@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -52,6 +53,9 @@ type Config struct {
 	// AutoCompactionRetention: see --auto-compaction-retention; "0" disables.
 	AutoCompactionRetention string
 	StorageEngine           string
+	// EmulatedEtcdVersion is the etcd version reported to clients
+	// (Status.version, /version, metrics); MetaStore flag.
+	EmulatedEtcdVersion string
 	// LeaseCheckpointInterval is how often the leader checkpoints the
 	// remaining TTL of leases (MetaStore flag; etcd's is internal).
 	LeaseCheckpointInterval time.Duration
@@ -59,6 +63,18 @@ type Config struct {
 	// etcdOnly holds the values of etcd's flags MetaStore does not
 	// implement (flags.go).
 	etcdOnly map[string]*otherValue
+}
+
+var semver = regexp.MustCompile(`^3\.[0-9]+\.[0-9]+$`)
+
+// clusterVersion is the X.Y.0 of the emulated version, as etcd reports
+// its cluster and storage versions.
+func (c Config) clusterVersion() string {
+	parts := strings.SplitN(c.EmulatedEtcdVersion, ".", 3)
+	if len(parts) < 2 {
+		return EtcdClusterVersion
+	}
+	return parts[0] + "." + parts[1] + ".0"
 }
 
 // DefaultConfig returns etcd's defaults.
@@ -89,6 +105,7 @@ func DefaultConfig() Config {
 		AutoCompactionMode:          "periodic",
 		AutoCompactionRetention:     "0",
 		StorageEngine:               "rocksdb",
+		EmulatedEtcdVersion:         EtcdVersion,
 		LeaseCheckpointInterval:     5 * time.Minute,
 	}
 }
@@ -125,6 +142,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.StringVar(&c.AutoCompactionMode, "auto-compaction-mode", c.AutoCompactionMode, "interpret 'auto-compaction-retention' one of: periodic|revision.")
 	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", c.AutoCompactionRetention, "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")
+	fs.StringVar(&c.EmulatedEtcdVersion, "emulated-etcd-version", c.EmulatedEtcdVersion, "MetaStore: the etcd version reported to clients (Status, /version, metrics), for clients that gate features on it.")
 	fs.StringVar(&c.StorageEngine, "storage-engine", c.StorageEngine, "MetaStore: storage engine, rocksdb or memory.")
 	fs.DurationVar(&c.LeaseCheckpointInterval, "lease-checkpoint-interval", c.LeaseCheckpointInterval, "MetaStore: how often the leader persists the remaining TTL of leases, so a leader change does not renew them.")
 	c.addEtcdOnlyFlags(fs)
@@ -204,6 +222,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.refusedFlags()...)
+	if !semver.MatchString(c.EmulatedEtcdVersion) {
+		bad("--emulated-etcd-version: %q is not a version like 3.7.3", c.EmulatedEtcdVersion)
+	}
 	if c.StorageEngine != "rocksdb" && c.StorageEngine != "memory" {
 		bad("--storage-engine: %q is not rocksdb or memory", c.StorageEngine)
 	}

@@ -105,7 +105,7 @@ func (s *Server) httpHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		b, _ := json.Marshal(version.Versions{Server: EtcdVersion, Cluster: EtcdClusterVersion, Storage: EtcdClusterVersion})
+		b, _ := json.Marshal(version.Versions{Server: s.cfg.EmulatedEtcdVersion, Cluster: s.cfg.clusterVersion(), Storage: s.cfg.clusterVersion()})
 		w.Write(b)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -158,7 +158,7 @@ func (s *Server) newMetrics() {
 	gauge("debugging", "lease_total", "The number of leases.", func() float64 { return float64(len(s.lessor.IDs())) })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd", Subsystem: "server", Name: "version", Help: "Which version is running. 1 for 'server_version' label with current version.",
-		ConstLabels: prometheus.Labels{"server_version": EtcdVersion},
+		ConstLabels: prometheus.Labels{"server_version": s.cfg.EmulatedEtcdVersion},
 	}, func() float64 { return 1 }))
 	s.metrics.healthOK = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_success", Help: "The total number of successful health checks"})
 	s.metrics.healthFailed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_failures", Help: "The total number of failed health checks"})

@@ -60,3 +60,13 @@ func TestHTTPEndpoints(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 }
+
+func TestEmulatedEtcdVersion(t *testing.T) {
+	ms := cluster(t, 1, func(c *server.Config) { c.EmulatedEtcdVersion = "3.6.9" })
+	c := client(t, ms[0])
+	st, err := c.Status(ctx(t), ms[0].srv.ClientAddrs()[0])
+	require.NoError(t, err)
+	require.Equal(t, "3.6.9", st.Version)
+	_, body := httpGet(t, "http://"+ms[0].srv.ClientAddrs()[0]+"/version")
+	require.Equal(t, `{"etcdserver":"3.6.9","etcdcluster":"3.6.0","storage":"3.6.0"}`, body)
+}

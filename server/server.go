@@ -403,7 +403,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	}
 	return &pb.StatusResponse{
 		Header:           &pb.ResponseHeader{Revision: s.store.Load().Rev()},
-		Version:          EtcdVersion,
+		Version:          s.cfg.EmulatedEtcdVersion,
 		DbSize:           sizes.Physical,
 		DbSizeInUse:      sizes.Logical,
 		Leader:           st.Lead,

@@ -45,7 +45,7 @@ func run(args []string) int {
 	}
 	if *version {
 		fmt.Printf("etcd Version: %s\nMetaStore Version: %s\nGo Version: %s\nGo OS/Arch: %s/%s\n",
-			server.EtcdVersion, server.MetaStoreVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			cfg.EmulatedEtcdVersion, server.MetaStoreVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	}
 	var warnings []string

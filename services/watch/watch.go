@@ -1,18 +1,24 @@
 package watch
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/storage"
 )
+
+// errStoreGone ends a stream whose store closed under it.
+var errStoreGone = status.Error(codes.Unavailable, "etcdserver: watch store closed (member stopping or restored from a snapshot); resume the watch")
 
 // DefaultProgressNotifyInterval is etcd's --watch-progress-notify-interval.
 const DefaultProgressNotifyInterval = 10 * time.Minute
@@ -180,6 +186,11 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 	}
 	rev := ss.s.store().Rev()
 	id, err := ss.ws.Watch(opts)
+	if errors.Is(err, storage.ErrEmptyWatcherRange) && (len(end) == 0 || bytes.Compare(key, end) < 0 || (len(end) == 1 && end[0] == 0)) {
+		// The range is fine: the store closed under the stream (a
+		// snapshot restore in progress, or the member stopping).
+		return errStoreGone
+	}
 	wr := &pb.WatchResponse{Header: ss.header(rev), WatchId: int64(id), Created: true, Canceled: err != nil}
 	if err != nil {
 		wr.CancelReason = err.Error()
@@ -202,7 +213,10 @@ func (ss *serverStream) sendLoop(ctx context.Context) error {
 			return nil
 		case r, ok := <-ss.ws.Chan():
 			if !ok {
-				return nil
+				// The store closed: the member stops, or a snapshot from
+				// the leader replaced it. Unavailable makes clients resume
+				// their watches from the last revision they got.
+				return errStoreGone
 			}
 			if err := ss.deliver(r); err != nil {
 				return err

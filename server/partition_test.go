@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/metastore/metastore/server"
@@ -261,4 +263,38 @@ func TestWatchResumesAcrossSnapshotInstall(t *testing.T) {
 	}
 	snaps, _ := filepath.Glob(filepath.Join(ms[f].cfg.DataDir, "member", "snap", "*.db"))
 	require.NotEmpty(t, snaps, "the follower was restored from a snapshot")
+}
+
+// WithRequireLeader (Kubernetes' watches use it): without a leader, new
+// requests get ErrNoLeader at once and open streams end with it, so the
+// client moves on; plain requests keep waiting as before.
+func TestRequireLeader(t *testing.T) {
+	ms, bridges := bridgedCluster(t, 3)
+	lead := leaderIndex(t, ms)
+	f := (lead + 1) % 3
+	fc := client(t, ms[f])
+	wch := fc.Watch(clientv3.WithRequireLeader(ctx(t)), "k")
+	_, err := fc.Put(clientv3.WithRequireLeader(ctx(t)), "k", "v")
+	require.NoError(t, err)
+	require.NotEmpty(t, (<-wch).Events)
+
+	isolate(bridges, f, true)
+	kvc := pb.NewKVClient(fc.ActiveConnection()) // clientv3 itself would retry
+	require.Eventually(t, func() bool {
+		cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), time.Second)
+		defer cancel()
+		_, err := kvc.Range(cctx, &pb.RangeRequest{Key: []byte("k")})
+		return err != nil && err.Error() == rpctypes.ErrGRPCNoLeader.Error()
+	}, 10*time.Second, 50*time.Millisecond, "a request needing a leader fails fast")
+	select {
+	case wr, ok := <-wch:
+		require.True(t, ok)
+		require.ErrorIs(t, wr.Err(), rpctypes.ErrNoLeader, "the watch ends with ErrNoLeader")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader-requiring watch was not ended")
+	}
+	ser, err := fc.Get(ctx(t), "k", clientv3.WithSerializable())
+	require.NoError(t, err, "requests without the requirement are still served")
+	require.EqualValues(t, 1, ser.Count)
+	isolate(bridges, f, false)
 }

@@ -67,12 +67,14 @@ type Server struct {
 	cancel      context.CancelFunc // stops background loops
 	auth        Authorizer         // nil: allow everything
 	peerAddrs   func(id uint64, peerURLs []string) []string
-	members     *clustersvc.Members // the replicated member table
-	restoreMu   sync.Mutex          // serializes Restore with snapshots
-	stopOnce    sync.Once
-	wg          sync.WaitGroup
-	readyc      chan struct{}
-	readyClose  sync.Once
+	// leaderStreams are the open streams that require a leader.
+	leaderStreams leaderStreams
+	members       *clustersvc.Members // the replicated member table
+	restoreMu     sync.Mutex          // serializes Restore with snapshots
+	stopOnce      sync.Once
+	wg            sync.WaitGroup
+	readyc        chan struct{}
+	readyClose    sync.Once
 }
 
 // New validates cfg, opens the data directory and the listeners, and
@@ -166,7 +168,10 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	s.node = node
 	s.tr.SetHandler(node)
 
-	s.clientSrv = grpc.NewServer(clientServerOptions(cfg)...)
+	s.leaderStreams.m = map[*leaderStream]struct{}{}
+	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg),
+		grpc.ChainUnaryInterceptor(s.unaryRequireLeader),
+		grpc.ChainStreamInterceptor(s.streamRequireLeader))...)
 	var kvAuth kv.Authorizer
 	var leaseAuth lease.Authorizer
 	var watchAuth watch.Authorizer
@@ -202,7 +207,8 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	retention, _ := parseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention) // validated
-	s.wg.Add(5)
+	s.wg.Add(6)
+	go s.monitorLeader(ctx)
 	go s.publish(ctx)
 	go s.runCompactor(ctx, retention)
 	go s.waitLeader()

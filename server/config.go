@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -75,6 +76,12 @@ func (c Config) clusterVersion() string {
 		return EtcdClusterVersion
 	}
 	return parts[0] + "." + parts[1] + ".0"
+}
+
+// hasWAL reports whether dataDir holds a member's Raft log.
+func hasWAL(dataDir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dataDir, "member", "wal", "*.wal"))
+	return len(m) > 0
 }
 
 // DefaultConfig returns etcd's defaults.
@@ -198,8 +205,17 @@ func (c Config) Validate() error {
 	} else if m, _ := parseCluster(c.InitialCluster); m[c.Name] == nil {
 		bad("--initial-cluster: has no member named %q (--name)", c.Name)
 	}
-	if c.InitialClusterState != "new" {
-		bad("--initial-cluster-state: %q is not supported yet (only new)", c.InitialClusterState)
+	switch c.InitialClusterState {
+	case "new":
+	case "existing":
+		// As etcd, the flag only matters when the data dir is empty: a
+		// member restarting on its data dir ignores it. Joining a running
+		// cluster needs MemberAdd, which is not served yet.
+		if !hasWAL(c.DataDir) {
+			bad("--initial-cluster-state=existing: joining a running cluster (MemberAdd) is not supported yet; %s holds no member data", c.DataDir)
+		}
+	default:
+		bad("--initial-cluster-state: %q is not new or existing", c.InitialClusterState)
 	}
 	if c.HeartbeatIntervalMs == 0 || c.ElectionTimeoutMs < 5*c.HeartbeatIntervalMs {
 		bad("--election-timeout[%d] should be at least as 5 times as --heartbeat-interval[%d]", c.ElectionTimeoutMs, c.HeartbeatIntervalMs)

@@ -36,7 +36,8 @@ func TestBadFlagsExitWithOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"--log-format", "xml"}, `--log-format: "xml" is not json or console`},
 		{[]string{"--logger", "capnslog"}, `--logger: "capnslog" is not supported (only zap)`},
 		{[]string{"--auto-compaction-mode", "hourly"}, `--auto-compaction-mode: "hourly" is not periodic or revision`},
-		{[]string{"--initial-cluster-state", "existing"}, "--initial-cluster-state"},
+		{[]string{"--initial-cluster-state", "existing", "--data-dir", "/nonexistent"}, "--initial-cluster-state=existing: joining a running cluster (MemberAdd) is not supported yet"},
+		{[]string{"--initial-cluster-state", "old"}, `--initial-cluster-state: "old" is not new or existing`},
 		{[]string{"--config-file", "/does/not/exist.yml"}, "--config-file: open /does/not/exist.yml"},
 	} {
 		code, out := runCaptured(t, tc.args...)

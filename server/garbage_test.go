@@ -184,7 +184,7 @@ func TestGarbageGetsEtcdErrors(t *testing.T) {
 						req.RequestUnion = &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
 							Key: g.bytes(), RangeEnd: g.bytes(), StartRevision: g.int(), ProgressNotify: g.r.IntN(2) == 0,
 							Filters: []pb.WatchCreateRequest_FilterType{pb.WatchCreateRequest_FilterType(g.r.IntN(4))},
-							PrevKv: g.r.IntN(2) == 0, WatchId: g.int(), Fragment: g.r.IntN(2) == 0,
+							PrevKv:  g.r.IntN(2) == 0, WatchId: g.int(), Fragment: g.r.IntN(2) == 0,
 						}}
 					case 1:
 						req.RequestUnion = &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: g.int()}}

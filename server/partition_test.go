@@ -78,27 +78,10 @@ func (b *bridge) setCut(cut bool) {
 // bridgedCluster starts n members whose peer traffic from member i to
 // member j goes through bridges[i][j].
 func bridgedCluster(t *testing.T, n int, opts ...func(*server.Config)) ([]*member, [][]*bridge) {
-	dir := t.TempDir()
-	var ms []*member
-	var initial string
+	ms := memberConfigs(t, n, opts...)
 	peerAddr := map[string]int{} // advertised peer URL -> member index
-	for i := range n {
-		cfg := server.DefaultConfig()
-		cfg.Name = fmt.Sprint("m", i)
-		cfg.DataDir = filepath.Join(dir, cfg.Name)
-		client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
-		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
-		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
-		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
-		for _, o := range opts {
-			o(&cfg)
-		}
-		if initial != "" {
-			initial += ","
-		}
-		initial += cfg.Name + "=" + peer
-		peerAddr[peer] = i
-		ms = append(ms, &member{cfg: cfg})
+	for i, m := range ms {
+		peerAddr[m.cfg.InitialAdvertisePeerURLs] = i
 	}
 	bridges := make([][]*bridge, n)
 	for i := range n {
@@ -110,7 +93,6 @@ func bridgedCluster(t *testing.T, n int, opts ...func(*server.Config)) ([]*membe
 		}
 	}
 	for i, m := range ms {
-		m.cfg.InitialCluster = initial
 		m.opts = []server.Option{server.WithPeerAddrs(func(_ uint64, urls []string) []string {
 			j, ok := peerAddr[urls[0]]
 			if !ok || j == i {
@@ -118,18 +100,8 @@ func bridgedCluster(t *testing.T, n int, opts ...func(*server.Config)) ([]*membe
 			}
 			return []string{bridges[i][j].l.Addr().String()}
 		})}
-		start(t, m)
 	}
-	t.Cleanup(func() {
-		for _, m := range ms {
-			if m.srv != nil {
-				m.srv.Stop()
-			}
-		}
-	})
-	for _, m := range ms {
-		<-m.srv.Ready()
-	}
+	startCluster(t, ms)
 	return ms, bridges
 }
 

@@ -43,8 +43,9 @@ type member struct {
 	srv  *server.Server
 }
 
-// cluster starts n members on loopback ports with fresh data dirs.
-func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
+// memberConfigs makes the configs of an n-member cluster on loopback
+// ports with fresh data dirs (not started).
+func memberConfigs(t *testing.T, n int, opts ...func(*server.Config)) []*member {
 	dir := t.TempDir()
 	var ms []*member
 	initial := ""
@@ -67,6 +68,14 @@ func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
 	}
 	for _, m := range ms {
 		m.cfg.InitialCluster = initial
+	}
+	return ms
+}
+
+// startCluster starts the members, stops them at cleanup, and waits until
+// each is ready.
+func startCluster(t *testing.T, ms []*member) {
+	for _, m := range ms {
 		start(t, m)
 	}
 	t.Cleanup(func() {
@@ -83,6 +92,12 @@ func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
 			t.Fatal("member not ready")
 		}
 	}
+}
+
+// cluster starts n members on loopback ports with fresh data dirs.
+func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
+	ms := memberConfigs(t, n, opts...)
+	startCluster(t, ms)
 	return ms
 }
 

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"errors"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -84,7 +85,17 @@ func (a Applier) DeleteRange(tw *storage.WriteTxn, r *pb.DeleteRangeRequest) (*p
 // runs in order, each op seeing the previous ones' writes. An error aborts
 // the whole transaction (the caller aborts tw), so nothing is half applied.
 func (a Applier) Txn(tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	ok, err := compareAll(tw, r.Compare)
+	return a.txn(tw, tw, r)
+}
+
+// errWriteInReadOnlyTxn guards ReadOnlyTxn against a caller that did not
+// check IsTxnReadOnly.
+var errWriteInReadOnlyTxn = errors.New("kv: write op in a read-only txn")
+
+// txn executes r reading from rv; writes go to tw, which is nil for a
+// read-only txn.
+func (a Applier) txn(rv RangeReader, tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	ok, err := compareAll(rv, r.Compare)
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +106,12 @@ func (a Applier) Txn(tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, e
 	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: ok, Responses: make([]*pb.ResponseOp, 0, len(ops))}
 	for _, op := range ops {
 		out := &pb.ResponseOp{}
+		if tw == nil && (op.GetRequestPut() != nil || op.GetRequestDeleteRange() != nil) {
+			return nil, errWriteInReadOnlyTxn
+		}
 		switch {
 		case op.GetRequestRange() != nil:
-			rr, err := Range(tw, op.GetRequestRange(), true)
+			rr, err := Range(rv, op.GetRequestRange(), true)
 			if err != nil {
 				return nil, err
 			}
@@ -115,7 +129,7 @@ func (a Applier) Txn(tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, e
 			}
 			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case op.GetRequestTxn() != nil:
-			tr, err := a.Txn(tw, op.GetRequestTxn())
+			tr, err := a.txn(rv, tw, op.GetRequestTxn())
 			if err != nil {
 				return nil, err
 			}
@@ -234,34 +248,9 @@ func cmpInt(a, b int64) int {
 // read view, so it needs no Raft round; rev is the view's revision, which
 // every header reports. Its result equals what Applier.Txn would return.
 func ReadOnlyTxn(rv RangeReader, rev int64, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	ok, err := compareAll(rv, r.Compare)
+	resp, err := Applier{}.txn(rv, nil, r)
 	if err != nil {
 		return nil, err
-	}
-	ops := r.Failure
-	if ok {
-		ops = r.Success
-	}
-	resp := &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: ok, Responses: make([]*pb.ResponseOp, 0, len(ops))}
-	for _, op := range ops {
-		out := &pb.ResponseOp{}
-		switch {
-		case op.GetRequestRange() != nil:
-			rr, err := Range(rv, op.GetRequestRange(), true)
-			if err != nil {
-				return nil, err
-			}
-			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
-		case op.GetRequestTxn() != nil:
-			tr, err := ReadOnlyTxn(rv, rev, op.GetRequestTxn())
-			if err != nil {
-				return nil, err
-			}
-			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}
-		default:
-			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{Header: &pb.ResponseHeader{}}}
-		}
-		resp.Responses = append(resp.Responses, out)
 	}
 	SetTxnRevision(resp, rev)
 	return resp, nil

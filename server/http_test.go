@@ -67,6 +67,7 @@ func TestEmulatedEtcdVersion(t *testing.T) {
 	st, err := c.Status(ctx(t), ms[0].srv.ClientAddrs()[0])
 	require.NoError(t, err)
 	require.Equal(t, "3.6.9", st.Version)
+	require.Equal(t, "3.6.0", st.StorageVersion)
 	_, body := httpGet(t, "http://"+ms[0].srv.ClientAddrs()[0]+"/version")
 	require.Equal(t, `{"etcdserver":"3.6.9","etcdcluster":"3.6.0","storage":"3.6.0"}`, body)
 }

@@ -416,6 +416,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		RaftIndex:        st.Commit,
 		RaftTerm:         st.Term,
 		RaftAppliedIndex: st.Applied,
+		StorageVersion:   s.cfg.clusterVersion(),
 		IsLearner:        st.IsLearner,
 		DbSizeQuota:      max(s.quotaBytes(), 0),
 		Errors:           s.statusErrors(st.Lead),

@@ -270,3 +270,25 @@ func TestRequireLeader(t *testing.T) {
 	require.EqualValues(t, 1, ser.Count)
 	isolate(bridges, f, false)
 }
+
+func TestMoveLeader(t *testing.T) {
+	ms := cluster(t, 3)
+	lead := leaderIndex(t, ms)
+	target := ms[(lead+1)%3]
+	c := client(t, ms[(lead+2)%3])
+	_, err := c.MoveLeader(ctx(t), target.srv.ID())
+	require.ErrorIs(t, err, rpctypes.ErrNotLeader, "only the leader moves leadership")
+
+	lc := client(t, ms[lead])
+	_, err = lc.MoveLeader(ctx(t), 12345)
+	require.ErrorIs(t, err, rpctypes.ErrBadLeaderTransferee)
+	resp, err := lc.MoveLeader(ctx(t), target.srv.ID())
+	require.NoError(t, err)
+	require.NotNil(t, resp.Header)
+	require.Equal(t, target.srv.ID(), ms[leaderIndex(t, ms)].srv.ID(), "the target leads")
+
+	h, err := pb.NewMaintenanceClient(lc.ActiveConnection()).Hash(ctx(t), &pb.HashRequest{})
+	require.NoError(t, err)
+	require.NotZero(t, h.Hash)
+	require.NotZero(t, h.Header.Revision)
+}

@@ -122,3 +122,37 @@ func (s *Server) Defragment(ctx context.Context) error {
 	s.lg.Info("defragmented", zap.Int64("current-db-size-bytes", s.dbSize()))
 	return nil
 }
+
+// Hash implements maintenance.Backend.
+func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
+	h, rev, err := s.store.Load().Hash()
+	if err != nil {
+		return nil, rpcerr.ToGRPC(s.lg, err)
+	}
+	return &pb.HashResponse{Header: &pb.ResponseHeader{Revision: rev}, Hash: h}, nil
+}
+
+// MoveLeader implements maintenance.Backend as etcd: only the leader may,
+// the target must be a voting member, and a transfer that does not finish
+// in time is ErrGRPCTimeoutLeaderTransfer.
+func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
+	if !s.leading() {
+		return rpctypes.ErrGRPCNotLeader
+	}
+	voter := false
+	for _, id := range s.node.Status().Voters {
+		voter = voter || id == target
+	}
+	if !voter {
+		return rpctypes.ErrGRPCBadLeaderTransferee
+	}
+	ctx, cancel := requestCtx(ctx)
+	defer cancel()
+	if err := s.node.TransferLeadership(ctx, target); err != nil {
+		if ctx.Err() != nil {
+			return rpcerr.ErrGRPCTimeoutLeaderTransfer
+		}
+		return rpcerr.ToGRPC(s.lg, err)
+	}
+	return nil
+}

@@ -183,7 +183,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, leaseAuth, requestTimeout(cfg), s.lg)
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)
-	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s, s, s, s))
+	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s))
 	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{
 			MaxResponseBytes: int(cfg.MaxRequestBytes), ProgressNotifyInterval: cfg.WatchProgressNotifyInterval,

@@ -62,3 +62,9 @@ func ToGRPC(lg *zap.Logger, err error) error {
 	}
 	return status.Error(codes.Unknown, err.Error())
 }
+
+// ErrGRPCTimeoutLeaderTransfer is what etcd answers when MoveLeader does
+// not finish in time: its server error (etcdserver/errors) has no rpctypes
+// counterpart, so etcd's togRPCError sends it as codes.Unknown with the
+// server's message.
+var ErrGRPCTimeoutLeaderTransfer = status.Error(codes.Unknown, "etcdserver: request timed out, leader transfer took too long")

@@ -167,10 +167,13 @@ func (s *Server) newMetrics() {
 }
 
 // serveClient serves gRPC and HTTP on one client listener, split by cmux:
-// HTTP/2 with content-type application/grpc goes to gRPC, the rest to HTTP.
+// HTTP/2 goes to gRPC, the rest to HTTP.
 func (s *Server) serveClient(l net.Listener) {
 	m := cmux.New(l)
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	// As etcd on an insecure listener: HTTP/2 is gRPC (whatever the
+	// client's content-type: grpc-go sends application/grpc, other
+	// clients application/grpc+proto), everything else is HTTP.
+	grpcL := m.Match(cmux.HTTP2())
 	httpL := m.Match(cmux.Any())
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
 	s.httpServers = append(s.httpServers, hs)

@@ -347,6 +347,9 @@ func (s *Server) waitLeader() {
 			if s.node.Leader() != 0 {
 				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 				s.lg.Info("ready to serve client requests")
+				for _, l := range s.clientLis {
+					s.lg.Warn("serving client traffic insecurely; this is strongly discouraged!", zap.String("address", l.Addr().String()))
+				}
 				s.readyClose.Do(func() { close(s.readyc) })
 				return
 			}

@@ -140,7 +140,7 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	require.Regexp(t, `^lease `+m[1]+` granted with TTL\(60s\), remaining\(5\ds\), attached keys\(\[lk1 lk2\]\)\n$`, out)
 	must("lease 0000000000001234 already expired\n", "lease", "timetolive", "1234")
 	must("lease "+m[1]+" keepalived with TTL(60)\n", "lease", "keep-alive", "--once", id)
-	must("found 1 leases\n"+id+"\n", "lease", "list")
+	must("found 1 leases\n"+m[1]+"\n", "lease", "list")
 	out, err = ctl("", "put", "x", "v", "--lease", "1234")
 	require.Error(t, err)
 	require.Contains(t, out, "etcdserver: requested lease not found")

@@ -112,7 +112,7 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 	case *pb.DeleteRangeResponse:
 		resp.Header.Revision = rev
 	case *pb.TxnResponse:
-		kv.SetTxnRevision(resp, rev)
+		resp.Header.Revision = rev
 	case *pb.LeaseGrantResponse:
 		resp.Header.Revision = rev
 	case *pb.LeaseRevokeResponse:

@@ -81,24 +81,55 @@ func (a Applier) DeleteRange(tw *storage.WriteTxn, r *pb.DeleteRangeRequest) (*p
 	return resp, nil
 }
 
-// Txn applies r in tw: the compares are evaluated, then the chosen branch
-// runs in order, each op seeing the previous ones' writes. An error aborts
-// the whole transaction (the caller aborts tw), so nothing is half applied.
+// Txn applies r in tw; the caller sets the top header's revision once tw
+// ends. As etcd, the op responses inside carry the revision each op saw
+// (a nested txn's header none), and every compare — those of nested txns
+// too — is evaluated first, against the state before the txn; then the
+// chosen branches run in order, each op seeing the previous ones' writes.
+// An error aborts the whole transaction (the caller aborts tw), so nothing
+// is half applied.
 func (a Applier) Txn(tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	return a.txn(tw, tw, r)
+	path, err := txnPath(tw, r)
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := a.txn(tw, tw, r, path)
+	return resp, err
 }
 
 // errWriteInReadOnlyTxn guards ReadOnlyTxn against a caller that did not
 // check IsTxnReadOnly.
 var errWriteInReadOnlyTxn = errors.New("kv: write op in a read-only txn")
 
-// txn executes r reading from rv; writes go to tw, which is nil for a
-// read-only txn.
-func (a Applier) txn(rv RangeReader, tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+// txnPath evaluates the compares of r and of the nested txns on the
+// chosen branches, depth first (etcd's compareToPath).
+func txnPath(rv RangeReader, r *pb.TxnRequest) ([]bool, error) {
 	ok, err := compareAll(rv, r.Compare)
 	if err != nil {
 		return nil, err
 	}
+	path := []bool{ok}
+	ops := r.Failure
+	if ok {
+		ops = r.Success
+	}
+	for _, op := range ops {
+		if t := op.GetRequestTxn(); t != nil {
+			sub, err := txnPath(rv, t)
+			if err != nil {
+				return nil, err
+			}
+			path = append(path, sub...)
+		}
+	}
+	return path, nil
+}
+
+// txn executes r along path (from txnPath), reading from rv; writes go to
+// tw, which is nil for a read-only txn. It returns how much of path it
+// used.
+func (a Applier) txn(rv RangeReader, tw *storage.WriteTxn, r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
+	ok, used := path[0], 1
 	ops := r.Failure
 	if ok {
 		ops = r.Success
@@ -107,57 +138,45 @@ func (a Applier) txn(rv RangeReader, tw *storage.WriteTxn, r *pb.TxnRequest) (*p
 	for _, op := range ops {
 		out := &pb.ResponseOp{}
 		if tw == nil && (op.GetRequestPut() != nil || op.GetRequestDeleteRange() != nil) {
-			return nil, errWriteInReadOnlyTxn
+			return nil, 0, errWriteInReadOnlyTxn
 		}
 		switch {
 		case op.GetRequestRange() != nil:
 			rr, err := Range(rv, op.GetRequestRange(), true)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: rr}
 		case op.GetRequestPut() != nil:
 			pr, err := a.Put(tw, op.GetRequestPut())
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
+			pr.Header.Revision = tw.Rev() + 1 // as etcd's txn: the txn's revision
 			out.Response = &pb.ResponseOp_ResponsePut{ResponsePut: pr}
 		case op.GetRequestDeleteRange() != nil:
 			dr, err := a.DeleteRange(tw, op.GetRequestDeleteRange())
 			if err != nil {
-				return nil, err
+				return nil, 0, err
+			}
+			dr.Header.Revision = tw.Rev() // as etcd: unchanged until the txn changes something
+			if dr.Deleted > 0 || len(tw.Changes()) > 0 {
+				dr.Header.Revision++
 			}
 			out.Response = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case op.GetRequestTxn() != nil:
-			tr, err := a.txn(rv, tw, op.GetRequestTxn())
+			tr, n, err := a.txn(rv, tw, op.GetRequestTxn(), path[used:])
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
+			used += n
 			out.Response = &pb.ResponseOp_ResponseTxn{ResponseTxn: tr}
 		default:
 			out.Response = &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{Header: &pb.ResponseHeader{}}}
 		}
 		resp.Responses = append(resp.Responses, out)
 	}
-	return resp, nil
-}
-
-// SetTxnRevision stamps rev into every header of a txn response, as etcd
-// reports the transaction's revision everywhere.
-func SetTxnRevision(resp *pb.TxnResponse, rev int64) {
-	resp.Header.Revision = rev
-	for _, op := range resp.Responses {
-		switch r := op.Response.(type) {
-		case *pb.ResponseOp_ResponseRange:
-			r.ResponseRange.Header.Revision = rev
-		case *pb.ResponseOp_ResponsePut:
-			r.ResponsePut.Header.Revision = rev
-		case *pb.ResponseOp_ResponseDeleteRange:
-			r.ResponseDeleteRange.Header.Revision = rev
-		case *pb.ResponseOp_ResponseTxn:
-			SetTxnRevision(r.ResponseTxn, rev)
-		}
-	}
+	return resp, used, nil
 }
 
 // IsTxnReadOnly reports whether a txn only reads (it can then be served
@@ -246,13 +265,17 @@ func cmpInt(a, b int64) int {
 
 // ReadOnlyTxn executes a transaction without writes (IsTxnReadOnly) on a
 // read view, so it needs no Raft round; rev is the view's revision, which
-// every header reports. Its result equals what Applier.Txn would return.
+// the top header reports. Its result equals what Applier.Txn would return.
 func ReadOnlyTxn(rv RangeReader, rev int64, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	resp, err := Applier{}.txn(rv, nil, r)
+	path, err := txnPath(rv, r)
 	if err != nil {
 		return nil, err
 	}
-	SetTxnRevision(resp, rev)
+	resp, _, err := Applier{}.txn(rv, nil, r, path)
+	if err != nil {
+		return nil, err
+	}
+	resp.Header.Revision = rev
 	return resp, nil
 }
 

@@ -123,24 +123,8 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
-	s.fillTxn(resp)
+	s.fill(resp.Header) // the top header only, as etcd
 	return resp, nil
-}
-
-func (s *Server) fillTxn(resp *pb.TxnResponse) {
-	s.fill(resp.Header)
-	for _, op := range resp.Responses {
-		switch r := op.Response.(type) {
-		case *pb.ResponseOp_ResponseRange:
-			s.fill(r.ResponseRange.Header)
-		case *pb.ResponseOp_ResponsePut:
-			s.fill(r.ResponsePut.Header)
-		case *pb.ResponseOp_ResponseDeleteRange:
-			s.fill(r.ResponseDeleteRange.Header)
-		case *pb.ResponseOp_ResponseTxn:
-			s.fillTxn(r.ResponseTxn)
-		}
-	}
 }
 
 // Compact implements pb.KVServer.

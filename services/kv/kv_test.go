@@ -86,8 +86,8 @@ func TestApplyTxnAndRange(t *testing.T) {
 	})
 	require.True(t, resp.Succeeded)
 	require.Equal(t, "2", string(resp.Responses[1].GetResponseRange().Kvs[0].Value), "read-your-writes inside the txn")
-	kv.SetTxnRevision(resp, rev)
-	require.EqualValues(t, 3, resp.Responses[0].GetResponsePut().Header.Revision)
+	require.Equal(t, rev, resp.Responses[0].GetResponsePut().Header.Revision, "a put in a txn reports the txn's revision")
+	require.Equal(t, rev, resp.Responses[1].GetResponseRange().Header.Revision, "a range after a write sees the txn's revision")
 
 	// A value compare on a missing key is false; a version compare on it sees 0.
 	write(func(tw *storage.WriteTxn) error {
@@ -152,7 +152,7 @@ func TestReadOnlyTxnEqualsApply(t *testing.T) {
 		require.NoError(t, err, name)
 		rev, err := tw.End()
 		require.NoError(t, err)
-		kv.SetTxnRevision(want, rev)
+		want.Header.Revision = rev
 		require.Equal(t, want.String(), got.String(), name)
 	}
 	require.False(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{get("a")}}))
@@ -160,4 +160,29 @@ func TestReadOnlyTxnEqualsApply(t *testing.T) {
 	ser.GetRequestRange().Serializable = true
 	require.True(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{ser}}))
 	require.False(t, kv.IsTxnSerializable(&pb.TxnRequest{Success: []*pb.RequestOp{ser, txn(nil, nil)}}), "nested txns are never serializable, as in etcd")
+}
+
+// As etcd, every compare of a txn — nested ones too — sees the state
+// before the txn, while ops see the writes before them.
+func TestNestedComparesSeeThePreTxnState(t *testing.T) {
+	s, err := storage.Open(memory.New(), storage.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	nested := &pb.TxnRequest{
+		Compare: []*pb.Compare{{Key: []byte("a"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 0}}},
+		Success: []*pb.RequestOp{put("seen-missing", "1"), get("a")},
+		Failure: []*pb.RequestOp{put("seen-present", "1")},
+	}
+	tw, err := s.Write()
+	require.NoError(t, err)
+	defer tw.Abort()
+	resp, err := kv.Applier{}.Txn(tw, &pb.TxnRequest{Success: []*pb.RequestOp{
+		put("a", "1"),
+		{Request: &pb.RequestOp_RequestTxn{RequestTxn: nested}},
+	}})
+	require.NoError(t, err)
+	inner := resp.Responses[1].GetResponseTxn()
+	require.True(t, inner.Succeeded, "a did not exist before the txn")
+	require.Equal(t, "1", string(inner.Responses[1].GetResponseRange().Kvs[0].Value), "but the range sees the put")
+	require.Zero(t, inner.Header.Revision, "a nested txn's header carries no revision, as etcd")
 }

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # MODULES drives every per-module loop below. Keep it in sync with go.work
 # (`make verify` checks).
-MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster server clientsdk clientsdk/internal/e2e
+MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster server clientsdk clientsdk/internal/e2e compat-tests
 
 GO        ?= go
 GOFLAGS   ?=
@@ -46,15 +46,24 @@ run: build ## start a single-node MetaStore on localhost:2379 with its data in .
 	$(BIN)/metastore --data-dir $(DATA_DIR)
 
 .PHONY: test
-test: deps ## run every module's tests (-race -short), then the clientsdk e2e suite against bin/metastore
+test: deps ## run every module's tests (-race -short), then the endpoint suites (clientsdk e2e, compat-tests) against bin/metastore
 	@fail=0; for m in $(MODULES); do \
 		echo "==> test $$m"; \
 		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 ./...) || fail=1; \
 	done; \
+	$(MAKE) --no-print-directory build >/dev/null || fail=1; \
 	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
-	$(MAKE) --no-print-directory build >/dev/null && \
 	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	echo "==> test compat-tests against bin/metastore, 1 member"; \
+	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	echo "==> test compat-tests against bin/metastore, 3 members"; \
+	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	exit $$fail
+
+.PHONY: compat
+compat: ## run the conformance suite against ENDPOINTS=host:port[,...] (default: an embedded etcd 3.7.3)
+	@cd compat-tests && ETCD_ENDPOINTS="$(ENDPOINTS)" $(GO) test -count=1 -v ./... 2>&1 | tee /dev/stderr | \
+		awk '/^--- PASS/{p++} /^--- SKIP/{s++} /^--- FAIL/{f++} END{printf "compat: %d passed, %d skipped, %d failed\n", p, s, f; exit f>0}' 
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

@@ -58,7 +58,15 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 3 members"; \
 	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	if [ -n "$${CI:-}" ]; then \
+		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
+		UPSTREAM_ONLY=metastore tools/compat-upstream.sh compat-tests/upstream/passing.txt /dev/null || fail=1; \
+	fi; \
 	exit $$fail
+
+.PHONY: compat-upstream
+compat-upstream: build ## run etcd's own e2e tests (compat-tests/upstream/tests.txt) on etcd 3.7.3 and MetaStore; updates docs/compatibility.md
+	@tools/compat-upstream.sh
 
 .PHONY: compat
 compat: ## run the conformance suite against ENDPOINTS=host:port[,...] (default: an embedded etcd 3.7.3)

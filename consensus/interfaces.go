@@ -49,6 +49,14 @@ type LiveSnapshotter interface {
 	LiveSnapshots() bool
 }
 
+// TermStarter is an optional StateMachine ability: it is told when the
+// empty entry a leader appends at the start of its term is applied. On
+// the leader that means every entry of the previous terms is applied too
+// (etcd promotes its lessor there).
+type TermStarter interface {
+	TermStarted(index, term uint64)
+}
+
 // Transport carries Raft messages to peers. Send must not block on the
 // network; a message that cannot be delivered may be dropped (Raft
 // retries). Received messages are handed to Node.Step.

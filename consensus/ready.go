@@ -177,7 +177,11 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			}
 			data := e.GetData()
 			if len(data) < idLen {
-				break // the leader's empty entry at the start of a term
+				// The leader's empty entry at the start of a term.
+				if ts, ok := n.sm.(TermStarter); ok {
+					ts.TermStarted(idx, e.GetTerm())
+				}
+				break
 			}
 			res := n.sm.Apply(idx, e.GetTerm(), data[idLen:])
 			if binary.BigEndian.Uint64(data) == n.id {

@@ -84,15 +84,31 @@ func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {
 	return cc, nil
 }
 
-// watchLeadership promotes the lessor once this member leads and has
-// applied every entry of the previous terms (a ReadIndex round confirms
-// both, as etcd promotes on the first entry of its term), and demotes it
-// as soon as it no longer leads.
+// promoteLessor starts the lease clocks for term, once.
+func (s *Server) promoteLessor(term uint64) {
+	if s.lessorTerm.Swap(term) == term {
+		return
+	}
+	s.lessor.Promote(time.Duration(s.cfg.ElectionTimeoutMs) * time.Millisecond)
+}
+
+// TermStarted implements consensus.TermStarter: when the leader applies
+// the empty entry of its own term, everything before is applied, and its
+// lessor takes over the clocks (as etcd promotes its lessor).
+func (sm *stateMachine) TermStarted(_, term uint64) {
+	s := sm.s
+	if s.node.Leader() == s.id && s.node.Term() == term {
+		s.promoteLessor(term)
+	}
+}
+
+// watchLeadership demotes the lessor as soon as this member no longer
+// leads (or a new term began), and promotes it after a ReadIndex round if
+// the term's first entry was applied before the node reported leadership.
 func (s *Server) watchLeadership(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.tickInterval() / 2)
 	defer t.Stop()
-	var promotedTerm uint64
 	extend := time.Duration(s.cfg.ElectionTimeoutMs) * time.Millisecond
 	for {
 		select {
@@ -102,17 +118,17 @@ func (s *Server) watchLeadership(ctx context.Context) {
 		}
 		term := s.node.Term()
 		leading := s.node.Leader() == s.id
-		if promotedTerm != 0 && (!leading || term != promotedTerm) {
-			s.lessor.Demote()
-			promotedTerm = 0
+		if pt := s.lessorTerm.Load(); pt != 0 && (!leading || term != pt) {
+			if s.lessorTerm.CompareAndSwap(pt, 0) {
+				s.lessor.Demote()
+			}
 		}
-		if leading && promotedTerm == 0 {
+		if leading && s.lessorTerm.Load() == 0 {
 			rctx, cancel := context.WithTimeout(ctx, extend)
 			_, err := s.node.ReadIndex(rctx)
 			cancel()
 			if err == nil && s.node.Leader() == s.id && s.node.Term() == term {
-				s.lessor.Promote(extend)
-				promotedTerm = term
+				s.promoteLessor(term)
 			}
 		}
 	}

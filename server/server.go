@@ -59,6 +59,7 @@ type Server struct {
 	health      *health.Server
 	kvApplier   kv.Applier
 	lessor      *lease.Lessor
+	lessorTerm  atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms      *maintenance.Alarms
 	sizes       sizeCache
 	nextID      atomic.Uint64 // request IDs of proposals

@@ -31,6 +31,13 @@ func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
 	case rev > cur:
 		return nil, ErrFutureRev
 	}
+	// As etcd: the hash of the history up to rev, taken before compaction
+	// removes any of it, is what HashKV(rev) answers from now on, so a
+	// member's hash at a compaction revision does not change when the
+	// compaction runs (etcd keeps the last 10 in memory).
+	if h, err := s.HashKV(rev); err == nil {
+		s.rememberHash(h)
+	}
 	wb := s.be.NewBatch()
 	wb.Set(metaCompactSched, encodeInt(rev))
 	if err := wb.Commit(!s.cfg.NoSync); err != nil {

@@ -61,6 +61,12 @@ func TestCompaction(t *testing.T) {
 		require.NotEqual(t, hashBefore.Hash, hashAfter.Hash, "the compaction revision changes what is hashed")
 		require.EqualValues(t, 43, hashAfter.CompactRev)
 		require.EqualValues(t, 44, hashAfter.HashRev)
+		// As etcd, the hash at the compaction revision is the one taken
+		// before compacting, so it does not change when compaction runs.
+		at43, err := s.HashKV(43)
+		require.NoError(t, err)
+		require.EqualValues(t, 43, at43.HashRev)
+		require.EqualValues(t, -1, at43.CompactRev, "taken before the compaction")
 
 		// Old versions are physically gone: k0 has 8 versions, 1 is left.
 		res, err := s.Range([]byte("k0"), nil, storage.RangeOptions{})
@@ -80,8 +86,10 @@ func TestCompaction(t *testing.T) {
 		require.NoError(t, err)
 		<-done
 		require.Equal(t, before[14:], history(t, s, 44, 44))
-		_, err = s.HashKV(43)
+		_, err = s.HashKV(42)
 		require.ErrorIs(t, err, storage.ErrCompacted)
+		_, err = s.HashKV(43)
+		require.NoError(t, err, "a remembered compaction hash is still answered, as etcd")
 	})
 }
 

@@ -25,6 +25,9 @@ type KVHash struct {
 // whichever engine they run on and however far their physical compaction
 // has progressed, so members can compare it to detect corruption.
 func (s *Store) HashKV(rev int64) (KVHash, error) {
+	if h, ok := s.rememberedHash(rev); ok {
+		return h, nil
+	}
 	v, err := s.newView()
 	if err != nil {
 		return KVHash{}, err
@@ -76,6 +79,30 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 		return KVHash{}, err
 	}
 	return KVHash{Hash: h.Sum32(), HashRev: rev, CompactRev: v.compactRev}, nil
+}
+
+// maxRememberedHashes is how many compaction-time hashes are kept (etcd:
+// hashStorageMaxSize, 10).
+const maxRememberedHashes = 10
+
+func (s *Store) rememberHash(h KVHash) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	s.hashes = append(s.hashes, h)
+	if len(s.hashes) > maxRememberedHashes {
+		s.hashes = s.hashes[len(s.hashes)-maxRememberedHashes:]
+	}
+}
+
+func (s *Store) rememberedHash(rev int64) (KVHash, bool) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	for _, h := range s.hashes {
+		if h.HashRev == rev {
+			return h, true
+		}
+	}
+	return KVHash{}, false
 }
 
 // hashIgnored lists meta keys that differ between members holding the same

@@ -35,7 +35,10 @@ type Store struct {
 
 	durable groupSync
 	watch   *watchState
-	comp    *compactor
+
+	hashMu sync.Mutex
+	hashes []KVHash // taken at compaction time, newest last (HashKV)
+	comp   *compactor
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -50,11 +50,11 @@ type LiveSnapshotter interface {
 }
 
 // TermStarter is an optional StateMachine ability: it is told when the
-// empty entry a leader appends at the start of its term is applied. On
-// the leader that means every entry of the previous terms is applied too
-// (etcd promotes its lessor there).
+// empty entry a leader appends at the start of its term is applied, and
+// whether this node leads that term. On the leader that means every entry
+// of the previous terms is applied too (etcd promotes its lessor there).
 type TermStarter interface {
-	TermStarted(index, term uint64)
+	TermStarted(index, term uint64, leading bool)
 }
 
 // Transport carries Raft messages to peers. Send must not block on the

@@ -179,7 +179,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			if len(data) < idLen {
 				// The leader's empty entry at the start of a term.
 				if ts, ok := n.sm.(TermStarter); ok {
-					ts.TermStarted(idx, e.GetTerm())
+					ts.TermStarted(idx, e.GetTerm(), n.lead.Load() == n.id && n.term.Load() == e.GetTerm())
 				}
 				break
 			}

@@ -95,10 +95,9 @@ func (s *Server) promoteLessor(term uint64) {
 // TermStarted implements consensus.TermStarter: when the leader applies
 // the empty entry of its own term, everything before is applied, and its
 // lessor takes over the clocks (as etcd promotes its lessor).
-func (sm *stateMachine) TermStarted(_, term uint64) {
-	s := sm.s
-	if s.node.Leader() == s.id && s.node.Term() == term {
-		s.promoteLessor(term)
+func (sm *stateMachine) TermStarted(_, term uint64, leading bool) {
+	if leading {
+		sm.s.promoteLessor(term)
 	}
 }
 

@@ -6,49 +6,35 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/compat-tests/internal/target"
 )
 
-var endpointsFlag = flag.String("endpoints", os.Getenv("ETCD_ENDPOINTS"),
-	"comma-separated host:port of the server under test; empty starts an embedded etcd 3.7.3")
+var endpoints []string
 
-func endpoints(t *testing.T) []string {
-	if *endpointsFlag != "" {
-		return strings.Split(*endpointsFlag, ",")
+func TestMain(m *testing.M) {
+	flag.Parse()
+	eps, stop, err := target.Endpoints()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compat-tests:", err)
+		os.Exit(1)
 	}
-	addr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		return l.Addr().String()
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	client, peer := &url.URL{Scheme: "http", Host: addr()}, &url.URL{Scheme: "http", Host: addr()}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	<-e.Server.ReadyNotify()
-	return []string{client.Host}
+	endpoints = eps
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 func TestHistoryIsLinearizable(t *testing.T) {
-	eps := endpoints(t)
+	eps := endpoints
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	cfg := Config{Clients: 6, Keys: 3, Duration: 2 * time.Second, Prefix: fmt.Sprintf("lin/%s/", hex.EncodeToString(b)), Seed: 7}

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # MODULES drives every per-module loop below. Keep it in sync with go.work
 # (`make verify` checks).
-MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster server clientsdk clientsdk/internal/e2e compat-tests
+MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster server clientsdk clientsdk/internal/e2e compat-tests bench
 
 GO        ?= go
 GOFLAGS   ?=
@@ -40,6 +40,7 @@ build: deps ## build every module (binaries go to bin/)
 	@mkdir -p $(BIN)
 	cd server && $(GO) build -o $(BIN)/metastore ./cmd/metastore
 	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo
+	cd bench && $(GO) build -o $(BIN)/metastore-bench ./cmd/metastore-bench
 
 .PHONY: run
 run: build ## start a single-node MetaStore on localhost:2379 with its data in ./default.metastore

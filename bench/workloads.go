@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // KeyConfig shapes the keys and values of write workloads (etcd
@@ -85,4 +87,54 @@ func Range(key, end, consistency string, limit int64) (Op, error) {
 		_, err := c.Get(ctx, key, opts...)
 		return err
 	}, nil
+}
+
+// LeaseKeepAlive renews one lease per client connection (etcd benchmark's
+// lease-keepalive): request i is one keepalive round trip.
+func LeaseKeepAlive(ttl int64) Op {
+	var mu sync.Mutex
+	leases := map[*clientv3.Client]clientv3.LeaseID{}
+	return func(ctx context.Context, c *clientv3.Client, _ int) error {
+		mu.Lock()
+		id, ok := leases[c]
+		mu.Unlock()
+		if !ok {
+			g, err := c.Grant(ctx, ttl)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			leases[c], id = g.ID, g.ID
+			mu.Unlock()
+		}
+		_, err := c.KeepAliveOnce(ctx, id)
+		return err
+	}
+}
+
+// Lock measures mutex acquire+release under contention: every request
+// locks the same name with etcd's concurrency.Mutex on a session of its
+// connection, then unlocks.
+func Lock(name string) Op {
+	var mu sync.Mutex
+	sessions := map[*clientv3.Client]*concurrency.Session{}
+	return func(ctx context.Context, c *clientv3.Client, _ int) error {
+		mu.Lock()
+		s, ok := sessions[c]
+		mu.Unlock()
+		if !ok {
+			var err error
+			if s, err = concurrency.NewSession(c, concurrency.WithTTL(60)); err != nil {
+				return err
+			}
+			mu.Lock()
+			sessions[c] = s
+			mu.Unlock()
+		}
+		m := concurrency.NewMutex(s, name)
+		if err := m.Lock(ctx); err != nil {
+			return err
+		}
+		return m.Unlock(ctx)
+	}
 }

@@ -95,7 +95,18 @@ func newRoot() *cobra.Command {
 	rng.Flags().StringVar(&consistency, "consistency", "l", "linearizable (l) or serializable (s)")
 	rng.Flags().Int64Var(&limit, "limit", 0, "maximum number of keys per range (0: all)")
 
-	root.AddCommand(put, txnPut, rng)
+	var ttl int64
+	ka := &cobra.Command{Use: "lease-keepalive", Short: "lease keepalive round trips, one lease per connection", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd, "lease-keepalive", bench.LeaseKeepAlive(ttl))
+		}}
+	ka.Flags().Int64Var(&ttl, "ttl", 60, "TTL of the leases")
+	var lockName string
+	lock := &cobra.Command{Use: "lock", Short: "mutex acquire+release under contention (etcd's concurrency.Mutex)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, "lock", bench.Lock(lockName)) }}
+	lock.Flags().StringVar(&lockName, "name", "metastore-bench-lock", "the lock's key prefix")
+
+	root.AddCommand(put, txnPut, rng, ka, lock)
 	root.SetContext(context.Background())
 	return root
 }

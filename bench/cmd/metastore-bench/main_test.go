@@ -85,6 +85,13 @@ func TestWorkloadsAgainstEtcd(t *testing.T) {
 	txt = runBench(t, "--endpoints", ep, "--total", "50", "--clients", "5", "range", "somekey", "--consistency", "s")
 	require.Contains(t, txt, "Summary (range-s):")
 
+	txt = runBench(t, "--endpoints", ep, "--total", "40", "--clients", "4", "--conns", "2", "lease-keepalive")
+	require.Contains(t, txt, "Summary (lease-keepalive):")
+	require.NotContains(t, txt, "Error distribution")
+	txt = runBench(t, "--endpoints", ep, "--total", "20", "--clients", "4", "--conns", "4", "lock")
+	require.Contains(t, txt, "Summary (lock):")
+	require.NotContains(t, txt, "Error distribution")
+
 	root := newRoot()
 	root.SetArgs([]string{"--endpoints", ep, "range", "k", "--consistency", "x"})
 	root.SetOut(&bytes.Buffer{})

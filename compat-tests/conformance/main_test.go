@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,18 +21,7 @@ import (
 // endpoints are the client addresses of the server under test.
 var endpoints []string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	eps, stop, err := target.Endpoints()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compat-tests:", err)
-		os.Exit(1)
-	}
-	endpoints = eps
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { target.Main(m, &endpoints) }
 
 // newClient returns a client of the server under test, closed at cleanup.
 func newClient(t testing.TB, eps ...string) *clientv3.Client {

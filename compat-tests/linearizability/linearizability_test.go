@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -20,18 +18,7 @@ import (
 
 var endpoints []string
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	eps, stop, err := target.Endpoints()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compat-tests:", err)
-		os.Exit(1)
-	}
-	endpoints = eps
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { target.Main(m, &endpoints) }
 
 func TestHistoryIsLinearizable(t *testing.T) {
 	eps := endpoints

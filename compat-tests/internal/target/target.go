@@ -6,10 +6,12 @@ package target
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -74,4 +76,20 @@ func startEtcd(dir string) (*embed.Etcd, error) {
 		e.Close()
 		return nil, errors.New("etcd not ready")
 	}
+}
+
+// Main is a test package's TestMain: it parses the flags, sets *eps to the
+// endpoints under test (starting an embedded etcd if none were given),
+// runs the tests, stops what it started and exits.
+func Main(m *testing.M, eps *[]string) {
+	flag.Parse()
+	got, stop, err := Endpoints()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compat-tests:", err)
+		os.Exit(1)
+	}
+	*eps = got
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }

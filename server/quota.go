@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -46,26 +47,28 @@ func (s *Server) quotaBytes() int64 {
 }
 
 // sizeCache keeps the database size for a short while: measuring it walks
-// the engine's files.
+// the engine's files. Every write reads it, so reads are lock-free and one
+// caller at a time refreshes it.
 type sizeCache struct {
-	mu       sync.Mutex
-	physical int64
-	at       time.Time
+	refresh  sync.Mutex
+	physical atomic.Int64
+	at       atomic.Int64 // unix nanoseconds of the measurement; 0: never
 }
 
 const sizeCacheTTL = 100 * time.Millisecond
 
-// dbSize returns the physical database size, at most sizeCacheTTL old.
+// dbSize returns the physical database size, at most sizeCacheTTL old
+// (or older while another caller is measuring it).
 func (s *Server) dbSize() int64 {
 	c := &s.sizes
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.at) > sizeCacheTTL {
+	if time.Now().UnixNano()-c.at.Load() > int64(sizeCacheTTL) && c.refresh.TryLock() {
 		if sz, err := s.store.Load().Sizes(); err == nil {
-			c.physical, c.at = sz.Physical, time.Now()
+			c.physical.Store(sz.Physical)
+			c.at.Store(time.Now().UnixNano())
 		}
+		c.refresh.Unlock()
 	}
-	return c.physical
+	return c.physical.Load()
 }
 
 // checkQuota refuses a write of the given cost that would take the
@@ -116,9 +119,7 @@ func (s *Server) Defragment(ctx context.Context) error {
 	if err := s.store.Load().Defragment(); err != nil {
 		return rpcerr.ToGRPC(s.lg, err)
 	}
-	s.sizes.mu.Lock()
-	s.sizes.at = time.Time{} // measure again
-	s.sizes.mu.Unlock()
+	s.sizes.at.Store(0) // measure again
 	s.lg.Info("defragmented", zap.Int64("current-db-size-bytes", s.dbSize()))
 	return nil
 }

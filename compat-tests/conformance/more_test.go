@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -86,7 +87,11 @@ func TestHashKVAgreesAcrossMembers(t *testing.T) {
 	require.NoError(t, err)
 	var first uint32
 	for i, ep := range endpoints {
-		h, err := c.HashKV(ctx(t), ep, r.Header.Revision)
+		var h *clientv3.HashKVResponse
+		require.Eventually(t, func() bool { // a member may not have applied rev yet
+			h, err = c.HashKV(ctx(t), ep, r.Header.Revision)
+			return !errors.Is(err, rpctypes.ErrFutureRev)
+		}, 10*time.Second, 10*time.Millisecond)
 		require.NoError(t, err)
 		require.Equal(t, r.Header.Revision, h.HashRevision)
 		if i == 0 {

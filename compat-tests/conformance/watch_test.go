@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -110,6 +111,15 @@ func TestWatchCompactedStart(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Compact(ctx(t), r2.Header.Revision)
 	require.NoError(t, err)
+	// Members apply the compaction one after the other: wait until every
+	// member answers for it, whichever one will serve the watch.
+	for _, ep := range endpoints {
+		mc := newClient(t, ep)
+		require.Eventually(t, func() bool {
+			_, err := mc.Get(ctx(t), p+"k", clientv3.WithRev(r1.Header.Revision), clientv3.WithSerializable())
+			return errors.Is(err, rpctypes.ErrCompacted)
+		}, 10*time.Second, 10*time.Millisecond, "member %s applies the compaction", ep)
+	}
 	w := c.Watch(ctx(t), p+"k", clientv3.WithRev(r1.Header.Revision))
 	wr := next(t, w)
 	require.True(t, wr.Canceled)

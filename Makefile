@@ -55,6 +55,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	$(MAKE) --no-print-directory build >/dev/null || fail=1; \
 	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
 	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	echo "==> test bench compare: etcd vs bin/metastore"; \
+	(cd bench && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestCompareEndToEnd ./cmd/metastore-bench) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 1 member"; \
 	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 3 members"; \
@@ -116,6 +118,18 @@ bench: deps ## run benchmarks (COUNT=10), output in bench-out/<sha>.txt
 	@sha=$$(git rev-parse --short HEAD 2>/dev/null || echo dev); \
 	for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./...); done | tee bench-out/$$sha.txt
 
+ROUNDS         ?= 3
+BENCH_DURATION ?= 5s
+WORKLOADS      ?= all
+
+.PHONY: bench-compare
+bench-compare: build ## etcd 3.7.3 vs bin/metastore, standard workloads A/B for ROUNDS rounds of BENCH_DURATION; updates docs/benchmarks.md
+	@rm -rf $(CURDIR)/.bench-compare
+	$(BIN)/metastore-bench --plot docs/benchmarks-compare.svg compare --metastore-bin $(BIN)/metastore \
+		--rounds $(ROUNDS) --duration $(BENCH_DURATION) --workloads $(WORKLOADS) --data-dir $(CURDIR)/.bench-compare \
+		--update-doc docs/benchmarks.md --record-command "make bench-compare ROUNDS=$(ROUNDS) BENCH_DURATION=$(BENCH_DURATION) WORKLOADS=$(WORKLOADS)"
+	@rm -rf $(CURDIR)/.bench-compare
+
 .PHONY: clean
 clean: ## remove build output and the local data dir
-	rm -rf $(BIN) bench-out $(DATA_DIR)
+	rm -rf $(BIN) bench-out $(DATA_DIR) .bench-compare

@@ -2,16 +2,20 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cheggaaa/pb/v3"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/metastore/metastore/bench/report"
 )
@@ -23,17 +27,27 @@ type Config struct {
 	Clients   int           // concurrent clients spread over them (default 1)
 	Total     int           // requests in all (default 10000)
 	Timeout   time.Duration // per request (default 10 s)
+	// Duration, if positive, ends the run after this long even if Total
+	// requests were not issued (compare mode runs time-boxed rounds).
+	Duration time.Duration
+	// Rate limits the requests per second of all clients together (0: no
+	// limit), as etcd benchmark's --rate.
+	Rate int
+	// DialTimeout bounds connecting (default 5 s).
+	DialTimeout time.Duration
+	// TargetLeader connects to the leader's endpoint only.
+	TargetLeader bool
+	// TLS: client certificate and key, trusted CA bundle, and whether to
+	// skip verifying the server's certificate. Any of them turns TLS on.
+	CertFile, KeyFile, TrustedCAFile string
+	InsecureSkipTLSVerify            bool
+	// Username and Password authenticate every connection (etcd auth).
+	Username, Password string
 	// Progress, if set and a terminal, shows a live progress bar.
 	Progress io.Writer
 }
 
-// Op issues request i over c.
-type Op func(ctx context.Context, c *clientv3.Client, i int) error
-
-// Run issues cfg.Total requests of op from cfg.Clients clients over
-// cfg.Conns connections and summarizes them. Failed requests are counted,
-// not retried.
-func Run(ctx context.Context, cfg Config, name string, op Op) (report.Summary, error) {
+func (cfg Config) withDefaults() Config {
 	if cfg.Conns <= 0 {
 		cfg.Conns = 1
 	}
@@ -46,52 +60,175 @@ func Run(ctx context.Context, cfg Config, name string, op Op) (report.Summary, e
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	conns := make([]*clientv3.Client, cfg.Conns)
-	for i := range conns {
-		c, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-		if err != nil {
-			return report.Summary{}, fmt.Errorf("connect to %v: %w", cfg.Endpoints, err)
-		}
-		defer c.Close()
-		conns[i] = c
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
 	}
+	return cfg
+}
+
+// clientConfig is clientv3's configuration for endpoints eps.
+func (cfg Config) clientConfig(eps []string) (clientv3.Config, error) {
+	cc := clientv3.Config{Endpoints: eps, DialTimeout: cfg.DialTimeout, Logger: zap.NewNop(),
+		Username: cfg.Username, Password: cfg.Password}
+	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.TrustedCAFile != "" || cfg.InsecureSkipTLSVerify {
+		if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+			return cc, errors.New("--cert and --key go together")
+		}
+		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile,
+			TrustedCAFile: cfg.TrustedCAFile, InsecureSkipVerify: cfg.InsecureSkipTLSVerify}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return cc, fmt.Errorf("TLS: %w", err)
+		}
+		cc.TLS = tc
+	}
+	return cc, nil
+}
+
+// Dial opens cfg.Conns connections to cfg.Endpoints — to the leader's
+// endpoint only with TargetLeader — with cfg's TLS and credentials.
+func Dial(ctx context.Context, cfg Config) ([]*clientv3.Client, error) {
+	cfg = cfg.withDefaults()
+	eps := cfg.Endpoints
+	if cfg.TargetLeader {
+		leader, err := FindLeader(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		eps = []string{leader}
+	}
+	cc, err := cfg.clientConfig(eps)
+	if err != nil {
+		return nil, err
+	}
+	conns := make([]*clientv3.Client, 0, cfg.Conns)
+	for range cfg.Conns {
+		cc.Context = ctx
+		c, err := clientv3.New(cc)
+		if err != nil {
+			closeAll(conns)
+			return nil, fmt.Errorf("connect to %v: %w", eps, err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*clientv3.Client) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// FindLeader returns the endpoint among cfg.Endpoints whose member is the
+// leader, asking each member's Status as etcd benchmark's --target-leader
+// does.
+func FindLeader(ctx context.Context, cfg Config) (string, error) {
+	cfg = cfg.withDefaults()
+	cc, err := cfg.clientConfig(cfg.Endpoints)
+	if err != nil {
+		return "", err
+	}
+	cc.Context = ctx
+	c, err := clientv3.New(cc)
+	if err != nil {
+		return "", fmt.Errorf("connect to %v: %w", cfg.Endpoints, err)
+	}
+	defer c.Close()
+	var errs []error
+	for _, ep := range cfg.Endpoints {
+		sctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		st, err := c.Status(sctx, ep)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+			continue
+		}
+		if st.Leader != 0 && st.Leader == st.Header.MemberId {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("--target-leader: no leader among %v %w", cfg.Endpoints, errors.Join(errs...))
+}
+
+// Op issues request i over c. It returns the request's class — "" for
+// workloads of one kind; mixed workloads name theirs, and each class is
+// summarized on its own besides the whole.
+type Op func(ctx context.Context, c *clientv3.Client, i int) (class string, err error)
+
+// Plain adapts a one-kind request to an Op.
+func Plain(f func(ctx context.Context, c *clientv3.Client, i int) error) Op {
+	return func(ctx context.Context, c *clientv3.Client, i int) (string, error) { return "", f(ctx, c, i) }
+}
+
+// sample is one finished request.
+type sample struct {
+	class string
+	d     time.Duration
+	err   error
+}
+
+// Run issues cfg.Total requests of op (or as many as fit in cfg.Duration)
+// from cfg.Clients clients over cfg.Conns connections and summarizes them:
+// the first summary covers every request, then one per class, by name. Failed requests are counted, not retried.
+func Run(ctx context.Context, cfg Config, name string, op Op) ([]report.Summary, error) {
+	cfg = cfg.withDefaults()
+	conns, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	return RunOn(ctx, conns, cfg, name, op)
+}
+
+// RunOn is Run over connections already open.
+func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name string, op Op) ([]report.Summary, error) {
+	cfg = cfg.withDefaults()
 	var bar *pb.ProgressBar
 	if isTerminal(cfg.Progress) {
 		bar = pb.New(cfg.Total).SetWriter(cfg.Progress).Start()
 	}
+	var limiter *rate.Limiter
+	if cfg.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+	}
+	runCtx := ctx
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
 	var next atomic.Int64
 	var mu sync.Mutex
-	lat := make([]time.Duration, 0, cfg.Total)
-	var errs []error
+	samples := make([]sample, 0, min(cfg.Total, 1<<20))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range cfg.Clients {
-		c := conns[w%cfg.Conns]
+		c := conns[w%len(conns)]
 		wg.Go(func() {
-			var myLat []time.Duration
-			var myErrs []error
-			for ctx.Err() == nil {
+			var mine []sample
+			for runCtx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= cfg.Total {
 					break
 				}
+				if limiter != nil && limiter.Wait(runCtx) != nil {
+					break
+				}
+				// A request runs to its own timeout even when the run's
+				// duration ends meanwhile: it was issued, so it counts.
 				rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 				t0 := time.Now()
-				err := op(rctx, c, i)
+				class, err := op(rctx, c, i)
 				d := time.Since(t0)
 				cancel()
-				if err != nil {
-					myErrs = append(myErrs, err)
-				} else {
-					myLat = append(myLat, d)
-				}
+				mine = append(mine, sample{class, d, err})
 				if bar != nil {
 					bar.Increment()
 				}
 			}
 			mu.Lock()
-			lat = append(lat, myLat...)
-			errs = append(errs, myErrs...)
+			samples = append(samples, mine...)
 			mu.Unlock()
 		})
 	}
@@ -100,7 +237,43 @@ func Run(ctx context.Context, cfg Config, name string, op Op) (report.Summary, e
 	if bar != nil {
 		bar.Finish()
 	}
-	return report.Summarize(name, lat, errs, elapsed), ctx.Err()
+	return summarize(name, samples, elapsed), ctx.Err()
+}
+
+// summarize builds the whole run's summary and one per class.
+func summarize(name string, samples []sample, elapsed time.Duration) []report.Summary {
+	type group struct {
+		lat  []time.Duration
+		errs []error
+	}
+	all := &group{}
+	var order []string
+	classes := map[string]*group{}
+	for _, s := range samples {
+		gs := []*group{all}
+		if s.class != "" {
+			g, ok := classes[s.class]
+			if !ok {
+				g = &group{}
+				classes[s.class] = g
+				order = append(order, s.class)
+			}
+			gs = append(gs, g)
+		}
+		for _, g := range gs {
+			if s.err != nil {
+				g.errs = append(g.errs, s.err)
+			} else {
+				g.lat = append(g.lat, s.d)
+			}
+		}
+	}
+	sort.Strings(order)
+	out := []report.Summary{report.Summarize(name, all.lat, all.errs, elapsed)}
+	for _, c := range order {
+		out = append(out, report.Summarize(name+"-"+c, classes[c].lat, classes[c].errs, elapsed))
+	}
+	return out
 }
 
 func isTerminal(w io.Writer) bool {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -50,20 +51,20 @@ func (k KeyConfig) key(i int) string {
 func Put(kc KeyConfig) Op {
 	kc = kc.withDefaults()
 	val := strings.Repeat("x", kc.ValSize)
-	return func(ctx context.Context, c *clientv3.Client, i int) error {
+	return Plain(func(ctx context.Context, c *clientv3.Client, i int) error {
 		_, err := c.Put(ctx, kc.key(i), val)
 		return err
-	}
+	})
 }
 
 // TxnPut writes values in a txn of one put (etcd benchmark's txn-put).
 func TxnPut(kc KeyConfig) Op {
 	kc = kc.withDefaults()
 	val := strings.Repeat("x", kc.ValSize)
-	return func(ctx context.Context, c *clientv3.Client, i int) error {
+	return Plain(func(ctx context.Context, c *clientv3.Client, i int) error {
 		_, err := c.Txn(ctx).Then(clientv3.OpPut(kc.key(i), val)).Commit()
 		return err
-	}
+	})
 }
 
 // Range reads [key, end) (end empty: the key only) with consistency "l"
@@ -83,10 +84,10 @@ func Range(key, end, consistency string, limit int64) (Op, error) {
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(limit))
 	}
-	return func(ctx context.Context, c *clientv3.Client, _ int) error {
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
 		_, err := c.Get(ctx, key, opts...)
 		return err
-	}, nil
+	}), nil
 }
 
 // LeaseKeepAlive renews one lease per client connection (etcd benchmark's
@@ -94,7 +95,7 @@ func Range(key, end, consistency string, limit int64) (Op, error) {
 func LeaseKeepAlive(ttl int64) Op {
 	var mu sync.Mutex
 	leases := map[*clientv3.Client]clientv3.LeaseID{}
-	return func(ctx context.Context, c *clientv3.Client, _ int) error {
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
 		mu.Lock()
 		id, ok := leases[c]
 		mu.Unlock()
@@ -109,7 +110,7 @@ func LeaseKeepAlive(ttl int64) Op {
 		}
 		_, err := c.KeepAliveOnce(ctx, id)
 		return err
-	}
+	})
 }
 
 // Lock measures mutex acquire+release under contention: every request
@@ -118,7 +119,7 @@ func LeaseKeepAlive(ttl int64) Op {
 func Lock(name string) Op {
 	var mu sync.Mutex
 	sessions := map[*clientv3.Client]*concurrency.Session{}
-	return func(ctx context.Context, c *clientv3.Client, _ int) error {
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
 		mu.Lock()
 		s, ok := sessions[c]
 		mu.Unlock()
@@ -136,5 +137,46 @@ func Lock(name string) Op {
 			return err
 		}
 		return m.Unlock(ctx)
+	})
+}
+
+// TxnMixed mixes txns of one range (reads) and txns of one put (writes)
+// at readRatio reads per write, as etcd benchmark's txn-mixed: reads
+// range [key, end) — the whole key space when end is empty — up to limit
+// keys with consistency "l" or "s"; writes as TxnPut. Requests are
+// classed "read" and "write".
+func TxnMixed(kc KeyConfig, readRatio float64, key, end, consistency string, limit int64) (Op, error) {
+	if readRatio < 0 {
+		return nil, fmt.Errorf("--rw-ratio: %g is negative", readRatio)
 	}
+	kc = kc.withDefaults()
+	val := strings.Repeat("x", kc.ValSize)
+	if end == "" {
+		end = "\x00"
+	}
+	opts := []clientv3.OpOption{clientv3.WithRange(end)}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(limit))
+	}
+	switch consistency {
+	case "l", "":
+	case "s":
+		opts = append(opts, clientv3.WithSerializable())
+	default:
+		return nil, fmt.Errorf("--consistency: %q is not l or s", consistency)
+	}
+	var reads, writes atomic.Int64
+	return func(ctx context.Context, c *clientv3.Client, i int) (string, error) {
+		// Keep reads/writes at the ratio: read while behind it.
+		if float64(reads.Load()) < readRatio*float64(writes.Load()+1) {
+			reads.Add(1)
+			// A read-only txn whose ranges are all serializable is
+			// served serializably, as in etcd.
+			_, err := c.Txn(ctx).Then(clientv3.OpGet(key, opts...)).Commit()
+			return "read", err
+		}
+		writes.Add(1)
+		_, err := c.Txn(ctx).Then(clientv3.OpPut(kc.key(i), val)).Commit()
+		return "write", err
+	}, nil
 }

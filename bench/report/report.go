@@ -1,6 +1,3 @@
-// Package report turns a run's latencies into etcd benchmark's summary:
-// throughput, fastest/slowest/average, percentiles and a latency
-// histogram, as text or JSON.
 package report
 
 import (
@@ -28,7 +25,13 @@ type Summary struct {
 	Histogram   []Bucket                 `json:"histogram"`
 	// ErrorCounts counts each distinct error message.
 	ErrorCounts map[string]int `json:"error_counts,omitempty"`
+
+	sorted []time.Duration // every latency, ascending (not serialized)
 }
+
+// Latencies returns every successful request's latency, ascending. A
+// Summary read back from JSON has none.
+func (s Summary) Latencies() []time.Duration { return s.sorted }
 
 // Bucket counts the latencies at or below Upper (and above the previous
 // bucket's).
@@ -81,7 +84,7 @@ func Summarize(workload string, latencies []time.Duration, errs []error, elapsed
 	sorted := append([]time.Duration(nil), latencies...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	s := Summary{Workload: workload, Total: len(sorted) + len(errs), Errors: len(errs), Duration: elapsed,
-		Percentiles: map[string]time.Duration{}}
+		Percentiles: map[string]time.Duration{}, sorted: sorted}
 	if elapsed > 0 {
 		s.Throughput = float64(len(sorted)) / elapsed.Seconds()
 	}
@@ -108,11 +111,12 @@ func Summarize(workload string, latencies []time.Duration, errs []error, elapsed
 
 func pname(p float64) string { return strings.TrimSuffix(fmt.Sprintf("%g", p), ".0") }
 
-// WriteJSON writes s as one JSON object.
-func (s Summary) WriteJSON(w io.Writer) error {
+// WriteJSON writes sums as one JSON array (a workload may report more
+// than one summary: txn-mixed's reads and writes, watch's phases).
+func WriteJSON(w io.Writer, sums []Summary) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	return enc.Encode(sums)
 }
 
 // WriteText writes s in etcd benchmark's layout.

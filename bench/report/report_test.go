@@ -62,11 +62,13 @@ func TestSummaryTextAndJSON(t *testing.T) {
 		require.Contains(t, txt.String(), want)
 	}
 	var js bytes.Buffer
-	require.NoError(t, s.WriteJSON(&js))
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(js.Bytes(), &m))
+	require.NoError(t, WriteJSON(&js, []Summary{s, s}))
+	var ms []map[string]any
+	require.NoError(t, json.Unmarshal(js.Bytes(), &ms))
+	require.Len(t, ms, 2)
 	for _, k := range []string{"workload", "total", "errors", "throughput_ops_per_sec", "percentiles_ns", "histogram"} {
-		require.Contains(t, m, k)
+		require.Contains(t, ms[0], k)
 	}
-	require.True(t, strings.HasPrefix(js.String(), "{"))
+	require.NotContains(t, js.String(), "sorted", "raw latencies are not serialized")
+	require.True(t, strings.HasPrefix(js.String(), "["))
 }

@@ -1,0 +1,185 @@
+package compare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Target is a server binary under comparison. Both targets get the same
+// flags — etcd's names — so the settings are equivalent.
+type Target struct {
+	Name string   `json:"name"`    // "etcd", "metastore"
+	Bin  string   `json:"bin"`     // path of the binary
+	Args []string `json:"args"`    // extra flags for every member
+	Env  []string `json:"-"`       // extra environment
+	Ver  string   `json:"version"` // its --version's version lines, filled by Version
+}
+
+// Version runs the binary with --version and returns its version lines
+// ("etcd Version: …", "MetaStore Version: …"), joined.
+func (t Target) Version(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, t.Bin, "--version")
+	cmd.Env = append(os.Environ(), t.Env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", t.Bin, err)
+	}
+	var vs []string
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSpace(line)
+		if strings.Contains(line, "Version:") && !strings.HasPrefix(line, "Go ") {
+			vs = append(vs, line)
+		}
+	}
+	if len(vs) == 0 {
+		return "", fmt.Errorf("%s --version printed no version: %q", t.Bin, out)
+	}
+	return strings.Join(vs, ", "), nil
+}
+
+// Cluster is a running cluster of one target.
+type Cluster struct {
+	Endpoints []string // client endpoints, host:port
+	procs     []*exec.Cmd
+	exited    []chan error
+	logs      []string
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Start starts members members of t on loopback ports with data dirs
+// under dir (created fresh) and waits until the cluster serves a
+// linearizable write, for up to a minute.
+func Start(ctx context.Context, t Target, members int, dir string) (*Cluster, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var clients, peers, initial []string
+	for i := range members {
+		c, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		clients, peers = append(clients, c), append(peers, p)
+		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, p))
+	}
+	cl := &Cluster{Endpoints: clients}
+	for i := range members {
+		logPath := filepath.Join(dir, fmt.Sprintf("m%d.log", i))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			cl.Stop()
+			return nil, err
+		}
+		args := append([]string{
+			"--name", fmt.Sprintf("m%d", i),
+			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d.data", i)),
+			"--listen-client-urls", "http://" + clients[i], "--advertise-client-urls", "http://" + clients[i],
+			"--listen-peer-urls", "http://" + peers[i], "--initial-advertise-peer-urls", "http://" + peers[i],
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--log-level", "error",
+		}, t.Args...)
+		cmd := exec.Command(t.Bin, args...)
+		cmd.Env = append(os.Environ(), t.Env...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			cl.Stop()
+			return nil, fmt.Errorf("start %s: %w", t.Bin, err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait(); logf.Close() }()
+		cl.procs, cl.exited, cl.logs = append(cl.procs, cmd), append(cl.exited, exited), append(cl.logs, logPath)
+	}
+	if err := cl.waitServing(ctx, time.Minute); err != nil {
+		cl.Stop()
+		return nil, fmt.Errorf("%s (%d members) did not serve: %w%s", t.Name, members, err, cl.logTail())
+	}
+	return cl, nil
+}
+
+// waitServing waits until a linearizable put succeeds through every
+// endpoint (each member has joined and knows the leader).
+func (cl *Cluster) waitServing(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, ep := range cl.Endpoints {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return err
+		}
+		for {
+			for i, ch := range cl.exited {
+				select {
+				case err := <-ch:
+					c.Close()
+					return fmt.Errorf("member %d exited: %v", i, err)
+				default:
+				}
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = c.Put(rctx, "metastore-bench-ready", "x")
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				c.Close()
+				return errors.Join(err, ctx.Err())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.Close()
+	}
+	return nil
+}
+
+// logTail is the end of each member's log, for errors.
+func (cl *Cluster) logTail() string {
+	var b strings.Builder
+	for i, p := range cl.logs {
+		data, _ := os.ReadFile(p)
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		if len(data) > 0 {
+			fmt.Fprintf(&b, "\n--- member %d log (%s) ---\n%s", i, p, data)
+		}
+	}
+	return b.String()
+}
+
+// Stop kills every member and waits for them to exit. The cluster's data
+// is thrown away after a comparison step, so a graceful stop would only
+// cost time: etcd's leader waits up to 7 s to hand leadership over to
+// members that are stopping too.
+func (cl *Cluster) Stop() {
+	for _, p := range cl.procs {
+		_ = p.Process.Kill()
+	}
+	for _, ch := range cl.exited {
+		<-ch
+	}
+	cl.procs, cl.exited = nil, nil
+}

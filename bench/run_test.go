@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSummarizeByClass(t *testing.T) {
+	ms := time.Millisecond
+	samples := []sample{
+		{"write", 3 * ms, nil}, {"read", 1 * ms, nil}, {"read", 2 * ms, nil},
+		{"write", 0, errors.New("boom")}, {"read", 4 * ms, nil},
+	}
+	sums := summarize("mixed", samples, time.Second)
+	require.Len(t, sums, 3)
+	require.Equal(t, "mixed", sums[0].Workload)
+	require.Equal(t, 5, sums[0].Total)
+	require.Equal(t, 1, sums[0].Errors)
+	require.Equal(t, "mixed-read", sums[1].Workload, "classes by name")
+	require.Equal(t, 3, sums[1].Total)
+	require.Zero(t, sums[1].Errors)
+	require.Equal(t, 4*ms, sums[1].Slowest)
+	require.Equal(t, "mixed-write", sums[2].Workload)
+	require.Equal(t, 2, sums[2].Total)
+	require.Equal(t, 1, sums[2].Errors)
+	require.Equal(t, 4.0, sums[0].Throughput, "successful requests per second")
+
+	one := summarize("put", []sample{{"", ms, nil}}, time.Second)
+	require.Len(t, one, 1, "no classes, one summary")
+}
+
+func TestKeys(t *testing.T) {
+	kc := KeyConfig{KeySize: 8, KeySpaceSize: 3, SequentialKeys: true}.withDefaults()
+	require.Equal(t, kc.key(0), kc.key(3))
+	require.NotEqual(t, kc.key(0), kc.key(1))
+	require.Len(t, kc.key(5), 8)
+	require.Len(t, KeyConfig{KeySize: 4, KeySpaceSize: 10}.withDefaults().key(1), 4)
+	require.Len(t, watchedKey(3, 32), 32)
+	require.Equal(t, "watch-bench-12", watchedKey(12, 4), "never cut below the unique part")
+}

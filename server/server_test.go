@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -288,6 +289,8 @@ func TestWatch(t *testing.T) {
 	require.Equal(t, []string{"PUT w/sync=x", "PUT w/a=1 prev=0", "DELETE w/a= prev=1"}, got)
 
 	wr := <-past
+	require.NoError(t, wr.Err())
+	require.NotEmpty(t, wr.Events, "%+v canceled=%v created=%v progress=%v", wr.Header, wr.Canceled, wr.Created, wr.IsProgressNotify())
 	require.Equal(t, "0", string(wr.Events[0].Kv.Value), "a watch from revision 2 replays history")
 	wr = <-noPut
 	require.Len(t, wr.Events, 1)
@@ -352,5 +355,29 @@ func TestMemberListFromReplicatedTable(t *testing.T) {
 	require.NoError(t, err)
 	for _, m := range list.Members {
 		require.NotEmpty(t, m.ClientURLs)
+	}
+}
+
+// A watcher's created response comes before any of its events, as in
+// etcd: clientv3 cancels a watch whose events arrive before its creation
+// (its channel then closes with no event). Watchers from a past revision
+// have events ready at once; clientv3 creates them one at a time.
+func TestWatchCreatedBeforeEvents(t *testing.T) {
+	ms := cluster(t, 1)
+	c := client(t, ms[0])
+	_, err := c.Put(ctx(t), "cb", "v")
+	require.NoError(t, err)
+	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx(t))
+	require.NoError(t, err)
+	for i := range 500 {
+		req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+			Key: []byte("cb"), StartRevision: 1}}}
+		require.NoError(t, stream.Send(req))
+		resp, err := stream.Recv()
+		require.NoError(t, err)
+		require.True(t, resp.Created, "watch %d: events before its created response", i)
+		resp, err = stream.Recv()
+		require.NoError(t, err)
+		require.Len(t, resp.Events, 1)
 	}
 }

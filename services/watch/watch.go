@@ -89,6 +89,11 @@ type serverStream struct {
 	gs     pb.Watch_WatchServer
 	ws     *storage.WatchStream
 	sendMu sync.Mutex // serializes gs.Send
+	// createMu is held from registering a watcher until its created
+	// response is sent; deliver waits for it, so no watcher's events
+	// precede its creation (clientv3 cancels such a watch, as etcd never
+	// sends them in that order).
+	createMu sync.Mutex
 
 	mu       sync.Mutex // guards opts
 	opts     map[storage.WatchID]watcherOpts
@@ -184,6 +189,8 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 			opts.NoDelete = true
 		}
 	}
+	ss.createMu.Lock()
+	defer ss.createMu.Unlock()
 	rev := ss.s.store().Rev()
 	id, err := ss.ws.Watch(opts)
 	if errors.Is(err, storage.ErrEmptyWatcherRange) && (len(end) == 0 || bytes.Compare(key, end) < 0 || (len(end) == 1 && end[0] == 0)) {
@@ -249,6 +256,8 @@ func (ss *serverStream) sendLoop(ctx context.Context) error {
 // deliver turns a storage response into watch responses, fragmenting
 // large ones for watchers that asked for it.
 func (ss *serverStream) deliver(r storage.WatchResponse) error {
+	ss.createMu.Lock() // a watcher being created gets its created response first
+	ss.createMu.Unlock()
 	wr := &pb.WatchResponse{
 		Header:          ss.header(r.Revision),
 		WatchId:         int64(r.WatchID),

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/metastore/metastore/bench"
-	"github.com/metastore/metastore/bench/report"
 )
 
 // Options configure a comparison.
@@ -134,26 +133,30 @@ func (o *Options) runStep(ctx context.Context, st Step, t Target, n, of int) ([]
 	defer cl.Stop()
 	var out []Measurement
 	for _, w := range st.Workloads {
-		s, err := o.measure(ctx, cl.Endpoints, w)
+		m, err := o.measure(ctx, cl, w)
 		if err != nil {
 			return out, fmt.Errorf("%s on %s: %w%s", w.ID, t.Name, err, cl.logTail())
 		}
-		fmt.Fprintf(o.Log, "    %-12s %10.0f ops/s  p99 %-10s errors %d\n", w.ID, s.Throughput, s.Percentiles["99"].Round(time.Microsecond), s.Errors)
-		out = append(out, Measurement{Round: st.Round, Target: st.Target, Workload: w.ID, Summary: s})
+		s := m.Summary
+		fmt.Fprintf(o.Log, "    %-12s %10.0f ops/s  p99 %-10s CPU/op server %-8s client %-8s errors %d\n", w.ID, s.Throughput,
+			s.Percentiles["99"].Round(time.Microsecond), m.ServerCPUPerOp().Round(100*time.Nanosecond), m.ClientCPUPerOp().Round(100*time.Nanosecond), s.Errors)
+		m.Round, m.Target, m.Workload = st.Round, st.Target, w.ID
+		out = append(out, m)
 	}
 	return out, nil
 }
 
-// measure warms w up, then runs it for o.Duration.
-func (o *Options) measure(ctx context.Context, eps []string, w Workload) (s report.Summary, err error) {
+// measure warms w up, then runs it for o.Duration, and counts the CPU
+// time the cluster and this process used during the measured run.
+func (o *Options) measure(ctx context.Context, cl *Cluster, w Workload) (m Measurement, err error) {
 	op, err := o.op(w)
 	if err != nil {
-		return s, err
+		return m, err
 	}
-	cfg := bench.Config{Endpoints: eps, Conns: w.Conns, Clients: w.Clients, Total: math.MaxInt32}
+	cfg := bench.Config{Endpoints: cl.Endpoints, Conns: w.Conns, Clients: w.Clients, Total: math.MaxInt32}
 	conns, err := bench.Dial(ctx, cfg)
 	if err != nil {
-		return s, err
+		return m, err
 	}
 	defer func() {
 		for _, c := range conns {
@@ -161,23 +164,34 @@ func (o *Options) measure(ctx context.Context, eps []string, w Workload) (s repo
 		}
 	}()
 	if _, err := conns[0].Put(ctx, rangeKey, strings.Repeat("x", o.ValSize)); err != nil {
-		return s, fmt.Errorf("write the range key: %w", err)
+		return m, fmt.Errorf("write the range key: %w", err)
 	}
 	if o.Warmup > 0 {
 		cfg.Duration = o.Warmup
 		if _, err := bench.RunOn(ctx, conns, cfg, w.ID, op); err != nil {
-			return s, err
+			return m, err
 		}
 	}
 	cfg.Duration = o.Duration
+	server0, err := cl.CPUTime()
+	if err != nil {
+		return m, err
+	}
+	client0 := selfCPUTime()
 	sums, err := bench.RunOn(ctx, conns, cfg, w.ID, op)
 	if err != nil {
-		return s, err
+		return m, err
 	}
+	client1 := selfCPUTime()
+	server1, err := cl.CPUTime()
+	if err != nil {
+		return m, err
+	}
+	m = Measurement{Summary: sums[0], ServerCPU: server1 - server0, ClientCPU: client1 - client0}
 	if sums[0].Total > 0 && sums[0].Errors == sums[0].Total {
-		return sums[0], fmt.Errorf("every request failed: %v", sums[0].ErrorCounts)
+		return m, fmt.Errorf("every request failed: %v", sums[0].ErrorCounts)
 	}
-	return sums[0], nil
+	return m, nil
 }
 
 // WriteJSON writes r as one JSON object.

@@ -109,6 +109,23 @@ type Measurement struct {
 	Target   int            `json:"target"`
 	Workload string         `json:"workload"`
 	Summary  report.Summary `json:"summary"`
+	// CPU time (user + system) the cluster's members and the load
+	// generator used during the measured run.
+	ServerCPU time.Duration `json:"server_cpu_ns"`
+	ClientCPU time.Duration `json:"client_cpu_ns"`
+}
+
+// ServerCPUPerOp is the members' CPU time per successful request.
+func (m Measurement) ServerCPUPerOp() time.Duration { return perOp(m.ServerCPU, m.Summary) }
+
+// ClientCPUPerOp is the load generator's CPU time per successful request.
+func (m Measurement) ClientCPUPerOp() time.Duration { return perOp(m.ClientCPU, m.Summary) }
+
+func perOp(d time.Duration, s report.Summary) time.Duration {
+	if ok := s.Total - s.Errors; ok > 0 {
+		return d / time.Duration(ok)
+	}
+	return 0
 }
 
 // Side is one target's figures for a workload.
@@ -118,6 +135,12 @@ type Side struct {
 	Errors     int             `json:"errors"`      // over all rounds
 	Median     float64         `json:"median_ops_per_sec"`
 	MedianP99  time.Duration   `json:"median_p99_ns"`
+	// Medians over the rounds of the CPU time per request of the members
+	// and of the load generator.
+	ServerCPUPerOp time.Duration `json:"median_server_cpu_per_op_ns"`
+	ClientCPUPerOp time.Duration `json:"median_client_cpu_per_op_ns"`
+
+	serverCPU, clientCPU []float64
 }
 
 // Row is a workload's comparison: A's and B's figures and the ratio of
@@ -152,6 +175,8 @@ func Aggregate(ws []Workload, ms []Measurement) []Row {
 		side.Throughput = append(side.Throughput, m.Summary.Throughput)
 		side.P99 = append(side.P99, m.Summary.Percentiles["99"])
 		side.Errors += m.Summary.Errors
+		side.serverCPU = append(side.serverCPU, float64(m.ServerCPUPerOp()))
+		side.clientCPU = append(side.clientCPU, float64(m.ClientCPUPerOp()))
 	}
 	for i := range rows {
 		for _, s := range []*Side{&rows[i].A, &rows[i].B} {
@@ -161,6 +186,8 @@ func Aggregate(ws []Workload, ms []Measurement) []Row {
 				p[j] = float64(d)
 			}
 			s.MedianP99 = time.Duration(Median(p))
+			s.ServerCPUPerOp = time.Duration(Median(s.serverCPU))
+			s.ClientCPUPerOp = time.Duration(Median(s.clientCPU))
 		}
 		if rows[i].A.Median > 0 {
 			rows[i].Ratio = rows[i].B.Median / rows[i].A.Median

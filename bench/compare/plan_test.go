@@ -104,6 +104,20 @@ func TestAggregate(t *testing.T) {
 	require.Equal(t, 0.5, rows[1].Ratio)
 
 	require.Zero(t, Aggregate([]Workload{{ID: "none"}}, nil)[0].Ratio, "no baseline: no ratio")
+
+	// CPU per successful request, medians over the rounds.
+	cpu := []Measurement{
+		{Workload: "w1", Summary: report.Summary{Total: 110, Errors: 10}, ServerCPU: 100 * time.Millisecond, ClientCPU: 50 * time.Millisecond},
+		{Workload: "w1", Summary: report.Summary{Total: 100}, ServerCPU: 300 * time.Millisecond},
+		{Workload: "w1", Summary: report.Summary{Total: 100}, ServerCPU: 200 * time.Millisecond},
+		{Workload: "w1", Summary: report.Summary{Total: 5, Errors: 5}, ServerCPU: time.Second, Target: 1},
+	}
+	require.Equal(t, time.Millisecond, cpu[0].ServerCPUPerOp())
+	require.Equal(t, 500*time.Microsecond, cpu[0].ClientCPUPerOp())
+	require.Zero(t, cpu[3].ServerCPUPerOp(), "no successful request")
+	r = Aggregate(ws[:1], cpu)[0]
+	require.Equal(t, 2*time.Millisecond, r.A.ServerCPUPerOp)
+	require.Equal(t, time.Duration(0), r.A.ClientCPUPerOp)
 }
 
 func TestMarkdownAndReplaceSection(t *testing.T) {
@@ -118,7 +132,7 @@ func TestMarkdownAndReplaceSection(t *testing.T) {
 	for _, want := range []string{
 		"Measured 2026-11-26 with", "make bench-compare", "- machine: 2 × cpu", "etcd Version: 3.7.3",
 		"| workload | etcd ops/s | MetaStore ops/s | ratio | p99 etcd / MetaStore |",
-		"| put, 1 client | 1,234 (1,234) | 2,469 (2,469) | **2.00×** | 1.50 / 1.20 ms |",
+		"| put, 1 client | 1,234 (1,234) | 2,469 (2,469) | **2.00×** | 1.50 / 1.20 ms | 0 / 0 µs | 0 / 0 µs |",
 		"](plot.svg)",
 	} {
 		require.Contains(t, md, want)

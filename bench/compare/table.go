@@ -15,10 +15,12 @@ import (
 func (r Result) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n%s vs %s — medians of %d rounds of %s each\n\n", r.A.Name, r.B.Name, r.Rounds, r.Duration)
-	fmt.Fprintf(tw, "workload\t%s ops/s\t%s ops/s\tratio\tp99 %s\tp99 %s\terrors\n", r.A.Name, r.B.Name, r.A.Name, r.B.Name)
+	fmt.Fprintf(tw, "workload\t%s ops/s\t%s ops/s\tratio\tp99 %s\tp99 %s\tserver CPU/op\tclient CPU/op\terrors\n", r.A.Name, r.B.Name, r.A.Name, r.B.Name)
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%s\t%d / %d\n", row.Workload.Title,
-			num(row.A.Median), num(row.B.Median), row.Ratio, ms(row.A.MedianP99), ms(row.B.MedianP99), row.A.Errors, row.B.Errors)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%s\t%s\t%s / %s\t%s / %s\t%d / %d\n", row.Workload.Title,
+			num(row.A.Median), num(row.B.Median), row.Ratio, ms(row.A.MedianP99), ms(row.B.MedianP99),
+			us(row.A.ServerCPUPerOp), us(row.B.ServerCPUPerOp), us(row.A.ClientCPUPerOp), us(row.B.ClientCPUPerOp),
+			row.A.Errors, row.B.Errors)
 	}
 	return tw.Flush()
 }
@@ -41,6 +43,8 @@ func num(n float64) string {
 	return b.String()
 }
 
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 // Markdown renders r for docs/benchmarks.md: how and where it was
@@ -52,12 +56,15 @@ func (r Result) Markdown(command, plot string) string {
 	fmt.Fprintf(&b, "Measured %s with\n\n```sh\n%s\n```\n\n", r.Date.Format("2006-01-02"), command)
 	fmt.Fprintf(&b, "- machine: %s\n", r.Machine)
 	fmt.Fprintf(&b, "- A: %s — %s\n- B: %s — %s\n", r.A.Name, r.A.Ver, r.B.Name, r.B.Ver)
-	fmt.Fprintf(&b, "- %d rounds A/B/A/B, each target alone on a fresh cluster (fresh data dirs on the same disk, loopback, the same etcd flags), each workload measured for %s after a warm-up; 8-byte sequential keys over 100,000, 256-byte values, one key for the ranges; the load generator runs on the same machine. Figures: median of the rounds (each round's in parentheses), ratio = MetaStore median / etcd median, median of the rounds' p99.\n\n", r.Rounds, r.Duration)
-	fmt.Fprintf(&b, "| workload | %s ops/s | %s ops/s | ratio | p99 %s / %s |\n|---|---|---|---|---|\n", r.A.Name, r.B.Name, r.A.Name, r.B.Name)
+	fmt.Fprintf(&b, "- %d rounds A/B/A/B, each target alone on a fresh cluster (fresh data dirs on the same disk, loopback, the same etcd flags), each workload measured for %s after a warm-up; 8-byte sequential keys over 100,000, 256-byte values, one key for the ranges; the load generator runs on the same machine. Figures: median of the rounds (each round's in parentheses), ratio = MetaStore median / etcd median, median of the rounds' p99; CPU/op = CPU time (user + system) per request of all members (server) and of the load generator (client), medians.\n\n", r.Rounds, r.Duration)
+	fmt.Fprintf(&b, "| workload | %s ops/s | %s ops/s | ratio | p99 %s / %s | server CPU/op %s / %s | client CPU/op |\n|---|---|---|---|---|---|---|\n",
+		r.A.Name, r.B.Name, r.A.Name, r.B.Name, r.A.Name, r.B.Name)
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %s (%s) | %s (%s) | **%.2f×** | %s / %s |\n", row.Workload.Title,
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s (%s) | **%.2f×** | %s / %s | %s / %s | %s / %s |\n", row.Workload.Title,
 			num(row.A.Median), runs(row.A.Throughput), num(row.B.Median), runs(row.B.Throughput), row.Ratio,
-			strings.TrimSuffix(ms(row.A.MedianP99), " ms"), ms(row.B.MedianP99))
+			strings.TrimSuffix(ms(row.A.MedianP99), " ms"), ms(row.B.MedianP99),
+			strings.TrimSuffix(us(row.A.ServerCPUPerOp), " µs"), us(row.B.ServerCPUPerOp),
+			strings.TrimSuffix(us(row.A.ClientCPUPerOp), " µs"), us(row.B.ClientCPUPerOp))
 	}
 	for _, row := range r.Rows {
 		if row.A.Errors+row.B.Errors > 0 {

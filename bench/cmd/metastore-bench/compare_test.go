@@ -50,6 +50,12 @@ func TestCompareEndToEnd(t *testing.T) {
 		}
 		require.InDelta(t, r.B.Median/r.A.Median, r.Ratio, 1e-9)
 	}
+	// 300 ms of 100 clients keep both sides busy: CPU was counted.
+	busy := res.Rows[1]
+	for _, s := range []compare.Side{busy.A, busy.B} {
+		require.Positive(t, s.ServerCPUPerOp)
+		require.Positive(t, s.ClientCPUPerOp)
+	}
 	require.Contains(t, res.A.Ver, "etcd Version: 3.7")
 	if msBin != self {
 		require.Contains(t, res.B.Ver, "MetaStore Version:")

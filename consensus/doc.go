@@ -13,9 +13,14 @@
 //  2. appends the new entries and hard state to the WAL and fsyncs once;
 //  3. appends the entries to the in-memory raft.MemoryStorage;
 //  4. sends the messages through the Transport — only now, so nothing is
-//     promised to a peer before it is durable here;
-//  5. applies the committed entries to the StateMachine and wakes the
-//     proposers and readers waiting on them;
+//     promised to a peer before it is durable here (a leader sends its
+//     appends while it persists them, Raft thesis §10.2.1);
+//  5. queues the committed entries for the apply loop, which applies them
+//     to the StateMachine in order and wakes the proposers and readers
+//     waiting on them, while the Ready loop goes on persisting and
+//     replicating the next batch (as etcd's apply runs beside its Raft
+//     loop); membership changes and incoming snapshots wait for the queue
+//     to drain and are applied in the Ready loop;
 //  6. takes a snapshot and compacts the log every Config.SnapshotCount
 //     entries, never past the state machine's durable index;
 //  7. calls Advance.

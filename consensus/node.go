@@ -45,8 +45,13 @@ type Node struct {
 
 	// smApplied is the state machine's applied index at start: entries up
 	// to it are replayed to Raft (membership) but not to the state machine.
-	// Only the Ready loop reads it.
+	// Only whoever applies reads it: the apply loop, or the Ready loop
+	// after draining it.
 	smApplied uint64
+
+	// applyc hands committed entries from the Ready loop to the apply
+	// loop, in order; a job with done set is a barrier.
+	applyc chan applyJob
 
 	mu         sync.Mutex // guards the fields below
 	applied    uint64
@@ -91,6 +96,7 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 		nextPropID: uint64(time.Now().UnixNano()),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
+		applyc:     make(chan applyJob, applyQueue),
 	}
 	n.read.init()
 	fresh := st.Snapshot.GetIndex() == 0 && len(st.Entries) == 0 && raft.IsEmptyHardState(st.HardState)
@@ -132,8 +138,9 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 		n.rn = raft.RestartNode(rc)
 	}
 	lg.Info("starting raft node", zap.Uint64("raft-index", n.applied), zap.Bool("fresh", fresh))
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.run()
+	go n.applyLoop()
 	go n.readLoop()
 	return n, nil
 }

@@ -349,3 +349,34 @@ func TestDurableStateMachineRestart(t *testing.T) {
 		})
 	}
 }
+
+// Committed entries are applied beside the Ready loop: while the state
+// machine is slow, the node keeps persisting and committing new
+// proposals (the apply of one batch overlaps the fsync of the next), and
+// everything is applied in order once it catches up.
+func TestApplyRunsBesideTheReadyLoop(t *testing.T) {
+	c := consensustest.NewCluster(t, 1, consensustest.Options{})
+	c.WaitLeader(ctx(t))
+	m := c.Members[1]
+	base := propose(t, m.Node, "before=1")
+	release := m.SM.Hold()
+	defer release()
+	errc := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			_, err := m.Node.Propose(ctx(t), fmt.Appendf(nil, "k%d=v", i))
+			errc <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return m.Node.Status().Commit >= base+10 },
+		10*time.Second, 5*time.Millisecond, "proposals commit while the state machine is stuck")
+	require.Equal(t, base, m.Node.Status().Applied, "nothing applied meanwhile")
+	release()
+	for range 10 {
+		require.NoError(t, <-errc)
+	}
+	require.NoError(t, m.Node.WaitApplied(ctx(t), base+10))
+	require.Equal(t, 11, m.SM.Len())
+	log := m.SM.Log()
+	require.Len(t, log, 11)
+}

@@ -62,6 +62,11 @@ func (n *Node) handle(rd raft.Ready) error {
 	snap := rd.Snapshot
 	hasSnap := snap != nil && !raft.IsEmptySnap(snap)
 	if hasSnap {
+		// The snapshot replaces the state machine: everything queued
+		// before it is applied first.
+		if err := n.drainApply(); err != nil {
+			return err
+		}
 		// The data arrived through ReceiveSnapshot and is on disk already.
 		if err := n.snaps.saveMeta(snap); err != nil {
 			return err
@@ -95,10 +100,87 @@ func (n *Node) handle(rd raft.Ready) error {
 	if !leaderSent {
 		n.send(rd.Messages)
 	}
-	if err := n.apply(rd.CommittedEntries); err != nil {
+	if err := n.queueApply(rd.CommittedEntries); err != nil {
 		return err
 	}
 	return n.maybeSnapshot()
+}
+
+// applyQueue is how many Readys' committed entries may wait for the apply
+// loop before the Ready loop waits for it (back-pressure).
+const applyQueue = 64
+
+// applyJob is one Ready's committed entries, or a barrier (done set).
+type applyJob struct {
+	ents []*raftpb.Entry
+	done chan error
+}
+
+// queueApply hands committed entries to the apply loop, so the next Ready
+// is persisted and replicated while these are applied (as etcd's apply
+// runs beside its Raft loop). Membership changes are applied here, after
+// everything queued before them: Raft must know the new configuration
+// before this Ready is advanced.
+func (n *Node) queueApply(ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			if err := n.drainApply(); err != nil {
+				return err
+			}
+			return n.apply(ents)
+		}
+	}
+	select {
+	case n.applyc <- applyJob{ents: ents}:
+		return nil
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
+
+// drainApply waits until the apply loop applied everything queued.
+func (n *Node) drainApply() error {
+	done := make(chan error, 1)
+	select {
+	case n.applyc <- applyJob{done: done}:
+	case <-n.stopc:
+		return ErrStopped
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-n.stopc:
+		return ErrStopped
+	}
+}
+
+// applyLoop applies queued committed entries in order. An error stops the
+// node: a state machine that cannot apply must not fall silently behind.
+func (n *Node) applyLoop() {
+	defer n.wg.Done()
+	var failed error
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case job := <-n.applyc:
+			if job.done != nil {
+				job.done <- failed
+				continue
+			}
+			if failed != nil {
+				continue
+			}
+			if err := n.apply(job.ents); err != nil {
+				failed = err
+				n.lg.Error("failed to apply committed entries; stopping", zap.Error(err))
+				go n.Stop()
+			}
+		}
+	}
 }
 
 func (n *Node) setLeader(lead uint64) {
@@ -264,6 +346,17 @@ func (n *Node) maybeSnapshot() error {
 	if applied-snapIndex < n.cfg.SnapshotCount {
 		return nil
 	}
+	if !n.live() {
+		// The state machine's snapshot is taken as of applied; raft's
+		// snapshot index must match it, so the apply loop is drained and
+		// stays idle (the Ready loop feeds it) until the snapshot is saved.
+		if err := n.drainApply(); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		applied = n.applied
+		n.mu.Unlock()
+	}
 	durable := applied
 	if d, ok := n.sm.(DurableIndexer); ok {
 		durable = min(durable, d.DurableIndex())
@@ -281,9 +374,7 @@ func (n *Node) maybeSnapshot() error {
 		return err
 	}
 	if !n.live() {
-		// The state machine's snapshot is as of applied; raft's snapshot
-		// index must match it. Raft keeps only the metadata; the data
-		// streams to disk.
+		// Raft keeps only the metadata; the data streams to disk.
 		if err := n.snaps.saveData(term, applied, n.sm.SnapshotTo); err != nil {
 			return err
 		}

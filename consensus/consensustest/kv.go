@@ -20,6 +20,25 @@ type KV struct {
 	log      []string // payloads applied, in order, since the last restore
 	restores int      // how many snapshots were restored
 	members  []uint64 // voters after the last conf change
+	gate     chan struct{} // when set, Apply waits for it to close
+}
+
+// Hold makes Apply wait until the returned release is called, like a
+// slow state machine.
+func (k *KV) Hold() (release func()) {
+	gate := make(chan struct{})
+	k.mu.Lock()
+	k.gate = gate
+	k.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			k.mu.Lock()
+			k.gate = nil
+			k.mu.Unlock()
+			close(gate)
+		})
+	}
 }
 
 // NewKV returns an empty KV.
@@ -35,6 +54,11 @@ func (k *KV) AppliedIndex() uint64 {
 // Apply implements consensus.StateMachine.
 func (k *KV) Apply(index, term uint64, data []byte) any {
 	k.mu.Lock()
+	if gate := k.gate; gate != nil {
+		k.mu.Unlock()
+		<-gate
+		k.mu.Lock()
+	}
 	defer k.mu.Unlock()
 	if key, val, ok := strings.Cut(string(data), "="); ok {
 		k.data[key] = val

@@ -136,3 +136,38 @@ func TestOpenRejectsForeignData(t *testing.T) {
 		require.NoError(t, be.Close())
 	})
 }
+
+// The revision survives a reopen when its only history entry is gone: a
+// delete compacted at the current revision removes the tombstone and its
+// history entry, and the revision must not go back.
+func TestReopenKeepsRevisionAfterCompactingLastTombstone(t *testing.T) {
+	e := engines[1]
+	dir := t.TempDir()
+	s, err := storage.Open(e.open(t, dir), testConfig(t))
+	require.NoError(t, err)
+	put(t, s, "a", "1")
+	put(t, s, "b", "1")
+	tw, err := s.Write()
+	require.NoError(t, err)
+	_, err = tw.DeleteRange([]byte("b"), nil)
+	require.NoError(t, err)
+	rev, err := tw.End()
+	require.NoError(t, err)
+	require.EqualValues(t, 4, rev)
+	done, err := s.Compact(rev)
+	require.NoError(t, err)
+	<-done
+	require.NoError(t, s.Close())
+
+	s, err = storage.Open(e.open(t, dir), testConfig(t))
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, rev, s.Rev(), "the compaction revision is the floor")
+	require.EqualValues(t, rev+1, put(t, s, "c", "1"))
+	require.NoError(t, s.Close())
+
+	s2, err := storage.Open(e.open(t, dir), testConfig(t))
+	require.NoError(t, err)
+	defer s2.Close()
+	require.Equal(t, rev+1, s2.Rev(), "the newest history entry gives the revision")
+}

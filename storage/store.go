@@ -91,10 +91,10 @@ func (s *Store) load() error {
 	case string(f) != formatVersion:
 		return fmt.Errorf("%w: unknown format version %q", ErrCorrupt, f)
 	}
-	if s.rev, err = s.metaInt(metaRev, 1); err != nil {
+	if s.compactRev, err = s.metaInt(metaCompactSched, -1); err != nil {
 		return err
 	}
-	if s.compactRev, err = s.metaInt(metaCompactSched, -1); err != nil {
+	if s.rev, err = s.currentRev(s.compactRev); err != nil {
 		return err
 	}
 	v, err := s.be.Get(metaConsistentIndex)
@@ -104,6 +104,32 @@ func (s *Store) load() error {
 		return fmt.Errorf("storage: read meta: %w", err)
 	}
 	return nil
+}
+
+// currentRev finds the store's revision on open. Every revision that
+// changed something wrote history entries in the same batch, so it is the
+// newest history entry's — unless compaction removed that entry (a
+// tombstone compacted at the current revision), when the compaction
+// revision is. The revision key is written at initialization and by
+// earlier versions, which kept it current: a floor.
+func (s *Store) currentRev(compactRev int64) (int64, error) {
+	rev, err := s.metaInt(metaRev, 1)
+	if err != nil {
+		return 0, err
+	}
+	it := s.be.NewIterator(backend.IterOptions{LowerBound: []byte{prefixHistory}, UpperBound: []byte{prefixHistory + 1}})
+	if it.Last() {
+		r, err := parseHistoryKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return 0, err
+		}
+		rev = max(rev, r.Main)
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("storage: read history: %w", err)
+	}
+	return max(rev, compactRev), nil
 }
 
 func (s *Store) initialize() error {

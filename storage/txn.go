@@ -389,8 +389,9 @@ func (tw *WriteTxn) End() (int64, error) {
 		return rev, nil
 	}
 	if len(tw.events) > 0 {
+		// No revision key: the history entries written with the events
+		// give the revision on open (currentRev).
 		rev++
-		tw.batch.Set(metaRev, encodeInt(rev))
 	}
 	if tw.ci != nil {
 		tw.batch.Set(metaConsistentIndex, encodeCI(*tw.ci))

@@ -17,9 +17,9 @@ type KV struct {
 	mu       sync.Mutex
 	data     map[string]string
 	applied  uint64
-	log      []string // payloads applied, in order, since the last restore
-	restores int      // how many snapshots were restored
-	members  []uint64 // voters after the last conf change
+	log      []string      // payloads applied, in order, since the last restore
+	restores int           // how many snapshots were restored
+	members  []uint64      // voters after the last conf change
 	gate     chan struct{} // when set, Apply waits for it to close
 }
 

@@ -208,6 +208,15 @@ func BenchmarkStore_WatchFanout(b *testing.B) {
 // values, keys cycling over 100,000 already written (each put supersedes
 // a version written 100,000 puts before, as etcd benchmark's put).
 func BenchmarkStore_ApplyPut(b *testing.B) {
+	for _, existing := range []bool{true, false} {
+		b.Run(fmt.Sprintf("existing=%v", existing), func(b *testing.B) { benchApplyPut(b, existing) })
+	}
+}
+
+// benchApplyPut supersedes keys written 100,000 puts before, or (existing
+// false) writes keys never written: etcd benchmark's put with --total
+// equal to --key-space-size inserts only.
+func benchApplyPut(b *testing.B, existing bool) {
 	rc := rocksdb.DefaultConfig()
 	rc.DisableWAL = true
 	be, err := rocksdb.Open(b.TempDir(), rc)
@@ -217,6 +226,10 @@ func BenchmarkStore_ApplyPut(b *testing.B) {
 	b.Cleanup(func() { _ = s.Close() })
 	const keys = 100000
 	preload(b, s, keys, 1)
+	key := func(i uint64) []byte { return benchKey(int(i % keys)) }
+	if !existing {
+		key = func(i uint64) []byte { return fmt.Appendf(nil, "/registry/new/default/pod-%010d", i) }
+	}
 	val := make([]byte, 256)
 	b.ReportAllocs()
 	i := uint64(1)
@@ -225,7 +238,7 @@ func BenchmarkStore_ApplyPut(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tw.Put(benchKey(int(i%keys)), val, 0); err != nil {
+		if _, err := tw.Put(key(i), val, 0); err != nil {
 			b.Fatal(err)
 		}
 		tw.SetConsistentIndex(storage.ConsistentIndex{Index: i, Term: 2})

@@ -27,7 +27,15 @@ const (
 	DefaultMaxWatchersPerSync = 512
 	// DefaultWatchStreamBuffer is the channel capacity of a WatchStream.
 	DefaultWatchStreamBuffer = 128
+	// DefaultLatestCacheEntries is how many keys' latest versions the
+	// write path keeps in memory (records up to latestCacheMaxRecord
+	// bytes): about 60 MiB with 256-byte values.
+	DefaultLatestCacheEntries = 128 << 10
 )
+
+// latestCacheMaxRecord is the largest record the latest-version cache
+// keeps; bigger values are read from the engine when superseded.
+const latestCacheMaxRecord = 1 << 10
 
 // Config tunes a Store. A zero field takes its default.
 type Config struct {
@@ -56,6 +64,11 @@ type Config struct {
 	// MaxWatchersPerSync bounds the watchers served per catch-up round.
 	// Default 512.
 	MaxWatchersPerSync int
+	// LatestCacheEntries bounds the cache of keys' latest versions that
+	// spares a write the engine read of the version it supersedes (LRU;
+	// records over 1 KiB are not cached). Default 131072; negative turns
+	// the cache off.
+	LatestCacheEntries int
 }
 
 // DefaultConfig returns a Config with every default spelled out.
@@ -68,6 +81,7 @@ func DefaultConfig() Config {
 		WatchResyncInterval:     DefaultWatchResyncInterval,
 		WatchBatchMaxRevs:       DefaultWatchBatchMaxRevs,
 		MaxWatchersPerSync:      DefaultMaxWatchersPerSync,
+		LatestCacheEntries:      DefaultLatestCacheEntries,
 	}
 }
 
@@ -100,6 +114,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.WatchResyncInterval, d.WatchResyncInterval)
 	setDefault(&c.WatchBatchMaxRevs, d.WatchBatchMaxRevs)
 	setDefault(&c.MaxWatchersPerSync, d.MaxWatchersPerSync)
+	setDefault(&c.LatestCacheEntries, d.LatestCacheEntries)
 	return c
 }
 

@@ -3,6 +3,7 @@ module github.com/metastore/metastore/storage
 go 1.26.0
 
 require (
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/linxGnu/grocksdb v1.7.15
 	github.com/stretchr/testify v1.12.1
 	github.com/tidwall/btree v1.8.2

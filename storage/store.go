@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"sync"
 
 	"go.uber.org/zap"
@@ -35,6 +36,10 @@ type Store struct {
 
 	durable groupSync
 	watch   *watchState
+	// latest caches keys' latest versions for the write path (nil: off).
+	// Only write transactions use it, under writeMu; it never holds a
+	// tombstone, the only latest entry compaction removes.
+	latest *lru.Cache[string, cachedLatest]
 
 	hashMu sync.Mutex
 	hashes []KVHash // taken at compaction time, newest last (HashKV)
@@ -42,6 +47,12 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// cachedLatest is a key's latest version: its revision and encoded record.
+type cachedLatest struct {
+	rev Revision
+	raw []byte
 }
 
 // ConsistentIndex is the position of the last Raft entry whose effects the
@@ -63,6 +74,13 @@ func Open(be backend.Backend, cfg Config) (*Store, error) {
 	s.durable.be = be
 	if err := s.load(); err != nil {
 		return nil, err
+	}
+	if cfg.LatestCacheEntries > 0 {
+		c, err := lru.New[string, cachedLatest](cfg.LatestCacheEntries)
+		if err != nil {
+			return nil, fmt.Errorf("storage: latest-version cache: %w", err)
+		}
+		s.latest = c
 	}
 	s.watch = newWatchState(s)
 	s.comp = newCompactor(s)

@@ -121,6 +121,7 @@ type pendingKey struct {
 	rec    record // its latest version
 	rev    Revision
 	pre    *mvccpb.KeyValue // live state before the transaction, for prev_kv
+	raw    []byte           // rec encoded, if the transaction wrote it
 }
 
 // WriteTxn applies many changes at one revision, atomically. Only one write
@@ -167,9 +168,20 @@ func (tw *WriteTxn) current(key []byte) (*pendingKey, error) {
 		return pk, nil
 	}
 	pk := &pendingKey{}
-	mod, raw, ok, err := versionAt(tw.s.be, key, tw.beginRev)
-	if err != nil {
+	var (
+		mod Revision
+		raw []byte
+		ok  bool
+		err error
+	)
+	if c, hit := tw.s.latestGet(key); hit {
+		// Under writeMu the cache holds the committed latest version:
+		// nothing newer than beginRev exists.
+		mod, raw, ok = c.rev, c.raw, true
+	} else if mod, raw, ok, err = versionAt(tw.s.be, key, tw.beginRev); err != nil {
 		return nil, err
+	} else if ok {
+		tw.s.latestAdd(key, mod, raw)
 	}
 	if ok {
 		if pk.rec, err = decodeRecord(raw, true); err != nil {
@@ -192,9 +204,10 @@ func (tw *WriteTxn) supersede(key []byte, pk *pendingKey, rev Revision, rec reco
 	if pk.exists {
 		tw.batch.Set(versionKey(key, pk.rev), pk.rec.encode())
 	}
-	tw.batch.Set(latestKey(key), latestValue(rev, rec.encode()))
+	raw := rec.encode()
+	tw.batch.Set(latestKey(key), latestValue(rev, raw))
 	tw.batch.Set(historyKey(rev), historyValue(key, rec.tombstone))
-	pk.exists, pk.rec, pk.rev = true, rec, rev
+	pk.exists, pk.rec, pk.rev, pk.raw = true, rec, rev, raw
 }
 
 // Put writes key=value with the given lease (0 for none) and returns the
@@ -413,6 +426,11 @@ func (tw *WriteTxn) End() (int64, error) {
 	if tw.ci != nil {
 		s.ci = *tw.ci
 	}
+	for k, pk := range tw.pending {
+		if pk.raw != nil { // written by this transaction
+			s.latestSet(k, pk.rev, pk.rec.tombstone, pk.raw)
+		}
+	}
 	seq := s.durable.commit()
 	s.mu.Unlock()
 	if len(tw.events) > 0 {
@@ -431,4 +449,33 @@ func encodeCI(ci ConsistentIndex) []byte {
 	b := make([]byte, 0, 16)
 	b = append(b, encodeInt(int64(ci.Index))...)
 	return append(b, encodeInt(int64(ci.Term))...)
+}
+
+// latestGet returns key's cached latest version.
+func (s *Store) latestGet(key []byte) (cachedLatest, bool) {
+	if s.latest == nil {
+		return cachedLatest{}, false
+	}
+	return s.latest.Get(string(key))
+}
+
+// latestAdd caches key's committed latest version read from the engine.
+func (s *Store) latestAdd(key []byte, rev Revision, raw []byte) {
+	if s.latest == nil || len(raw) > latestCacheMaxRecord || raw[0]&flagTombstone != 0 {
+		return
+	}
+	s.latest.Add(string(key), cachedLatest{rev: rev, raw: raw})
+}
+
+// latestSet records a committed write of key: a new latest version, or a
+// tombstone, which is never cached (compaction may remove it).
+func (s *Store) latestSet(key string, rev Revision, tombstone bool, raw []byte) {
+	if s.latest == nil {
+		return
+	}
+	if tombstone || len(raw) > latestCacheMaxRecord {
+		s.latest.Remove(key)
+		return
+	}
+	s.latest.Add(key, cachedLatest{rev: rev, raw: raw})
 }

@@ -70,6 +70,19 @@ func TxnPut(kc KeyConfig) Op {
 // Range reads [key, end) (end empty: the key only) with consistency "l"
 // (linearizable) or "s" (serializable) and an optional limit.
 func Range(key, end, consistency string, limit int64) (Op, error) {
+	opts, err := rangeOpts(end, consistency, limit)
+	if err != nil {
+		return nil, err
+	}
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
+		_, err := c.Get(ctx, key, opts...)
+		return err
+	}), nil
+}
+
+// rangeOpts are the options of a range to end (none: one key) with
+// consistency "l" or "s" and a limit (0: none).
+func rangeOpts(end, consistency string, limit int64) ([]clientv3.OpOption, error) {
 	var opts []clientv3.OpOption
 	switch consistency {
 	case "l", "":
@@ -84,10 +97,7 @@ func Range(key, end, consistency string, limit int64) (Op, error) {
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(limit))
 	}
-	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
-		_, err := c.Get(ctx, key, opts...)
-		return err
-	}), nil
+	return opts, nil
 }
 
 // LeaseKeepAlive renews one lease per client connection (etcd benchmark's
@@ -152,18 +162,11 @@ func TxnMixed(kc KeyConfig, readRatio float64, key, end, consistency string, lim
 	kc = kc.withDefaults()
 	val := strings.Repeat("x", kc.ValSize)
 	if end == "" {
-		end = "\x00"
+		end = "\x00" // the whole key space from key
 	}
-	opts := []clientv3.OpOption{clientv3.WithRange(end)}
-	if limit > 0 {
-		opts = append(opts, clientv3.WithLimit(limit))
-	}
-	switch consistency {
-	case "l", "":
-	case "s":
-		opts = append(opts, clientv3.WithSerializable())
-	default:
-		return nil, fmt.Errorf("--consistency: %q is not l or s", consistency)
+	opts, err := rangeOpts(end, consistency, limit)
+	if err != nil {
+		return nil, err
 	}
 	var reads, writes atomic.Int64
 	return func(ctx context.Context, c *clientv3.Client, i int) (string, error) {

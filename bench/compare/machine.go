@@ -26,6 +26,7 @@ type Machine struct {
 	Go         string        `json:"go"`
 }
 
+// String describes the machine in one line, for tables and logs.
 func (m Machine) String() string {
 	return fmt.Sprintf("%d × %s, %.0f GiB, Linux %s, %s (4 KiB write + fdatasync: %s), %s",
 		m.CPUs, m.CPU, m.MemoryGiB, m.Kernel, m.Filesystem, m.Fdatasync.Round(time.Microsecond), m.Go)

@@ -43,6 +43,9 @@ type Config struct {
 	InsecureSkipTLSVerify            bool
 	// Username and Password authenticate every connection (etcd auth).
 	Username, Password string
+	// Sample adds a per-second timeline to the summary (requests finished
+	// and the slowest of them, each second), which shows stalls.
+	Sample bool
 	// Progress, if set and a terminal, shows a live progress bar.
 	Progress io.Writer
 }
@@ -166,6 +169,7 @@ type sample struct {
 	class string
 	d     time.Duration
 	err   error
+	end   time.Duration // when it finished, since the run started
 }
 
 // Run issues cfg.Total requests of op (or as many as fit in cfg.Duration)
@@ -222,7 +226,7 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 				class, err := op(rctx, c, i)
 				d := time.Since(t0)
 				cancel()
-				mine = append(mine, sample{class, d, err})
+				mine = append(mine, sample{class, d, err, time.Since(start)})
 				if bar != nil {
 					bar.Increment()
 				}
@@ -237,7 +241,29 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 	if bar != nil {
 		bar.Finish()
 	}
-	return summarize(name, samples, elapsed), ctx.Err()
+	sums := summarize(name, samples, elapsed)
+	if cfg.Sample {
+		sums[0].PerSecond = timeline(samples, elapsed)
+	}
+	return sums, ctx.Err()
+}
+
+// timeline buckets the finished requests by the second they finished in.
+func timeline(samples []sample, elapsed time.Duration) []report.Second {
+	out := make([]report.Second, int(elapsed/time.Second)+1)
+	for i := range out {
+		out[i].Second = i
+	}
+	for _, s := range samples {
+		b := &out[min(int(s.end/time.Second), len(out)-1)]
+		if s.err != nil {
+			b.Errors++
+			continue
+		}
+		b.Requests++
+		b.Slowest = max(b.Slowest, s.d)
+	}
+	return out
 }
 
 // summarize builds the whole run's summary and one per class.

@@ -11,8 +11,8 @@ import (
 func TestSummarizeByClass(t *testing.T) {
 	ms := time.Millisecond
 	samples := []sample{
-		{"write", 3 * ms, nil}, {"read", 1 * ms, nil}, {"read", 2 * ms, nil},
-		{"write", 0, errors.New("boom")}, {"read", 4 * ms, nil},
+		{"write", 3 * ms, nil, 0}, {"read", 1 * ms, nil, 0}, {"read", 2 * ms, nil, 0},
+		{"write", 0, errors.New("boom"), 0}, {"read", 4 * ms, nil, 0},
 	}
 	sums := summarize("mixed", samples, time.Second)
 	require.Len(t, sums, 3)
@@ -28,7 +28,7 @@ func TestSummarizeByClass(t *testing.T) {
 	require.Equal(t, 1, sums[2].Errors)
 	require.Equal(t, 4.0, sums[0].Throughput, "successful requests per second")
 
-	one := summarize("put", []sample{{"", ms, nil}}, time.Second)
+	one := summarize("put", []sample{{"", ms, nil, 0}}, time.Second)
 	require.Len(t, one, 1, "no classes, one summary")
 }
 
@@ -40,4 +40,24 @@ func TestKeys(t *testing.T) {
 	require.Len(t, KeyConfig{KeySize: 4, KeySpaceSize: 10}.withDefaults().key(1), 4)
 	require.Len(t, watchedKey(3, 32), 32)
 	require.Equal(t, "watch-bench-12", watchedKey(12, 4), "never cut below the unique part")
+}
+
+func TestTimeline(t *testing.T) {
+	ms, sec := time.Millisecond, time.Second
+	samples := []sample{
+		{"", 5 * ms, nil, 100 * ms}, {"", 9 * ms, nil, 900 * ms},
+		{"", 2 * ms, errors.New("x"), 1500 * ms},
+		{"", 700 * ms, nil, 2900 * ms}, {"", 1 * ms, nil, 3 * sec}, // the last second may be partial
+	}
+	tl := timeline(samples, 3*sec)
+	require.Len(t, tl, 4)
+	require.Equal(t, 2, tl[0].Requests)
+	require.Equal(t, 9*ms, tl[0].Slowest)
+	require.Equal(t, 0, tl[1].Requests, "a stall shows as a second without requests")
+	require.Equal(t, 1, tl[1].Errors)
+	require.Equal(t, 700*ms, tl[2].Slowest)
+	require.Equal(t, 1, tl[3].Requests)
+	for i, s := range tl {
+		require.Equal(t, i, s.Second)
+	}
 }

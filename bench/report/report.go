@@ -25,6 +25,8 @@ type Summary struct {
 	Histogram   []Bucket                 `json:"histogram"`
 	// ErrorCounts counts each distinct error message.
 	ErrorCounts map[string]int `json:"error_counts,omitempty"`
+	// PerSecond is the run's timeline (with --sample).
+	PerSecond []Second `json:"per_second,omitempty"`
 
 	sorted []time.Duration // every latency, ascending (not serialized)
 }
@@ -32,6 +34,15 @@ type Summary struct {
 // Latencies returns every successful request's latency, ascending. A
 // Summary read back from JSON has none.
 func (s Summary) Latencies() []time.Duration { return s.sorted }
+
+// Second is one second of a run's timeline: the requests that finished in
+// it, the slowest of them and the failures.
+type Second struct {
+	Second   int           `json:"second"`
+	Requests int           `json:"requests"`
+	Errors   int           `json:"errors,omitempty"`
+	Slowest  time.Duration `json:"slowest_ns"`
+}
 
 // Bucket counts the latencies at or below Upper (and above the previous
 // bucket's).
@@ -145,6 +156,16 @@ func (s Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "\nLatency distribution:\n")
 		for _, p := range percentiles {
 			fmt.Fprintf(&b, "  %s%% in %s.\n", pname(p), sec(s.Percentiles[pname(p)]))
+		}
+	}
+	if len(s.PerSecond) > 0 {
+		fmt.Fprintf(&b, "\nPer second (requests, slowest):\n")
+		for _, p := range s.PerSecond {
+			fmt.Fprintf(&b, "  %4ds\t%d\t%s", p.Second, p.Requests, sec(p.Slowest))
+			if p.Errors > 0 {
+				fmt.Fprintf(&b, "\t%d errors", p.Errors)
+			}
+			b.WriteString("\n")
 		}
 	}
 	if s.Errors > 0 {

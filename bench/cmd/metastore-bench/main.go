@@ -65,6 +65,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.user, "user", "", "username[:password] for authentication (prompt if password is not supplied)")
 	pf.StringVar(&g.cfg.Password, "password", "", "password for authentication (if this option is used, --user option shouldn't include password)")
 	pf.StringVar(&g.output, "output", "text", "summary format: text or json")
+	pf.BoolVar(&g.cfg.Sample, "sample", false, "add a per-second timeline (requests finished, slowest) to the summary")
 	pf.StringVar(&g.plot, "plot", "", "also draw the latency distribution (compare: the ratios) into this file (.png, .svg, .pdf)")
 
 	root.AddCommand(workloadCommands(&g)...)

@@ -168,6 +168,26 @@ func TestWorkloadsAgainstEtcd(t *testing.T) {
 	require.Equal(t, 50, sums[2].Total)
 	require.Zero(t, sums[0].Errors)
 
+	// --sample adds a timeline accounting for every request.
+	var tl []struct {
+		Second, Requests int
+	}
+	out := runBench(t, "--endpoints", ep, "--total", "100", "--output", "json", "--sample", "put")
+	var withTL []struct {
+		PerSecond []struct {
+			Second   int `json:"second"`
+			Requests int `json:"requests"`
+		} `json:"per_second"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &withTL), out)
+	n = 0
+	for _, s := range withTL[0].PerSecond {
+		n += s.Requests
+		tl = append(tl, struct{ Second, Requests int }{s.Second, s.Requests})
+	}
+	require.Equal(t, 100, n, "every request in the timeline: %v", tl)
+	require.Contains(t, runBench(t, "--endpoints", ep, "--total", "10", "--sample", "put"), "Per second (requests, slowest):")
+
 	// --rate and --plot.
 	plotFile := filepath.Join(t.TempDir(), "lat.svg")
 	txt = runBench(t, "--endpoints", ep, "--total", "20", "--plot", plotFile, "put", "--rate", "1000")

@@ -34,9 +34,10 @@ func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
 	// As etcd: the hash of the history up to rev, taken before compaction
 	// removes any of it, is what HashKV(rev) answers from now on, so a
 	// member's hash at a compaction revision does not change when the
-	// compaction runs (etcd keeps the last 10 in memory).
-	if h, err := s.HashKV(rev); err == nil {
-		s.rememberHash(h)
+	// compaction runs (etcd keeps the last 10 in memory). It is computed
+	// in the background from a view taken now.
+	if v, err := s.newView(); err == nil {
+		s.hashBeforeCompaction(v, rev)
 	}
 	wb := s.be.NewBatch()
 	wb.Set(metaCompactSched, encodeInt(rev))

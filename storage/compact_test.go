@@ -3,8 +3,11 @@ package storage_test
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/metastore/metastore/storage"
@@ -152,4 +155,49 @@ func TestHashKVIndependentOfPhysicalCompaction(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, a, b, "rev %d", rev)
 	}
+}
+
+// The hash at a compaction revision reads the whole history: Compact (the
+// apply of a compaction request) must not wait for it — writes go on while
+// it runs — and HashKV at that revision waits for it and answers the hash
+// of the history before compaction, as etcd.
+func TestCompactDoesNotWaitForItsHash(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		s := newStore(t, e)
+		for i := range 50 {
+			put(t, s, fmt.Sprintf("k%02d", i%10), fmt.Sprint(i))
+		}
+		rev := s.Rev()
+		before, err := s.HashKV(rev)
+		require.NoError(t, err)
+		hold := make(chan struct{})
+		release := sync.OnceFunc(func() { close(hold) })
+		t.Cleanup(release) // before the store closes, should the test fail
+		storage.SetHashHook(s, func() { <-hold })
+		compacted := make(chan (<-chan struct{}), 1)
+		go func() {
+			done, err := s.Compact(rev)
+			assert.NoError(t, err)
+			compacted <- done
+		}()
+		var done <-chan struct{}
+		select {
+		case done = <-compacted:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Compact waited for the compaction-time hash")
+		}
+		put(t, s, "during", "hash") // writes go on
+		got := make(chan storage.KVHash, 1)
+		go func() {
+			h, err := s.HashKV(rev)
+			assert.NoError(t, err)
+			got <- h
+		}()
+		release()
+		<-done
+		require.Equal(t, before, <-got, "HashKV waited for the hash before compaction")
+		h, err := s.HashKV(rev)
+		require.NoError(t, err)
+		require.Equal(t, before, h)
+	})
 }

@@ -28,11 +28,22 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 	if h, ok := s.rememberedHash(rev); ok {
 		return h, nil
 	}
+	if p := s.pendingHash(rev); p != nil {
+		// The hash at a compaction revision is being taken from the
+		// state before that compaction: wait for it.
+		<-p.done
+		return p.h, p.err
+	}
 	v, err := s.newView()
 	if err != nil {
 		return KVHash{}, err
 	}
 	defer v.snap.Close()
+	return s.hashView(v, rev)
+}
+
+// hashView hashes v's history up to rev (0: v's revision).
+func (s *Store) hashView(v view, rev int64) (KVHash, error) {
 	if rev > v.rev {
 		return KVHash{}, ErrFutureRev
 	}
@@ -48,7 +59,15 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 		UpperBound: historyKey(Revision{Main: rev + 1}),
 	})
 	defer it.Close()
+	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n%1024 == 0 {
+			select {
+			case <-s.stop:
+				return KVHash{}, ErrClosed
+			default:
+			}
+		}
 		r, err := parseHistoryKey(it.Key())
 		if err != nil {
 			return KVHash{}, err
@@ -85,9 +104,52 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 // hashStorageMaxSize, 10).
 const maxRememberedHashes = 10
 
-func (s *Store) rememberHash(h KVHash) {
+// pendingHash is a compaction-time hash being computed in the background.
+type pendingHash struct {
+	done chan struct{} // closed when h and err are set
+	h    KVHash
+	err  error
+}
+
+// hashBeforeCompaction takes, in the background, the hash of the history
+// up to rev as it stands before compaction at rev removes any of it (v is
+// a view taken now, under writeMu), and remembers it: HashKV(rev) answers
+// it from then on, as etcd does. The hash reads the whole history, so it
+// must not hold up the caller — the apply of a compaction request.
+func (s *Store) hashBeforeCompaction(v view, rev int64) {
+	p := &pendingHash{done: make(chan struct{})}
+	s.hashMu.Lock()
+	if s.hashPending == nil {
+		s.hashPending = map[int64]*pendingHash{}
+	}
+	s.hashPending[rev] = p
+	s.hashMu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if s.hashHook != nil {
+			s.hashHook()
+		}
+		h, err := s.hashView(v, rev)
+		v.snap.Close()
+		s.hashMu.Lock()
+		delete(s.hashPending, rev)
+		if err == nil {
+			s.rememberHashLocked(h)
+		}
+		p.h, p.err = h, err
+		s.hashMu.Unlock()
+		close(p.done)
+	}()
+}
+
+func (s *Store) pendingHash(rev int64) *pendingHash {
 	s.hashMu.Lock()
 	defer s.hashMu.Unlock()
+	return s.hashPending[rev]
+}
+
+func (s *Store) rememberHashLocked(h KVHash) {
 	s.hashes = append(s.hashes, h)
 	if len(s.hashes) > maxRememberedHashes {
 		s.hashes = s.hashes[len(s.hashes)-maxRememberedHashes:]

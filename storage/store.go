@@ -41,9 +41,11 @@ type Store struct {
 	// tombstone, the only latest entry compaction removes.
 	latest *lru.Cache[string, cachedLatest]
 
-	hashMu sync.Mutex
-	hashes []KVHash // taken at compaction time, newest last (HashKV)
-	comp   *compactor
+	hashMu      sync.Mutex
+	hashes      []KVHash               // taken at compaction time, newest last (HashKV)
+	hashPending map[int64]*pendingHash // compaction-time hashes being computed
+	hashHook    func()                 // tests: runs before a compaction-time hash
+	comp        *compactor
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -17,6 +17,9 @@ COUNT     ?= 10
 BENCH     ?= .
 FUZZTIME  ?= 30s
 BIN       := $(CURDIR)/bin
+# The compat-tests packages that run against given endpoints; robustness
+# starts fresh clusters of its own (make robustness).
+COMPAT_ENDPOINT_PKGS := ./conformance/... ./linearizability/...
 DATA_DIR  ?= $(CURDIR)/default.metastore
 
 export PATH := $(PATH):/usr/local/go/bin
@@ -58,9 +61,11 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	echo "==> test bench compare: etcd vs bin/metastore"; \
 	(cd bench && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestCompareEndToEnd ./cmd/metastore-bench) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 1 member"; \
-	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 3 members"; \
-	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
+	echo "==> etcd's robustness traffic on etcd (3 members) and bin/metastore (1 and 3 members)"; \
+	$(MAKE) --no-print-directory robustness || fail=1; \
 	if [ -n "$${CI:-}" ]; then \
 		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
 		UPSTREAM_ONLY=metastore tools/compat-upstream.sh compat-tests/upstream/passing.txt /dev/null || fail=1; \
@@ -73,8 +78,12 @@ compat-upstream: build ## run etcd's own e2e tests (compat-tests/upstream/tests.
 
 .PHONY: compat
 compat: ## run the conformance suite against ENDPOINTS=host:port[,...] (default: an embedded etcd 3.7.3)
-	@cd compat-tests && ETCD_ENDPOINTS="$(ENDPOINTS)" $(GO) test -count=1 -v ./... 2>&1 | tee /dev/stderr | \
+	@cd compat-tests && ETCD_ENDPOINTS="$(ENDPOINTS)" $(GO) test -count=1 -v $(COMPAT_ENDPOINT_PKGS) 2>&1 | tee /dev/stderr | \
 		awk '/^--- PASS/{p++} /^--- SKIP/{s++} /^--- FAIL/{f++} END{printf "compat: %d passed, %d skipped, %d failed\n", p, s, f; exit f>0}' 
+
+.PHONY: robustness
+robustness: build ## etcd's robustness traffic + porcupine model on fresh clusters: etcd 3 members, bin/metastore 1 and 3 (ROBUSTNESS_DURATION=20s each, ROBUSTNESS_TARGET=etcd|metastore)
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -timeout 20m -run TestRobustnessTraffic -v ./robustness
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

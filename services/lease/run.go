@@ -10,6 +10,10 @@ import (
 
 // Proposer puts the primary's decisions through Raft.
 type Proposer interface {
+	// ProposeRevoke puts a revoke through Raft and returns once this
+	// member applied it. The response's header revision must be the
+	// store's revision right after the revoke (the revision of its key
+	// deletions, if any), not one read later.
 	ProposeRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error)
 	ProposeCheckpoint(ctx context.Context, cps []*pb.LeaseCheckpoint) error
 }

@@ -20,7 +20,9 @@ import (
 // Host is what the lease service needs from the server it runs in.
 type Host interface {
 	Proposer
-	// ProposeGrant puts a grant (with its ID chosen) through Raft.
+	// ProposeGrant puts a grant (with its ID chosen) through Raft. The
+	// response's header revision is the store's right after the grant was
+	// applied on this member (see Proposer.ProposeRevoke).
 	ProposeGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error)
 	// ID is this member's ID; Leader the current leader's (0: none).
 	ID() uint64
@@ -69,9 +71,23 @@ func NewServer(le *Lessor, h Host, auth Authorizer, requestTimeout time.Duration
 	}
 }
 
+// fill fills the header of a read (KeepAlive, TimeToLive, Leases): the
+// revision is the store's current one, as etcd's.
 func (s *Server) fill(h *pb.ResponseHeader) {
 	s.h.FillHeader(h)
 	h.Revision = s.h.Rev()
+}
+
+// fillApplied fills the header of a write (Grant, Revoke) without touching
+// its revision, which the apply step set to the store's revision right
+// after the write, as etcd's applier does. Reading the revision again here
+// would report a later write's revision: a revoke that deleted keys at 298
+// answered 300 once two more writes were applied before the handler woke,
+// and no order of the history explains that.
+func (s *Server) fillApplied(h *pb.ResponseHeader) {
+	rev := h.Revision
+	s.h.FillHeader(h)
+	h.Revision = rev
 }
 
 // errNotPrimary crosses the forwarding service when the member asked is
@@ -96,7 +112,7 @@ func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.L
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
-	s.fill(resp.Header)
+	s.fillApplied(resp.Header)
 	return resp, nil
 }
 
@@ -117,7 +133,7 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
-	s.fill(resp.Header)
+	s.fillApplied(resp.Header)
 	return resp, nil
 }
 

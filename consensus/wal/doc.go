@@ -18,10 +18,18 @@
 // # Crash safety
 //
 // A crash can leave a torn record at the end of the last segment: replay
-// detects it (short read, bad length, bad checksum) and truncates the file
-// there. A bad record anywhere else is corruption and Open fails with
-// ErrCorrupt rather than dropping data. Nothing acknowledged is lost because
-// the node only acknowledges what Sync made durable.
+// detects it — a short read at the end of the file, or a damaged record
+// with a sector still all zeros (segments are preallocated with zeros, so
+// a sector the crash did not write reads as zeros) — and truncates the
+// file there. Anything else is refused with ErrCorrupt and no file is
+// changed: a bad record in an earlier segment, a record damaged without an
+// unwritten sector, and a bad first record of any segment. Segments are
+// created under a temporary name and renamed into place once their first
+// records are synced, so a first record is never torn; a file named like a
+// segment whose first record is not a valid snapshot marker was not
+// written by this package (etcd's WAL uses the same file names) and is
+// never rewritten. Nothing acknowledged is lost because the node only
+// acknowledges what Sync made durable.
 //
 // The package owns files; it knows nothing about Raft's rules beyond
 // replaying entries in order (a later entry at an index replaces the earlier

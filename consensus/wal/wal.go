@@ -122,6 +122,16 @@ func Open(dir string, opts Options) (*WAL, *State, error) {
 	for _, de := range names {
 		if s, ok := parseSegmentName(de.Name()); ok {
 			w.segments = append(w.segments, s)
+			continue
+		}
+		if base, ok := strings.CutSuffix(de.Name(), tmpSuffix); ok {
+			if _, ok := parseSegmentName(base); ok {
+				// A segment cut did not finish creating: it was never
+				// renamed into place, so it holds nothing acknowledged.
+				if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
+					return nil, nil, fmt.Errorf("wal: remove unfinished segment: %w", err)
+				}
+			}
 		}
 	}
 	sort.Slice(w.segments, func(i, j int) bool { return w.segments[i].seq < w.segments[j].seq })
@@ -150,8 +160,11 @@ func Open(dir string, opts Options) (*WAL, *State, error) {
 	return w, st, nil
 }
 
-// replay reads one segment into st. A bad record in the last segment is a
-// torn write: the file is truncated there.
+// replay reads one segment into st. A bad record at the end of the last
+// segment is a torn write and the file is truncated there; any other bad
+// record — in an earlier segment, a segment's first record, or a record
+// that is damaged but not torn (see isTorn) — is ErrCorrupt, and the file
+// is left as it is.
 func (w *WAL) replay(s segment, last bool, st *State) error {
 	path := filepath.Join(w.dir, s.name)
 	f, err := os.Open(path)
@@ -167,8 +180,18 @@ func (w *WAL) replay(s segment, last bool, st *State) error {
 			w.tailOff = off
 			return nil
 		}
+		if err == nil && off == 0 && typ != typeSnapshot {
+			err = fmt.Errorf("first record has type %d, not a snapshot marker", typ)
+		}
 		if err != nil {
-			if !last {
+			if off == 0 {
+				// Every segment is created whole (cut writes it under a
+				// temporary name first), so a bad first record is not a
+				// torn write: this is not a WAL MetaStore wrote, or it is
+				// damaged. Never truncate it.
+				return fmt.Errorf("%w: %s is not a MetaStore WAL segment or is damaged at its first record: %v", ErrCorrupt, path, err)
+			}
+			if !last || !isTorn(path, off, err) {
 				return fmt.Errorf("%w: segment %s offset %d: %v", ErrCorrupt, s.name, off, err)
 			}
 			w.lg.Warn("truncating torn wal tail", zap.String("path", path), zap.Int64("offset", off), zap.Error(err))
@@ -183,6 +206,56 @@ func (w *WAL) replay(s segment, last bool, st *State) error {
 		}
 		off += n
 	}
+}
+
+// sectorBytes is the unit a disk writes atomically, at least.
+const sectorBytes = 512
+
+// isTorn reports whether the bad record at off of the segment at path is a
+// write cut short by a crash: it ends the file (a short read), or a
+// sector-aligned block of it is still all zeros (the segment is
+// preallocated with zeros, so a sector the crash did not write reads as
+// zeros; etcd's WAL applies the same rule). A record damaged any other way
+// is corruption.
+func isTorn(path string, off int64, err error) bool {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	f, ferr := os.Open(path)
+	if ferr != nil {
+		return false
+	}
+	defer f.Close()
+	var h [headerLen]byte
+	if _, ferr := f.ReadAt(h[:], off); ferr != nil {
+		return false
+	}
+	length := int64(binary.LittleEndian.Uint32(h[0:4]))
+	if length > maxRecordBytes {
+		length = 0 // a torn length: look at the header's own sector
+	}
+	end := off + headerLen + length
+	buf := make([]byte, sectorBytes)
+	// Split [off, end) at sector boundaries; any all-zero piece means the
+	// crash came before that sector was written.
+	for lo := off; lo < end; {
+		hi := min(end, lo-lo%sectorBytes+sectorBytes)
+		n, _ := f.ReadAt(buf[:hi-lo], lo)
+		if int64(n) < hi-lo || allZero(buf[:n]) {
+			return true
+		}
+		lo = hi
+	}
+	return false
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // apply folds one record into st.
@@ -321,17 +394,23 @@ func (w *WAL) cut() error {
 		w.seq = w.segments[len(w.segments)-1].seq + 1
 	}
 	s := segment{seq: w.seq, first: w.lastIdx + 1, name: segmentName(w.seq, w.lastIdx+1)}
-	f, err := os.OpenFile(filepath.Join(w.dir, s.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// The segment is written and synced under a temporary name and renamed
+	// into place, so a segment file always starts with whole records and
+	// a bad first record is never a torn write (replay refuses it).
+	path := filepath.Join(w.dir, s.name)
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
 	preallocate(f, w.opts.SegmentBytes)
 	w.f, w.bw, w.size = f, bufio.NewWriterSize(f, 1<<20), 0
-	w.segments = append(w.segments, s)
-	if w.snap != nil {
-		if err := w.write(typeSnapshot, w.snap); err != nil {
-			return err
-		}
+	snap := w.snap
+	if snap == nil {
+		snap = &raftpb.SnapshotMetadata{}
+	}
+	if err := w.write(typeSnapshot, snap); err != nil {
+		return err
 	}
 	if w.hs != nil {
 		if err := w.write(typeHardState, w.hs); err != nil {
@@ -341,8 +420,19 @@ func (w *WAL) cut() error {
 	if err := w.syncLocked(); err != nil {
 		return err
 	}
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("wal: create segment: %s exists", path)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("wal: create segment: %w", err)
+	}
+	w.segments = append(w.segments, s)
 	return syncDir(w.dir)
 }
+
+// tmpSuffix marks a segment being created; Open removes leftovers of a
+// crash during cut (only files named exactly like its own segments).
+const tmpSuffix = ".tmp"
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -2,6 +2,7 @@ package wal_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -253,3 +254,131 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	require.Positive(t, synced)
 }
+
+// fileSums returns every file of dir with its content, to prove Open
+// changed nothing.
+func fileSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, de := range des {
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		require.NoError(t, err)
+		out[de.Name()] = string(b)
+	}
+	return out
+}
+
+// A segment whose first record is bad was not written by this package (or
+// is damaged): every segment is created whole, so it is never a torn tail.
+// Open refuses it and leaves every file as it was.
+func TestForeignOrDamagedFirstRecordIsRefused(t *testing.T) {
+	for name, prepare := range map[string]func(t *testing.T, dir string){
+		"first record checksum": func(t *testing.T, dir string) {
+			w, _ := open(t, dir, 0)
+			require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
+			require.NoError(t, w.Close())
+			p := lastSegment(t, dir)
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			b[4] ^= 0xff // the snapshot marker's checksum
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+		},
+		"another program's log": func(t *testing.T, dir string) {
+			// etcd names its WAL segments like ours; its records are framed
+			// differently (an int64 length, then a walpb.Record).
+			b := make([]byte, 64<<10)
+			copy(b, []byte{0x12, 0, 0, 0, 0, 0, 0, 0x84, 0x08, 0x04, 0x10, 0x00, 0x1a, 0x0c})
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "0000000000000000-0000000000000000.wal"), b, 0o600))
+		},
+		"a record that is not a snapshot marker first": func(t *testing.T, dir string) {
+			w, _ := open(t, dir, 0)
+			require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
+			require.NoError(t, w.Close())
+			p := lastSegment(t, dir)
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			// Drop the leading snapshot marker: the file now starts at the
+			// hard state, a valid record of another type.
+			n := headerLenForTest + int(binary.LittleEndian.Uint32(b[0:4]))
+			require.NoError(t, os.WriteFile(p, b[n:], 0o600))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			prepare(t, dir)
+			before := fileSums(t, dir)
+			_, _, err := wal.Open(dir, wal.Options{})
+			require.ErrorIs(t, err, wal.ErrCorrupt)
+			require.Equal(t, before, fileSums(t, dir), "a refused WAL is left exactly as it was")
+		})
+	}
+}
+
+// A damaged last record is a torn write only if part of it was never
+// written (an all-zero sector, as the segment is preallocated with
+// zeros); a record damaged otherwise is corruption, refused unchanged.
+func TestDamagedTailRecordIsTornOnlyWithAnUnwrittenSector(t *testing.T) {
+	build := func(t *testing.T) (dir, path string, lastOff int) {
+		dir = t.TempDir()
+		w, _ := open(t, dir, 0)
+		for i := uint64(1); i <= 5; i++ {
+			require.NoError(t, w.Save(nil, []*raftpb.Entry{entry(1, i, strings.Repeat("z", 2000))}))
+		}
+		require.NoError(t, w.Close())
+		path = lastSegment(t, dir)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		for off := 0; off < len(b); {
+			n := headerLenForTest + int(binary.LittleEndian.Uint32(b[off:off+4]))
+			lastOff, off = off, off+n
+		}
+		return dir, path, lastOff
+	}
+	t.Run("flipped byte", func(t *testing.T) {
+		dir, path, last := build(t)
+		b, _ := os.ReadFile(path)
+		b[last+headerLenForTest+100] ^= 0x01
+		require.NoError(t, os.WriteFile(path, b, 0o600))
+		before := fileSums(t, dir)
+		_, _, err := wal.Open(dir, wal.Options{})
+		require.ErrorIs(t, err, wal.ErrCorrupt)
+		require.Equal(t, before, fileSums(t, dir))
+	})
+	t.Run("unwritten sector", func(t *testing.T) {
+		dir, path, last := build(t)
+		b, _ := os.ReadFile(path)
+		// Zero the sector-aligned block after the record's start: the
+		// crash came before it reached the disk.
+		s := (last/512 + 1) * 512
+		copy(b[s:s+512], make([]byte, 512))
+		require.NoError(t, os.WriteFile(path, b, 0o600))
+		w, st, err := wal.Open(dir, wal.Options{})
+		require.NoError(t, err)
+		defer w.Close()
+		require.Len(t, st.Entries, 4, "the torn fifth entry is dropped")
+	})
+}
+
+// A segment whose creation a crash interrupted (still under its temporary
+// name) is removed; it never held anything acknowledged.
+func TestUnfinishedSegmentIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := open(t, dir, 0)
+	require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
+	require.NoError(t, w.Close())
+	tmp := filepath.Join(dir, "0000000000000001-0000000000000002.wal.tmp")
+	require.NoError(t, os.WriteFile(tmp, []byte{1, 2, 3}, 0o600))
+	other := filepath.Join(dir, "notes.tmp")
+	require.NoError(t, os.WriteFile(other, []byte("keep"), 0o600))
+	w, st := open(t, dir, 0)
+	defer w.Close()
+	require.Len(t, st.Entries, 1)
+	require.NoFileExists(t, tmp)
+	require.FileExists(t, other, "files not named like our own are never touched")
+}
+
+// headerLenForTest is a record header's size: uint32 length, uint32 CRC,
+// uint8 type (the format in doc.go).
+const headerLenForTest = 9

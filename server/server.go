@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -120,8 +119,11 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create --data-dir %q: %w", cfg.DataDir, err)
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	st, err := s.openStore()
 	if err != nil {

@@ -69,6 +69,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	if [ -n "$${CI:-}" ]; then \
 		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
 		UPSTREAM_ONLY=metastore tools/compat-upstream.sh compat-tests/upstream/passing.txt /dev/null || fail=1; \
+		echo "==> nothing left behind in the working tree"; \
+		$(MAKE) --no-print-directory verify-clean || fail=1; \
 	fi; \
 	exit $$fail
 
@@ -99,7 +101,7 @@ fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	done
 
 .PHONY: verify
-verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work ## gofmt, vet, go mod tidy, dependency directions, go.work
+verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work verify-files ## gofmt, vet, go mod tidy, dependency directions, go.work, no large tracked files
 
 .PHONY: verify-fmt
 verify-fmt:
@@ -116,6 +118,22 @@ verify-tidy:
 .PHONY: verify-deps
 verify-deps: ## fail on any forbidden import edge between modules
 	@tools/verify-deps.sh $(MODULES)
+
+# MAX_FILE_BYTES bounds a tracked file (1 MiB): test data and generated
+# artefacts belong in t.TempDir() or a cache, not in every clone.
+MAX_FILE_BYTES ?= 1048576
+
+.PHONY: verify-files
+verify-files: ## fail on a tracked file over MAX_FILE_BYTES
+	@bad=0; while IFS= read -r -d '' f; do \
+		if [ -f "$$f" ] && [ $$(stat -c %s "$$f") -gt $(MAX_FILE_BYTES) ]; then \
+			echo "verify-files: $$f is $$(stat -c %s "$$f") bytes, over $(MAX_FILE_BYTES): keep it out of git"; bad=1; fi; \
+	done < <(git ls-files -z); exit $$bad
+
+.PHONY: verify-clean
+verify-clean: ## fail on untracked files in the tree (what a test run must never leave behind)
+	@left=$$(git status --porcelain --untracked-files=all | grep '^??' || true); \
+	if [ -n "$$left" ]; then echo "verify-clean: files left in the working tree (tests write under t.TempDir() only):"; echo "$$left"; exit 1; fi
 
 .PHONY: verify-work
 verify-work:

@@ -1,6 +1,9 @@
 package consensus
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned to proposers and readers. The server maps them to etcd's
 // rpctypes errors (no leader, leader changed, request timed out, …).
@@ -29,3 +32,17 @@ var (
 	// learner.
 	ErrMemberNotLearner = errors.New("consensus: can only promote a learner member")
 )
+
+// ApplyError is why a node stopped on its own: the state machine could not
+// apply the committed entry at Index. Nothing after Index was applied.
+type ApplyError struct {
+	Index uint64
+	Err   error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("consensus: cannot apply committed entry %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the state machine's error.
+func (e *ApplyError) Unwrap() error { return e.Err }

@@ -14,11 +14,17 @@ type StateMachine interface {
 	// replays the log from there.
 	AppliedIndex() uint64
 	// Apply applies one committed proposal payload at index and returns
-	// the result handed to its proposer (if it was proposed here).
-	Apply(index, term uint64, data []byte) any
+	// the result handed to its proposer (if it was proposed here). A
+	// request the state machine refuses (bad input, a quota) is a result,
+	// not an error. An error means the state machine could not apply the
+	// entry at all (a storage failure): the node stops at once, before it
+	// applies anything after index, and the entry's proposer gets
+	// ErrStopped, never a success. On restart the log is replayed from
+	// AppliedIndex, so the entry is applied again.
+	Apply(index, term uint64, data []byte) (any, error)
 	// ApplyConfChange records a committed membership change; state is the
-	// configuration after it.
-	ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState)
+	// configuration after it. An error stops the node as for Apply.
+	ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState) error
 	// SnapshotTo writes the state as of AppliedIndex to w. Snapshots can be
 	// large: write them as a stream, never building them in memory.
 	SnapshotTo(w io.Writer) error

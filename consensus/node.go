@@ -66,6 +66,8 @@ type Node struct {
 
 	stopc chan struct{}
 	donec chan struct{}
+	// failErr is why the node stopped on its own (see Err).
+	failErr atomic.Pointer[error]
 	wg    sync.WaitGroup
 	once  sync.Once
 }
@@ -258,6 +260,32 @@ func (n *Node) Stop() {
 
 // Done is closed once the node has stopped.
 func (n *Node) Done() <-chan struct{} { return n.donec }
+
+// Err returns why the node stopped on its own (an *ApplyError, or a
+// failure to persist), or nil if it runs or Stop stopped it.
+func (n *Node) Err() error {
+	if e := n.failErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// fail stops the node because it cannot go on: it logs err once, with the
+// index of the entry it could not apply, and stops in the background (fail
+// is called from the node's own goroutines, which Stop waits for).
+func (n *Node) fail(err error) {
+	if !n.failErr.CompareAndSwap(nil, &err) {
+		return
+	}
+	var ae *ApplyError
+	if errors.As(err, &ae) {
+		n.lg.Error("cannot apply committed entry; stopping this member (it applies nothing after it, and replays it on restart)",
+			zap.Uint64("raft-index", ae.Index), zap.Error(ae.Err))
+	} else {
+		n.lg.Error("failed to persist raft state; stopping this member", zap.Error(err))
+	}
+	go n.Stop()
+}
 
 // ID returns this node's Raft ID.
 func (n *Node) ID() uint64 { return n.id }

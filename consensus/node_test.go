@@ -2,6 +2,7 @@ package consensus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -379,4 +380,46 @@ func TestApplyRunsBesideTheReadyLoop(t *testing.T) {
 	require.Equal(t, 11, m.SM.Len())
 	log := m.SM.Log()
 	require.Len(t, log, 11)
+}
+
+// A member whose state machine cannot apply a committed entry (a storage
+// failure) stops before applying anything after it; the entry's proposer
+// gets ErrStopped, never a result. The others go on. Restarted, the
+// member replays the entry from its applied index and ends with the same
+// state as the others.
+func TestApplyFailureStopsTheMemberAndRestartReplays(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{DurableSM: true})
+	lead := c.WaitLeader(ctx(t))
+	f := uint64(1)
+	if f == lead {
+		f = 2
+	}
+	m := c.Members[f]
+	before := propose(t, m.Node, "a=1")
+	c.WaitApplied(ctx(t), before, 1, 2, 3)
+	m.SM.FailAt(before+2, errors.New("injected: disk I/O error"))
+	require.Equal(t, before+1, propose(t, m.Node, "b=2"))
+	_, err := m.Node.Propose(ctx(t), []byte("c=3"))
+	require.ErrorIs(t, err, consensus.ErrStopped, "the proposer of the failed entry never sees a success")
+	select {
+	case <-m.Node.Done():
+	case <-ctx(t).Done():
+		t.Fatal("the member did not stop")
+	}
+	var ae *consensus.ApplyError
+	require.ErrorAs(t, m.Node.Err(), &ae)
+	require.Equal(t, before+2, ae.Index)
+	require.Equal(t, before+1, m.SM.AppliedIndex(), "nothing after the failed entry was applied")
+	_, ok := m.SM.Get("c")
+	require.False(t, ok)
+
+	// The others go on.
+	last := propose(t, c.Members[lead].Node, "d=4")
+	c.Stop(f)
+	c.Restart(f)
+	c.WaitApplied(ctx(t), last, 1, 2, 3)
+	require.NoError(t, c.Members[f].Node.Err())
+	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[f].SM.Copy())
+	v, _ := c.Members[f].SM.Get("c")
+	require.Equal(t, "3", v, "the failed entry was applied on restart")
 }

@@ -28,9 +28,9 @@ func (n *Node) run() {
 			n.rn.Tick()
 		case rd := <-n.rn.Ready():
 			if err := n.handle(rd); err != nil {
-				// A node that cannot persist must not keep voting or acking.
-				n.lg.Error("failed to handle raft ready; stopping", zap.Error(err))
-				go n.Stop()
+				// A node that cannot persist or apply must not keep voting
+				// or acking.
+				n.fail(err)
 				return
 			}
 			n.rn.Advance()
@@ -176,8 +176,7 @@ func (n *Node) applyLoop() {
 			}
 			if err := n.apply(job.ents); err != nil {
 				failed = err
-				n.lg.Error("failed to apply committed entries; stopping", zap.Error(err))
-				go n.Stop()
+				n.fail(err)
 			}
 		}
 	}
@@ -265,7 +264,10 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 				}
 				break
 			}
-			res := n.sm.Apply(idx, e.GetTerm(), data[idLen:])
+			res, err := n.sm.Apply(idx, e.GetTerm(), data[idLen:])
+			if err != nil {
+				return &ApplyError{Index: idx, Err: err}
+			}
 			if binary.BigEndian.Uint64(data) == n.id {
 				n.trigger(binary.BigEndian.Uint64(data[8:]), res)
 			}
@@ -327,7 +329,9 @@ func (n *Node) applyConfChange(e *raftpb.Entry, replayed bool) error {
 		}
 	}
 	if !replayed {
-		n.sm.ApplyConfChange(e.GetIndex(), e.GetTerm(), v2, cs)
+		if err := n.sm.ApplyConfChange(e.GetIndex(), e.GetTerm(), v2, cs); err != nil {
+			return &ApplyError{Index: e.GetIndex(), Err: err}
+		}
 	}
 	if proposer == n.id {
 		n.trigger(propID, nil)

@@ -9,6 +9,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -52,59 +54,51 @@ func (sm *stateMachine) DurableIndex() uint64 {
 // --snapshot-count entries.
 func (sm *stateMachine) LiveSnapshots() bool { return true }
 
-// Apply implements consensus.StateMachine.
-func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
+// Apply implements consensus.StateMachine. A request the services refuse
+// (etcd's validation errors, NOSPACE, lease not found, a compacted
+// revision) is a result for its proposer, and the entry's index is still
+// recorded. A storage failure is returned as the error: the node then
+// stops this member before it applies anything after index, and it
+// replays the entry from its durable consistent index on restart — a
+// member never skips an entry the others applied.
+func (sm *stateMachine) Apply(index, term uint64, data []byte) (any, error) {
 	var r pb.InternalRaftRequest
 	if err := proto.Unmarshal(data, &r); err != nil {
-		sm.recordIndex(index, term)
-		return &applyResult{err: fmt.Errorf("decode raft request: %w", err)}
+		// A committed entry this member cannot read: it must not skip it.
+		return nil, fmt.Errorf("decode raft request: %w", err)
 	}
 	ci := storage.ConsistentIndex{Index: index, Term: term}
 	st := sm.store()
 	if c := r.GetCompaction(); c != nil {
 		done, err := st.Compact(c.Revision)
-		sm.recordIndex(index, term)
-		return &applyResult{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: st.Rev()}}, err: err, compacted: done}
+		if err != nil && !isRequestError(err) {
+			return nil, fmt.Errorf("compact to revision %d: %w", c.Revision, err)
+		}
+		if rerr := sm.recordIndex(index, term); rerr != nil {
+			return nil, rerr
+		}
+		return &applyResult{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: st.Rev()}}, err: err, compacted: done}, nil
 	}
 	tw, err := st.Write()
 	if err != nil {
-		return &applyResult{err: err}
+		return nil, fmt.Errorf("begin write transaction: %w", err)
 	}
-	a := sm.s.kvApplier
-	le := sm.s.lessor
-	var resp proto.Message
-	switch {
-	case sm.s.cappedByAlarm(&r):
-		err = rpctypes.ErrGRPCNoSpace
-	case r.GetAlarm() != nil:
-		resp = sm.s.alarms.Apply(tw, r.GetAlarm())
-	case r.GetClusterMemberAttrSet() != nil:
-		sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
-	case r.GetLeaseGrant() != nil:
-		resp, err = le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
-	case r.GetLeaseRevoke() != nil:
-		resp, err = le.Revoke(tw, r.GetLeaseRevoke().ID)
-	case r.GetLeaseCheckpoint() != nil:
-		resp, err = le.Checkpoint(tw, r.GetLeaseCheckpoint().Checkpoints)
-	case r.GetPut() != nil:
-		resp, err = a.Put(tw, r.GetPut())
-	case r.GetDeleteRange() != nil:
-		resp, err = a.DeleteRange(tw, r.GetDeleteRange())
-	case r.GetTxn() != nil:
-		resp, err = a.Txn(tw, r.GetTxn())
-	default:
-		err = errors.New("unsupported raft request")
-	}
+	resp, err := sm.applyRequest(tw, &r)
 	if err != nil {
-		// Nothing of a failed request is applied, but its index is.
+		// Nothing of a refused request is applied, but its index is.
 		tw.Abort()
-		sm.recordIndex(index, term)
-		return &applyResult{err: err}
+		if !isRequestError(err) {
+			return nil, err
+		}
+		if rerr := sm.recordIndex(index, term); rerr != nil {
+			return nil, rerr
+		}
+		return &applyResult{err: err}, nil
 	}
 	tw.SetConsistentIndex(ci)
 	rev, err := tw.End()
 	if err != nil {
-		return &applyResult{err: err}
+		return nil, fmt.Errorf("commit write transaction: %w", err)
 	}
 	switch resp := resp.(type) {
 	case *pb.PutResponse:
@@ -118,20 +112,77 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) any {
 	case *pb.LeaseRevokeResponse:
 		resp.Header.Revision = rev
 	}
-	return &applyResult{resp: resp}
+	return &applyResult{resp: resp}, nil
 }
 
-// recordIndex advances the consistent index without other changes.
-func (sm *stateMachine) recordIndex(index, term uint64) {
-	if tw, err := sm.store().Write(); err == nil {
-		tw.SetConsistentIndex(storage.ConsistentIndex{Index: index, Term: term})
-		_, _ = tw.End()
+// applyRequest runs one request in tw; an error is either a request error
+// (isRequestError) or a storage failure.
+func (sm *stateMachine) applyRequest(tw *storage.WriteTxn, r *pb.InternalRaftRequest) (proto.Message, error) {
+	a := sm.s.kvApplier
+	le := sm.s.lessor
+	switch {
+	case sm.s.cappedByAlarm(r):
+		return nil, rpctypes.ErrGRPCNoSpace
+	case r.GetAlarm() != nil:
+		return sm.s.alarms.Apply(tw, r.GetAlarm()), nil
+	case r.GetClusterMemberAttrSet() != nil:
+		sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
+		return nil, nil
+	case r.GetLeaseGrant() != nil:
+		return le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
+	case r.GetLeaseRevoke() != nil:
+		return le.Revoke(tw, r.GetLeaseRevoke().ID)
+	case r.GetLeaseCheckpoint() != nil:
+		return le.Checkpoint(tw, r.GetLeaseCheckpoint().Checkpoints)
+	case r.GetPut() != nil:
+		return a.Put(tw, r.GetPut())
+	case r.GetDeleteRange() != nil:
+		return a.DeleteRange(tw, r.GetDeleteRange())
+	case r.GetTxn() != nil:
+		return a.Txn(tw, r.GetTxn())
+	default:
+		return nil, errUnsupportedRequest
 	}
 }
 
+// errUnsupportedRequest stops a member that finds a committed request of a
+// type it does not know (written by a newer version): skipping it would
+// diverge from the members that apply it.
+var errUnsupportedRequest = errors.New("unsupported raft request type")
+
+// isRequestError tells a refused request — the same on every member, so
+// it is the request's answer — from a failure of this member's storage.
+// Refusals are etcd's gRPC errors and storage's input errors.
+func isRequestError(err error) bool {
+	for _, e := range []error{storage.ErrCompacted, storage.ErrFutureRev, storage.ErrEmptyKey,
+		storage.ErrKeyTooLarge, storage.ErrValueTooLarge} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	if kv.IsRequestError(err) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() != codes.Unknown && st.Code() != codes.Internal
+}
+
+// recordIndex advances the consistent index without other changes.
+func (sm *stateMachine) recordIndex(index, term uint64) error {
+	tw, err := sm.store().Write()
+	if err != nil {
+		return fmt.Errorf("record applied index %d: %w", index, err)
+	}
+	tw.SetConsistentIndex(storage.ConsistentIndex{Index: index, Term: term})
+	if _, err := tw.End(); err != nil {
+		return fmt.Errorf("record applied index %d: %w", index, err)
+	}
+	return nil
+}
+
 // ApplyConfChange implements consensus.StateMachine.
-func (sm *stateMachine) ApplyConfChange(index, term uint64, _ *raftpb.ConfChangeV2, _ *raftpb.ConfState) {
-	sm.recordIndex(index, term)
+func (sm *stateMachine) ApplyConfChange(index, term uint64, _ *raftpb.ConfChangeV2, _ *raftpb.ConfState) error {
+	return sm.recordIndex(index, term)
 }
 
 // SnapshotTo implements consensus.StateMachine.

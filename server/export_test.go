@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/metastore/metastore/storage/backend"
+)
 
 // SetRevisionCompactInterval shortens revision-mode auto-compaction for
 // tests and returns a function restoring it.
@@ -8,4 +12,9 @@ func SetRevisionCompactInterval(d time.Duration) func() {
 	old := revisionCompactInterval
 	revisionCompactInterval = d
 	return func() { revisionCompactInterval = old }
+}
+
+// WithEngineWrapper wraps every engine the server opens (fault injection).
+func WithEngineWrapper(w func(backend.Backend) backend.Backend) Option {
+	return func(s *Server) { s.wrapEngine = w }
 }

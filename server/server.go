@@ -45,6 +45,8 @@ type Server struct {
 	clusterID uint64
 
 	store atomic.Pointer[storage.Store]
+	// wrapEngine, if set (tests), wraps every engine the server opens.
+	wrapEngine func(backend.Backend) backend.Backend
 	node  *consensus.Node
 	tr    *transport.Transport
 
@@ -259,7 +261,11 @@ func (s *Server) openEngine(dir string) (backend.Backend, error) {
 	// memtable flush).
 	rc := rocksdb.DefaultConfig()
 	rc.DisableWAL = true
-	return rocksdb.Open(dir, rc)
+	eng, err := rocksdb.Open(dir, rc)
+	if err != nil || s.wrapEngine == nil {
+		return eng, err
+	}
+	return s.wrapEngine(eng), nil
 }
 
 func (s *Server) openStore() (*storage.Store, error) {
@@ -370,6 +376,16 @@ func (s *Server) ID() uint64 { return s.id }
 func (s *Server) FillHeader(h *pb.ResponseHeader) {
 	h.ClusterId, h.MemberId, h.RaftTerm = s.clusterID, s.id, s.node.Term()
 }
+
+// Done is closed when the member's consensus node has stopped: after Stop,
+// or on its own when it cannot go on (Err says why).
+func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+
+// Err returns why the member stopped on its own — it could not apply or
+// persist a committed entry (a *consensus.ApplyError names the index) —
+// or nil. Such a member must be restarted; it replays from its durable
+// state.
+func (s *Server) Err() error { return s.node.Err() }
 
 // Stop stops serving and closes everything, in reverse order of start.
 func (s *Server) Stop() {

@@ -21,6 +21,16 @@ type KV struct {
 	restores int           // how many snapshots were restored
 	members  []uint64      // voters after the last conf change
 	gate     chan struct{} // when set, Apply waits for it to close
+	failAt   uint64        // Apply of this index fails with failErr, once
+	failErr  error
+}
+
+// FailAt makes the Apply of entry index fail with err once, like a disk
+// error in the middle of applying: the entry is not applied.
+func (k *KV) FailAt(index uint64, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.failAt, k.failErr = index, err
 }
 
 // Hold makes Apply wait until the returned release is called, like a
@@ -52,7 +62,7 @@ func (k *KV) AppliedIndex() uint64 {
 }
 
 // Apply implements consensus.StateMachine.
-func (k *KV) Apply(index, term uint64, data []byte) any {
+func (k *KV) Apply(index, term uint64, data []byte) (any, error) {
 	k.mu.Lock()
 	if gate := k.gate; gate != nil {
 		k.mu.Unlock()
@@ -60,20 +70,25 @@ func (k *KV) Apply(index, term uint64, data []byte) any {
 		k.mu.Lock()
 	}
 	defer k.mu.Unlock()
+	if k.failAt != 0 && index == k.failAt {
+		k.failAt = 0
+		return nil, k.failErr
+	}
 	if key, val, ok := strings.Cut(string(data), "="); ok {
 		k.data[key] = val
 	}
 	k.log = append(k.log, string(data))
 	k.applied = index
-	return index
+	return index, nil
 }
 
 // ApplyConfChange implements consensus.StateMachine.
-func (k *KV) ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState) {
+func (k *KV) ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.members = append([]uint64(nil), state.GetVoters()...)
 	k.applied = index
+	return nil
 }
 
 type kvSnapshot struct {

@@ -101,6 +101,11 @@ func (a Applier) Txn(tw *storage.WriteTxn, r *pb.TxnRequest) (*pb.TxnResponse, e
 // check IsTxnReadOnly.
 var errWriteInReadOnlyTxn = errors.New("kv: write op in a read-only txn")
 
+// IsRequestError reports whether err is this package's refusal of a
+// request (the same on every member), as opposed to a storage failure.
+// etcd's gRPC errors (rpctypes) are refusals too; callers check those.
+func IsRequestError(err error) bool { return errors.Is(err, errWriteInReadOnlyTxn) }
+
 // txnPath evaluates the compares of r and of the nested txns on the
 // chosen branches, depth first (etcd's compareToPath).
 func txnPath(rv RangeReader, r *pb.TxnRequest) ([]bool, error) {

@@ -78,9 +78,6 @@ func treeSums(t *testing.T, dir string) map[string]string {
 // data from it afterwards. (Before, it truncated etcd's 64 MB WAL as a
 // "torn tail" and served an empty store.)
 func TestRefusesEtcdDataDirAndChangesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts etcd twice")
-	}
 	dir := t.TempDir()
 	ep, stop := startEtcd(t, dir)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})

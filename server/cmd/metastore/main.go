@@ -84,9 +84,20 @@ func run(args []string) int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	lg.Info("received signal; shutting down")
+	defer signal.Stop(sig)
+	select {
+	case <-sig:
+		lg.Info("received signal; shutting down")
+	case <-s.Done():
+	}
 	s.Stop()
+	if err := s.Err(); err != nil {
+		// The member could not apply or persist a committed entry: it
+		// stopped before applying anything after it, and replays it on
+		// restart.
+		lg.Error("member stopped; restart it to replay from its durable state", zap.Error(err))
+		return 1
+	}
 	return 0
 }
 

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/metastore/metastore/consensus"
+	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/storage/backend"
+)
+
+// faultyEngine fails batch commits while armed, like a disk that returns
+// I/O errors.
+type faultyEngine struct {
+	backend.Backend
+	armed *atomic.Bool
+}
+
+type faultyBatch struct {
+	backend.Batch
+	armed *atomic.Bool
+}
+
+var errInjected = errors.New("injected: input/output error")
+
+func (e faultyEngine) NewBatch() backend.Batch { return faultyBatch{e.Backend.NewBatch(), e.armed} }
+
+func (b faultyBatch) Commit(sync bool) error {
+	if b.armed.Load() {
+		b.Batch.Close()
+		return errInjected
+	}
+	return b.Batch.Commit(sync)
+}
+
+// A member whose storage fails while it applies a committed entry stops
+// (Done, Err names the entry) before it applies anything after it; no
+// client gets a success for a write the others do not hold; the others go
+// on; restarted on its data, the member replays the entry and ends with
+// the same HashKV as the others.
+func TestStorageFailureInApplyStopsTheMemberAndRestartCatchesUp(t *testing.T) {
+	ms := memberConfigs(t, 3)
+	var armed atomic.Bool
+	ms[2].opts = []server.Option{server.WithEngineWrapper(func(e backend.Backend) backend.Backend {
+		return faultyEngine{e, &armed}
+	})}
+	startCluster(t, ms)
+	healthy := client(t, ms[0], ms[1])
+	for i := range 10 {
+		_, err := healthy.Put(ctx(t), fmt.Sprint("before/", i), "v")
+		require.NoError(t, err)
+	}
+
+	armed.Store(true)
+	faulty := client(t, ms[2])
+	_, err := faulty.Put(ctx(t), "through-the-faulty-member", "v")
+	require.Error(t, err, "a write the faulty member could not apply is never acknowledged by it")
+	select {
+	case <-ms[2].srv.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the member with a failing disk did not stop")
+	}
+	var ae *consensus.ApplyError
+	require.ErrorAs(t, ms[2].srv.Err(), &ae)
+	require.ErrorIs(t, ae, errInjected)
+
+	// The majority goes on.
+	var last int64
+	for i := range 10 {
+		resp, err := healthy.Put(ctx(t), fmt.Sprint("after/", i), "v")
+		require.NoError(t, err)
+		last = resp.Header.Revision
+	}
+
+	ms[2].srv.Stop()
+	armed.Store(false)
+	ms[2].opts = nil
+	start(t, ms[2])
+	select {
+	case <-ms[2].srv.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("restarted member not ready")
+	}
+	restarted := client(t, ms[2])
+	require.Eventually(t, func() bool {
+		r, err := restarted.Get(ctx(t), "after/9", clientv3.WithSerializable())
+		return err == nil && r.Header.Revision >= last && len(r.Kvs) == 1
+	}, 20*time.Second, 20*time.Millisecond, "the restarted member catches up")
+	var hashes []uint32
+	for _, m := range ms {
+		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], last)
+		require.NoError(t, err)
+		hashes = append(hashes, h.Hash)
+	}
+	require.Equal(t, hashes[0], hashes[1])
+	require.Equal(t, hashes[0], hashes[2], "the member that stopped holds exactly what the others hold")
+	for _, m := range ms {
+		r, err := client(t, m).Get(ctx(t), "before/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+		require.NoError(t, err)
+		require.EqualValues(t, 10, r.Count)
+	}
+}

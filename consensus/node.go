@@ -68,8 +68,8 @@ type Node struct {
 	donec chan struct{}
 	// failErr is why the node stopped on its own (see Err).
 	failErr atomic.Pointer[error]
-	wg    sync.WaitGroup
-	once  sync.Once
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // Start opens (or creates) the node's log in cfg.Dir, restores the state

@@ -47,8 +47,8 @@ type Server struct {
 	store atomic.Pointer[storage.Store]
 	// wrapEngine, if set (tests), wraps every engine the server opens.
 	wrapEngine func(backend.Backend) backend.Backend
-	node  *consensus.Node
-	tr    *transport.Transport
+	node       *consensus.Node
+	tr         *transport.Transport
 
 	clientSrv   *grpc.Server
 	peerSrv     *grpc.Server

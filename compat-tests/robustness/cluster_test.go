@@ -47,6 +47,19 @@ func freeAddrs(tb testing.TB, n int) []string {
 	return addrs
 }
 
+// layout picks client and peer addresses for n members named
+// <prefix>0..<prefix>n-1 and returns them with the --initial-cluster value.
+func layout(tb testing.TB, n int, prefix string) (clients, peers []string, initial string) {
+	tb.Helper()
+	addrs := freeAddrs(tb, 2*n)
+	clients, peers = addrs[:n], addrs[n:]
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf("%s%d=http://%s", prefix, i, peers[i]))
+	}
+	return clients, peers, strings.Join(parts, ",")
+}
+
 // metastoreBin returns the binary under test: METASTORE_BIN, or
 // bin/metastore in the nearest parent directory that has one.
 func metastoreBin() (string, error) {
@@ -83,12 +96,7 @@ func startMetastore(tb testing.TB, n int) *cluster {
 		}
 		tb.Skip(err)
 	}
-	addrs := freeAddrs(tb, 2*n)
-	clients, peers := addrs[:n], addrs[n:]
-	var initial []string
-	for i := range n {
-		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, peers[i]))
-	}
+	clients, peers, initial := layout(tb, n, "m")
 	dir := tb.TempDir()
 	ready := make(chan error, n)
 	var procs []*exec.Cmd
@@ -97,7 +105,7 @@ func startMetastore(tb testing.TB, n int) *cluster {
 		cmd := exec.Command(bin,
 			"--name", fmt.Sprintf("m%d", i),
 			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster", initial,
 			"--listen-client-urls", "http://"+clients[i], "--advertise-client-urls", "http://"+clients[i],
 			"--listen-peer-urls", "http://"+peers[i], "--initial-advertise-peer-urls", "http://"+peers[i],
 		)
@@ -179,12 +187,7 @@ func tail(b []byte, n int) []byte {
 // the reference every run must pass on, and closes it at cleanup.
 func startEtcd(tb testing.TB, n int) *cluster {
 	tb.Helper()
-	addrs := freeAddrs(tb, 2*n)
-	clients, peers := addrs[:n], addrs[n:]
-	var initial []string
-	for i := range n {
-		initial = append(initial, fmt.Sprintf("e%d=http://%s", i, peers[i]))
-	}
+	clients, peers, initial := layout(tb, n, "e")
 	dir := tb.TempDir()
 	members := make([]*embed.Etcd, n)
 	errs := make([]error, n)
@@ -197,7 +200,7 @@ func startEtcd(tb testing.TB, n int) *cluster {
 		cu, pu := url.URL{Scheme: "http", Host: clients[i]}, url.URL{Scheme: "http", Host: peers[i]}
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-		cfg.InitialCluster = strings.Join(initial, ",")
+		cfg.InitialCluster = initial
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

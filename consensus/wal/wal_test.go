@@ -270,18 +270,25 @@ func fileSums(t *testing.T, dir string) map[string]string {
 	return out
 }
 
+// oneEntrySegment writes a WAL with one entry and returns its segment.
+func oneEntrySegment(t *testing.T, dir string) (path string, content []byte) {
+	t.Helper()
+	w, _ := open(t, dir, 0)
+	require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
+	require.NoError(t, w.Close())
+	path = lastSegment(t, dir)
+	content, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return path, content
+}
+
 // A segment whose first record is bad was not written by this package (or
 // is damaged): every segment is created whole, so it is never a torn tail.
 // Open refuses it and leaves every file as it was.
 func TestForeignOrDamagedFirstRecordIsRefused(t *testing.T) {
 	for name, prepare := range map[string]func(t *testing.T, dir string){
 		"first record checksum": func(t *testing.T, dir string) {
-			w, _ := open(t, dir, 0)
-			require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
-			require.NoError(t, w.Close())
-			p := lastSegment(t, dir)
-			b, err := os.ReadFile(p)
-			require.NoError(t, err)
+			p, b := oneEntrySegment(t, dir)
 			b[4] ^= 0xff // the snapshot marker's checksum
 			require.NoError(t, os.WriteFile(p, b, 0o600))
 		},
@@ -293,12 +300,7 @@ func TestForeignOrDamagedFirstRecordIsRefused(t *testing.T) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "0000000000000000-0000000000000000.wal"), b, 0o600))
 		},
 		"a record that is not a snapshot marker first": func(t *testing.T, dir string) {
-			w, _ := open(t, dir, 0)
-			require.NoError(t, w.Save(hardState(1, 1, 1), []*raftpb.Entry{entry(1, 1, "v")}))
-			require.NoError(t, w.Close())
-			p := lastSegment(t, dir)
-			b, err := os.ReadFile(p)
-			require.NoError(t, err)
+			p, b := oneEntrySegment(t, dir)
 			// Drop the leading snapshot marker: the file now starts at the
 			// hard state, a valid record of another type.
 			n := headerLenForTest + int(binary.LittleEndian.Uint32(b[0:4]))

@@ -101,7 +101,7 @@ fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	done
 
 .PHONY: verify
-verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work verify-files ## gofmt, vet, go mod tidy, dependency directions, go.work, no large tracked files
+verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work verify-files verify-modzip ## gofmt, vet, go mod tidy, dependency directions, go.work, no large tracked files, module zips
 
 .PHONY: verify-fmt
 verify-fmt:
@@ -129,6 +129,10 @@ verify-files: ## fail on a tracked file over MAX_FILE_BYTES
 		if [ -f "$$f" ] && [ $$(stat -c %s "$$f") -gt $(MAX_FILE_BYTES) ]; then \
 			echo "verify-files: $$f is $$(stat -c %s "$$f") bytes, over $(MAX_FILE_BYTES): keep it out of git"; bad=1; fi; \
 	done < <(git ls-files -z); exit $$bad
+
+.PHONY: verify-modzip
+verify-modzip: ## fail on a module the go command could not zip (reserved names like aux.go, case collisions)
+	@cd tools/modcheck && GOWORK=off $(GO) run . $(addprefix $(CURDIR)/,$(MODULES))
 
 .PHONY: verify-clean
 verify-clean: ## fail on untracked files in the tree (what a test run must never leave behind)

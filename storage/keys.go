@@ -13,7 +13,7 @@ const (
 	prefixHistory byte = 'h'
 	prefixLease   byte = 'l'
 	prefixMeta    byte = 'm'
-	prefixAux     byte = 'a' // service state beside the key space (aux.go)
+	prefixAux     byte = 'a' // service state beside the key space (auxbucket.go)
 )
 
 // Meta keys.

@@ -66,6 +66,10 @@ type Node struct {
 
 	stopc chan struct{}
 	donec chan struct{}
+	// durableIdx is the last index the state machine reported durable
+	// (live snapshots); durableLoop refreshes it when durableKick fires.
+	durableIdx  atomic.Uint64
+	durableKick chan struct{}
 	// failErr is why the node stopped on its own (see Err).
 	failErr atomic.Pointer[error]
 	wg      sync.WaitGroup
@@ -144,6 +148,13 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 	go n.run()
 	go n.applyLoop()
 	go n.readLoop()
+	if n.live() {
+		// What the state machine recovered is on disk already.
+		n.durableIdx.Store(sm.AppliedIndex())
+		n.durableKick = make(chan struct{}, 1)
+		n.wg.Add(1)
+		go n.durableLoop()
+	}
 	return n, nil
 }
 
@@ -220,6 +231,37 @@ func (n *Node) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
 }
 
 // live reports whether the state machine snapshots itself (LiveSnapshotter).
+// durableLoop asks the state machine how far its state is durable —
+// for MetaStore's store a memtable flush, which can take a while — off the
+// Ready goroutine, so heartbeats and fsyncs never wait behind it. Log
+// truncation uses the last answer and simply waits for a newer one.
+func (n *Node) durableLoop() {
+	defer n.wg.Done()
+	d := n.sm.(DurableIndexer)
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case <-n.durableKick:
+		}
+		idx := d.DurableIndex()
+		for {
+			old := n.durableIdx.Load()
+			if idx <= old || n.durableIdx.CompareAndSwap(old, idx) {
+				break
+			}
+		}
+	}
+}
+
+// kickDurable asks durableLoop for a fresh durable index, without waiting.
+func (n *Node) kickDurable() {
+	select {
+	case n.durableKick <- struct{}{}:
+	default:
+	}
+}
+
 func (n *Node) live() bool {
 	ls, ok := n.sm.(LiveSnapshotter)
 	return ok && ls.LiveSnapshots()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.uber.org/zap/zaptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,4 +424,54 @@ func TestApplyFailureStopsTheMemberAndRestartReplays(t *testing.T) {
 	require.Equal(t, c.Members[lead].SM.Copy(), c.Members[f].SM.Copy())
 	v, _ := c.Members[f].SM.Get("c")
 	require.Equal(t, "3", v, "the failed entry was applied on restart")
+}
+
+// slowDurableKV is a live-snapshot state machine whose DurableIndex (a
+// memtable flush in MetaStore) blocks until released.
+type slowDurableKV struct {
+	*consensustest.KV
+	gate  chan struct{}
+	calls atomic.Int64
+}
+
+func (s *slowDurableKV) LiveSnapshots() bool { return true }
+func (s *slowDurableKV) DurableIndex() uint64 {
+	s.calls.Add(1)
+	<-s.gate
+	return s.AppliedIndex()
+}
+
+// The durable-index flush runs beside the Ready loop: while it is stuck,
+// proposals keep committing (heartbeats and fsyncs do not wait for it).
+func TestDurableIndexFlushDoesNotBlockTheReadyLoop(t *testing.T) {
+	sm := &slowDurableKV{KV: consensustest.NewKV(), gate: make(chan struct{})}
+	net := consensustest.NewNetwork()
+	n, err := consensus.Start(consensus.Config{
+		ID: 1, Dir: t.TempDir(), Peers: []consensus.Peer{{ID: 1, Context: []byte("m1")}},
+		TickInterval: 10 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 1,
+		SnapshotCount: 5, SnapshotCatchUpEntries: 2, ReadIndexTimeout: 2 * time.Second,
+		Logger: zaptest.NewLogger(t),
+	}, sm, net.Transport(1))
+	require.NoError(t, err)
+	net.Register(1, n)
+	var released sync.Once
+	release := func() { released.Do(func() { close(sm.gate) }) }
+	defer net.Close()
+	defer n.Stop()
+	defer release()
+	require.Eventually(t, func() bool { return n.Leader() == 1 }, 10*time.Second, 10*time.Millisecond)
+	for i := range 10 {
+		propose(t, n, fmt.Sprintf("k%d=v", i))
+	}
+	require.Eventually(t, func() bool { return sm.calls.Load() > 0 }, 10*time.Second, 5*time.Millisecond,
+		"a snapshot asked for the durable index")
+	// The flush is stuck; the node still commits.
+	for i := range 30 {
+		propose(t, n, fmt.Sprintf("during%d=v", i))
+	}
+	release()
+	for i := range 10 {
+		propose(t, n, fmt.Sprintf("after%d=v", i))
+	}
+	require.Equal(t, 50, sm.Len())
 }

@@ -362,7 +362,11 @@ func (n *Node) maybeSnapshot() error {
 		n.mu.Unlock()
 	}
 	durable := applied
-	if d, ok := n.sm.(DurableIndexer); ok {
+	if n.live() {
+		// The flush runs in durableLoop; use what it last reported.
+		n.kickDurable()
+		durable = min(durable, n.durableIdx.Load())
+	} else if d, ok := n.sm.(DurableIndexer); ok {
 		durable = min(durable, d.DurableIndex())
 	}
 	if durable <= snapIndex {

@@ -1,36 +1,32 @@
 package consensus
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/metastore/metastore/consensus/errs"
 )
 
-// Errors returned to proposers and readers. The server maps them to etcd's
-// rpctypes errors (no leader, leader changed, request timed out, …).
+// Errors returned to proposers and readers; they are the values of
+// package errs (see there), so errors.Is matches either name.
 var (
-	// ErrStopped is returned after Stop.
-	ErrStopped = errors.New("consensus: node stopped")
-	// ErrNoLeader is returned when the node knows no leader to serve the
-	// request.
-	ErrNoLeader = errors.New("consensus: no leader")
-	// ErrTimeout is returned when the request did not complete in time.
-	ErrTimeout = errors.New("consensus: request timed out")
-	// ErrTimeoutLeaderFail is returned when the request timed out after the
-	// leader changed or was lost while it waited.
-	ErrTimeoutLeaderFail = errors.New("consensus: request timed out, possibly due to previous leader failure")
-	// ErrLeaderChanged is returned by ReadIndex when leadership changed
-	// during the read round.
-	ErrLeaderChanged = errors.New("consensus: leader changed")
-	// ErrRemoved is returned once this node was removed from the cluster.
-	ErrRemoved = errors.New("consensus: node removed from the cluster")
-	// ErrNotLeader is returned by calls only the leader can serve.
-	ErrNotLeader = errors.New("consensus: not the leader")
-	// ErrLearnerNotReady is returned when promoting a learner that has not
-	// caught up with the leader's log (etcd's rule: 90% of its match).
-	ErrLearnerNotReady = errors.New("consensus: can only promote a learner member which is in sync with leader")
-	// ErrMemberNotLearner is returned when promoting a member that is not a
-	// learner.
-	ErrMemberNotLearner = errors.New("consensus: can only promote a learner member")
+	// ErrStopped is errs.ErrStopped.
+	ErrStopped = errs.ErrStopped
+	// ErrNoLeader is errs.ErrNoLeader.
+	ErrNoLeader = errs.ErrNoLeader
+	// ErrTimeout is errs.ErrTimeout.
+	ErrTimeout = errs.ErrTimeout
+	// ErrTimeoutLeaderFail is errs.ErrTimeoutLeaderFail.
+	ErrTimeoutLeaderFail = errs.ErrTimeoutLeaderFail
+	// ErrLeaderChanged is errs.ErrLeaderChanged.
+	ErrLeaderChanged = errs.ErrLeaderChanged
+	// ErrRemoved is errs.ErrRemoved.
+	ErrRemoved = errs.ErrRemoved
+	// ErrNotLeader is errs.ErrNotLeader.
+	ErrNotLeader = errs.ErrNotLeader
+	// ErrLearnerNotReady is errs.ErrLearnerNotReady.
+	ErrLearnerNotReady = errs.ErrLearnerNotReady
+	// ErrMemberNotLearner is errs.ErrMemberNotLearner.
+	ErrMemberNotLearner = errs.ErrMemberNotLearner
 )
 
 // ApplyError is why a node stopped on its own: the state machine could not

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/consensus"
+	"github.com/metastore/metastore/consensus/errs"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -24,15 +24,15 @@ var table = []struct {
 	{storage.ErrKeyTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{storage.ErrValueTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{storage.ErrClosed, rpctypes.ErrGRPCStopped},
-	{consensus.ErrStopped, rpctypes.ErrGRPCStopped},
-	{consensus.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
-	{consensus.ErrTimeout, rpctypes.ErrGRPCTimeout},
-	{consensus.ErrTimeoutLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
-	{consensus.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
-	{consensus.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
-	{consensus.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
-	{consensus.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
-	{consensus.ErrRemoved, rpctypes.ErrGRPCStopped},
+	{errs.ErrStopped, rpctypes.ErrGRPCStopped},
+	{errs.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{errs.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{errs.ErrTimeoutLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
+	{errs.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{errs.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{errs.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{errs.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{errs.ErrRemoved, rpctypes.ErrGRPCStopped},
 }
 
 // ToGRPC returns the gRPC error a client of etcd would get for err. Errors

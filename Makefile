@@ -69,6 +69,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	if [ -n "$${CI:-}" ]; then \
 		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
 		UPSTREAM_ONLY=metastore tools/compat-upstream.sh compat-tests/upstream/passing.txt /dev/null || fail=1; \
+		echo "==> outsiders can go get clientsdk and storage (make release-check)"; \
+		$(MAKE) --no-print-directory release-check || fail=1; \
 		echo "==> nothing left behind in the working tree"; \
 		$(MAKE) --no-print-directory verify-clean || fail=1; \
 	fi; \
@@ -132,7 +134,11 @@ verify-files: ## fail on a tracked file over MAX_FILE_BYTES
 
 .PHONY: verify-modzip
 verify-modzip: ## fail on a module the go command could not zip (reserved names like aux.go, case collisions)
-	@cd tools/modcheck && GOWORK=off $(GO) run . $(addprefix $(CURDIR)/,$(MODULES))
+	@cd tools/modcheck && GOWORK=off $(GO) run . zip-check $(addprefix $(CURDIR)/,$(MODULES))
+
+.PHONY: release-check
+release-check: ## zip every module at its release version into a file-system proxy; go get clientsdk alone and storage alone outside the workspace, build and run a program on each
+	@tools/release-check.sh $(MODULES)
 
 .PHONY: verify-clean
 verify-clean: ## fail on untracked files in the tree (what a test run must never leave behind)

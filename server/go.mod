@@ -13,13 +13,13 @@ replace (
 )
 
 require (
-	github.com/metastore/metastore/consensus v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/services/cluster v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/services/kv v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/services/maintenance v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/services/rpcerr v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/services/watch v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/consensus v0.1.0
+	github.com/metastore/metastore/services/cluster v0.1.0
+	github.com/metastore/metastore/services/kv v0.1.0
+	github.com/metastore/metastore/services/maintenance v0.1.0
+	github.com/metastore/metastore/services/rpcerr v0.1.0
+	github.com/metastore/metastore/services/watch v0.1.0
+	github.com/metastore/metastore/storage v0.1.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/soheilhy/cmux v0.1.5
 	github.com/stretchr/testify v1.12.1
@@ -80,7 +80,7 @@ require (
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/linxGnu/grocksdb v1.7.15 // indirect
-	github.com/metastore/metastore/services/lease v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/services/lease v0.1.0
 	github.com/tidwall/btree v1.8.2 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.uber.org/multierr v1.11.0 // indirect

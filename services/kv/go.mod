@@ -9,8 +9,8 @@ replace (
 )
 
 require (
-	github.com/metastore/metastore/services/rpcerr v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/services/rpcerr v0.1.0
+	github.com/metastore/metastore/storage v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.uber.org/zap v1.28.0
@@ -22,7 +22,7 @@ require (
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
-	github.com/metastore/metastore/consensus v0.0.0-00010101000000-000000000000 // indirect
+	github.com/metastore/metastore/consensus v0.1.0 // indirect
 	github.com/tidwall/btree v1.8.2 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect

@@ -8,8 +8,8 @@ replace (
 )
 
 require (
-	github.com/metastore/metastore/consensus v0.0.0-00010101000000-000000000000
-	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/consensus v0.1.0
+	github.com/metastore/metastore/storage v0.1.0
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.uber.org/zap v1.28.0

@@ -5,7 +5,7 @@ go 1.26.0
 replace github.com/metastore/metastore/storage => ../../storage
 
 require (
-	github.com/metastore/metastore/storage v0.0.0-00010101000000-000000000000
+	github.com/metastore/metastore/storage v0.1.0
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.uber.org/zap v1.28.0
 	google.golang.org/grpc v1.83.2

@@ -1,32 +1,121 @@
-// Command modcheck runs the go command's module zip checks
-// (golang.org/x/mod/zip.CheckDir: reserved file names such as aux.go on
-// Windows, case-folding collisions, invalid paths, size limits) over each
-// module directory given, so that a module nobody can `go get` fails
-// `make verify` instead of its consumers. Usage: modcheck DIR...
+// Command modcheck checks and packs the workspace's modules the way the go
+// command does for consumers.
+//
+//	modcheck zip-check DIR...          the module zip checks of each module
+//	                                   (golang.org/x/mod/zip.CheckDir: reserved
+//	                                   names such as aux.go on Windows, case
+//	                                   collisions, invalid paths, size limits)
+//	modcheck proxy OUT VERSION DIR...  zips each module at VERSION into a
+//	                                   file-system module proxy at OUT
+//	                                   (GOPROXY=file://OUT), from the working
+//	                                   tree, so it needs no tags
+//
+// make verify runs zip-check; make release-check uses proxy (see
+// docs/RELEASING.md).
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 	"golang.org/x/mod/zip"
 )
 
 func main() {
-	bad := false
-	for _, dir := range os.Args[1:] {
-		files, err := zip.CheckDir(dir)
-		if err != nil && len(files.Invalid) == 0 && len(files.Omitted) == 0 {
-			fmt.Fprintf(os.Stderr, "modcheck: %s: %v\n", dir, err)
-			bad = true
-			continue
-		}
-		for _, f := range files.Invalid {
-			fmt.Fprintf(os.Stderr, "modcheck: %s: %v\n", f.Path, f.Err)
-			bad = true
-		}
+	if len(os.Args) < 2 {
+		usage()
 	}
-	if bad {
+	var err error
+	switch os.Args[1] {
+	case "zip-check":
+		err = zipCheck(os.Args[2:])
+	case "proxy":
+		if len(os.Args) < 4 {
+			usage()
+		}
+		err = proxy(os.Args[2], os.Args[3], os.Args[4:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "modcheck:", err)
 		os.Exit(1)
 	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck proxy OUT VERSION DIR...")
+	os.Exit(2)
+}
+
+// zipCheck reports every file of the modules at dirs that the go command
+// would refuse to put in a module zip.
+func zipCheck(dirs []string) error {
+	bad := 0
+	for _, dir := range dirs {
+		files, err := zip.CheckDir(dir)
+		for _, f := range files.Invalid {
+			fmt.Fprintf(os.Stderr, "modcheck: %s: %v\n", f.Path, f.Err)
+			bad++
+		}
+		if err != nil && len(files.Invalid) == 0 {
+			fmt.Fprintf(os.Stderr, "modcheck: %s: %v\n", dir, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s): the go command could not zip these modules, so nobody could go get them", bad)
+	}
+	return nil
+}
+
+// proxy writes the modules at dirs, at version, into a file-system module
+// proxy rooted at out: <path>/@v/{list,VERSION.info,VERSION.mod,VERSION.zip}.
+func proxy(out, version string, dirs []string) error {
+	for _, dir := range dirs {
+		gomod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err != nil {
+			return err
+		}
+		path := modfile.ModulePath(gomod)
+		mv := module.Version{Path: path, Version: version}
+		if err := module.Check(path, version); err != nil {
+			return err
+		}
+		esc, err := module.EscapePath(path)
+		if err != nil {
+			return err
+		}
+		vdir := filepath.Join(out, esc, "@v")
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			return err
+		}
+		zf, err := os.Create(filepath.Join(vdir, version+".zip"))
+		if err != nil {
+			return err
+		}
+		if err := zip.CreateFromDir(zf, mv, dir); err != nil {
+			zf.Close()
+			return fmt.Errorf("zip %s: %w", path, err)
+		}
+		if err := zf.Close(); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(vdir, version+".mod"), gomod, 0o644); err != nil {
+			return err
+		}
+		info, _ := json.Marshal(map[string]any{"Version": version, "Time": time.Now().UTC().Format(time.RFC3339)})
+		if err := os.WriteFile(filepath.Join(vdir, version+".info"), info, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(vdir, "list"), []byte(version+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -78,6 +78,9 @@ func (c Config) clusterVersion() string {
 	return parts[0] + "." + parts[1] + ".0"
 }
 
+// electionTicks is the election timeout in heartbeat ticks.
+func (c Config) electionTicks() int { return int(c.ElectionTimeoutMs / c.HeartbeatIntervalMs) }
+
 // hasWAL reports whether dataDir holds a member's Raft log.
 func hasWAL(dataDir string) bool {
 	m, _ := filepath.Glob(filepath.Join(dataDir, "member", "wal", "*.wal"))

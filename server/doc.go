@@ -1,8 +1,25 @@
 // Package server composes storage, consensus and the services into the
-// metastore binary: etcd-compatible configuration, the Raft apply loop, the
-// client and peer listeners.
+// metastore binary. One file per concern:
 //
-// Today it serves the KV service (and grpc.health.v1) on one node or a
-// static cluster; every other etcd service returns Unimplemented (see
-// docs/limitations.md).
+//	server.go        Server, New (build, open state, start node, register
+//	                 services, serve) and Stop
+//	config.go, flags.go  etcd-compatible configuration, flags, env, file
+//	datadir.go       refuses data dirs MetaStore did not write
+//	statemachine.go  the Raft state machine: applies committed requests to
+//	                 storage and the services' state in one batch; a storage
+//	                 failure stops the member (it never skips an entry)
+//	propose.go       puts requests through Raft and waits for their result
+//	kv.go            the KV service's backend (reads after ReadIndex)
+//	lease.go         the Lease service's host (proposals, forwarding, clocks)
+//	maintenance.go   the Maintenance service's backend (Status, HashKV,
+//	                 Alarm, Defragment, Hash, MoveLeader)
+//	cluster.go       the member table: MemberList, publishing attributes
+//	quota.go         --quota-backend-bytes and the NOSPACE alarm
+//	compactor.go     auto-compaction
+//	leader.go        require-leader semantics, leader monitoring
+//	listen.go, http.go  client/peer/metrics listeners, etcd's HTTP endpoints
+//	authz.go         the single authorization check point
+//
+// The Auth, Lock and Election services and the Cluster/Maintenance RPCs not
+// listed answer Unimplemented (see docs/limitations.md).
 package server

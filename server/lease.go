@@ -22,19 +22,11 @@ func (h leaseHost) ProposeGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*
 	if err := h.s.checkQuota(ctx, leaseOverhead); err != nil {
 		return nil, err
 	}
-	ar, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseGrant: r})
-	if err != nil {
-		return nil, err
-	}
-	return ar.resp.(*pb.LeaseGrantResponse), nil
+	return proposeFor[*pb.LeaseGrantResponse](ctx, h.s, &pb.InternalRaftRequest{LeaseGrant: r})
 }
 
 func (h leaseHost) ProposeRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error) {
-	ar, err := h.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
-	if err != nil {
-		return nil, err
-	}
-	return ar.resp.(*pb.LeaseRevokeResponse), nil
+	return proposeFor[*pb.LeaseRevokeResponse](ctx, h.s, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
 }
 
 func (h leaseHost) ProposeCheckpoint(ctx context.Context, cps []*pb.LeaseCheckpoint) error {

@@ -4,24 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/membershippb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/consensus/transport"
@@ -29,7 +24,6 @@ import (
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/services/lease"
 	"github.com/metastore/metastore/services/maintenance"
-	"github.com/metastore/metastore/services/rpcerr"
 	"github.com/metastore/metastore/services/watch"
 	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/backend"
@@ -63,7 +57,6 @@ type Server struct {
 	lessorTerm  atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms      *maintenance.Alarms
 	sizes       sizeCache
-	nextID      atomic.Uint64 // request IDs of proposals
 	peerConnMu  sync.Mutex
 	peerConns   map[uint64]*grpc.ClientConn
 	cancel      context.CancelFunc // stops background loops
@@ -86,11 +79,33 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	s, peers := newServer(cfg.withDefaults(), lg, opts)
+	st, err := s.openState()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.startNode(peers); err != nil {
+		s.closeListeners()
+		st.Close()
+		return nil, err
+	}
+	s.registerServices()
+	s.startServing()
+	return s, nil
+}
+
+// newServer builds the member from its configuration: identity, the
+// bootstrap member table and the services' state machines. Nothing is
+// opened yet.
+func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.Peer) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	cluster, _ := parseCluster(cfg.InitialCluster)
+	cluster, _ := parseCluster(cfg.InitialCluster) // validated
 	names := make([]string, 0, len(cluster))
 	for name := range cluster {
 		names = append(names, name)
@@ -109,22 +124,28 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
 		readyc: make(chan struct{}), members: clustersvc.NewMembers(members), peerConns: map[uint64]*grpc.ClientConn{},
 	}
-	electionTicks := int(cfg.ElectionTimeoutMs / cfg.HeartbeatIntervalMs)
 	s.lessor = lease.New(lease.Config{
-		MinTTL:             lease.MinTTL(electionTicks, cfg.tickInterval()),
+		MinTTL:             lease.MinTTL(cfg.electionTicks(), cfg.tickInterval()),
 		CheckpointInterval: cfg.LeaseCheckpointInterval,
 		Logger:             lg,
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
 	s.alarms = maintenance.NewAlarms()
+	s.leaderStreams.m = map[*leaderStream]struct{}{}
 	for _, o := range opts {
 		o(s)
 	}
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
-	if err := checkDataDir(cfg.DataDir); err != nil {
+	return s, peers
+}
+
+// openState checks and opens the data directory: the store, and the
+// services' state kept beside the key space.
+func (s *Server) openState() (*storage.Store, error) {
+	if err := checkDataDir(s.cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if err := prepareDataDir(cfg.DataDir); err != nil {
+	if err := prepareDataDir(s.cfg.DataDir); err != nil {
 		return nil, err
 	}
 	st, err := s.openStore()
@@ -136,11 +157,12 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	return st, nil
+}
 
-	if err := s.listen(); err != nil {
-		st.Close()
-		return nil, err
-	}
+// startNode starts the peer transport and the consensus node over the
+// state machine.
+func (s *Server) startNode(peers []consensus.Peer) error {
 	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg}
 	if s.peerAddrs != nil {
 		tcfg.PeerAddrs = func(id uint64, ctx []byte) []string {
@@ -159,21 +181,23 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	}
 	s.peerSrv = grpc.NewServer()
 	s.tr.Register(s.peerSrv)
-
 	node, err := consensus.Start(consensus.Config{
-		ID: s.id, Dir: filepath.Join(cfg.DataDir, "member"), Peers: peers,
-		TickInterval: cfg.tickInterval(), ElectionTicks: electionTicks, HeartbeatTicks: 1,
-		SnapshotCount: cfg.SnapshotCount, SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries, Logger: s.lg,
+		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers,
+		TickInterval: s.cfg.tickInterval(), ElectionTicks: s.cfg.electionTicks(), HeartbeatTicks: 1,
+		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries, Logger: s.lg,
 	}, &stateMachine{s: s}, s.tr)
 	if err != nil {
-		s.closeListeners()
-		st.Close()
-		return nil, err
+		return err
 	}
 	s.node = node
 	s.tr.SetHandler(node)
+	return nil
+}
 
-	s.leaderStreams.m = map[*leaderStream]struct{}{}
+// registerServices registers etcd's gRPC services on the client server
+// (and lease forwarding on the peer server).
+func (s *Server) registerServices() {
+	cfg := s.cfg
 	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg),
 		grpc.ChainUnaryInterceptor(s.unaryRequireLeader),
 		grpc.ChainStreamInterceptor(s.streamRequireLeader))...)
@@ -198,7 +222,11 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.clientSrv, s.health)
+}
 
+// startServing serves every listener and starts the member's background
+// loops; Stop stops them.
+func (s *Server) startServing() {
 	for _, l := range s.peerLis {
 		s.serve(s.peerSrv, l)
 	}
@@ -211,44 +239,16 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	retention, _ := parseRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention) // validated
-	s.wg.Add(6)
-	go s.monitorLeader(ctx)
-	go s.publish(ctx)
-	go s.runCompactor(ctx, retention)
-	go s.waitLeader()
-	go s.watchLeadership(ctx)
-	go func() {
-		defer s.wg.Done()
-		s.lessor.Run(ctx, leaseHost{s})
-	}()
-	return s, nil
-}
-
-// clientServerOptions are etcd's gRPC server settings: requests up to
-// --max-request-bytes plus 512 KiB of framing, responses up to 2 GiB,
-// --max-concurrent-streams, and the keepalive policy.
-func clientServerOptions(cfg Config) []grpc.ServerOption {
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes) + 512*1024),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+	retention, _ := parseRetention(s.cfg.AutoCompactionMode, s.cfg.AutoCompactionRetention) // validated
+	loops := []func(context.Context){
+		s.monitorLeader, s.publish, func(ctx context.Context) { s.runCompactor(ctx, retention) },
+		func(context.Context) { s.waitLeader() }, s.watchLeadership,
+		func(ctx context.Context) { defer s.wg.Done(); s.lessor.Run(ctx, leaseHost{s}) },
 	}
-	if cfg.GRPCKeepAliveMinTime > 0 {
-		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.GRPCKeepAliveMinTime}))
+	s.wg.Add(len(loops)) // each loop calls s.wg.Done when it returns
+	for _, loop := range loops {
+		go loop(ctx)
 	}
-	if cfg.GRPCKeepAliveInterval > 0 && cfg.GRPCKeepAliveTimeout > 0 {
-		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.GRPCKeepAliveInterval, Timeout: cfg.GRPCKeepAliveTimeout}))
-	}
-	return opts
-}
-
-func (s *Server) serve(srv *grpc.Server, l net.Listener) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = srv.Serve(l)
-	}()
 }
 
 func (s *Server) openEngine(dir string) (backend.Backend, error) {
@@ -284,63 +284,6 @@ func (s *Server) openStore() (*storage.Store, error) {
 		return nil, err
 	}
 	return st, nil
-}
-
-func hostPorts(urls string) []string {
-	var out []string
-	for _, u := range strings.Split(urls, ",") {
-		u = strings.TrimSpace(u)
-		u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
-		out = append(out, u)
-	}
-	return out
-}
-
-func (s *Server) listen() error {
-	for _, hp := range hostPorts(s.cfg.ListenClientURLs) {
-		l, err := net.Listen("tcp", hp)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("--listen-client-urls: %w", err)
-		}
-		s.clientLis = append(s.clientLis, l)
-	}
-	if s.cfg.ListenMetricsURLs != "" {
-		for _, hp := range hostPorts(s.cfg.ListenMetricsURLs) {
-			l, err := net.Listen("tcp", hp)
-			if err != nil {
-				s.closeListeners()
-				return fmt.Errorf("--listen-metrics-urls: %w", err)
-			}
-			s.metricsLis = append(s.metricsLis, l)
-		}
-	}
-	for _, hp := range hostPorts(s.cfg.ListenPeerURLs) {
-		l, err := net.Listen("tcp", hp)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("--listen-peer-urls: %w", err)
-		}
-		s.peerLis = append(s.peerLis, l)
-	}
-	return nil
-}
-
-func (s *Server) closeListeners() {
-	for _, ls := range [][]net.Listener{s.clientLis, s.peerLis, s.metricsLis} {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
-}
-
-// ClientAddrs returns the addresses the client listeners are bound to.
-func (s *Server) ClientAddrs() []string {
-	var out []string
-	for _, l := range s.clientLis {
-		out = append(out, l.Addr().String())
-	}
-	return out
 }
 
 // waitLeader marks the server ready (and healthy) once a leader exists.
@@ -407,107 +350,4 @@ func (s *Server) Stop() {
 			s.lg.Warn("failed to close store", zap.Error(err))
 		}
 	})
-}
-
-// requestTimeout is etcd's ReqTimeout: 5 s plus two election timeouts.
-func requestTimeout(cfg Config) time.Duration {
-	return 5*time.Second + 2*time.Duration(cfg.ElectionTimeoutMs)*time.Millisecond
-}
-
-// requestCtx bounds a request that has no deadline of its own.
-func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, 7*time.Second)
-}
-
-// Status implements maintenance.StatusSource.
-func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
-	st := s.node.Status()
-	sizes, err := s.store.Load().Sizes()
-	if err != nil {
-		return nil, err
-	}
-	return &pb.StatusResponse{
-		Header:           &pb.ResponseHeader{Revision: s.store.Load().Rev()},
-		Version:          s.cfg.EmulatedEtcdVersion,
-		DbSize:           sizes.Physical,
-		DbSizeInUse:      sizes.Logical,
-		Leader:           st.Lead,
-		RaftIndex:        st.Commit,
-		RaftTerm:         st.Term,
-		RaftAppliedIndex: st.Applied,
-		StorageVersion:   s.cfg.clusterVersion(),
-		IsLearner:        st.IsLearner,
-		DbSizeQuota:      max(s.quotaBytes(), 0),
-		Errors:           s.statusErrors(st.Lead),
-	}, nil
-}
-
-func (s *Server) statusErrors(lead uint64) []string {
-	var errs []string
-	if lead == 0 {
-		errs = append(errs, rpctypes.ErrGRPCNoLeader.Error())
-	}
-	for _, a := range s.alarms.Get(pb.AlarmType_NONE) {
-		errs = append(errs, a.String())
-	}
-	return errs
-}
-
-// Members implements cluster.MemberSource: the static initial cluster.
-func (s *Server) Members(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
-	if linearizable {
-		ctx, cancel := requestCtx(ctx)
-		defer cancel()
-		if _, err := s.node.ReadIndex(ctx); err != nil {
-			return nil, rpcerr.ToGRPC(s.lg, err)
-		}
-	}
-	return s.members.List(), nil
-}
-
-// publish puts this member's name and client URLs into the replicated
-// member table (etcd's ClusterMemberAttrSet), retrying until it lands.
-func (s *Server) publish(ctx context.Context) {
-	defer s.wg.Done()
-	urls := strings.Split(s.cfg.AdvertiseClientURLs, ",")
-	req := &pb.InternalRaftRequest{ClusterMemberAttrSet: &membershippb.ClusterMemberAttrSetRequest{
-		Member_ID: s.id, MemberAttributes: &membershippb.Attributes{Name: s.cfg.Name, ClientUrls: urls},
-	}}
-	select {
-	case <-s.readyc:
-	case <-ctx.Done():
-		return
-	}
-	for !s.members.Published(s.id, urls) {
-		pctx, cancel := context.WithTimeout(ctx, requestTimeout(s.cfg))
-		_, err := s.propose(pctx, req)
-		cancel()
-		if err == nil {
-			s.lg.Info("published local member to cluster through raft", zap.Strings("client-urls", urls))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// HashKV implements maintenance.Hasher.
-func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
-	st := s.store.Load()
-	h, err := st.HashKV(rev)
-	if err != nil {
-		return nil, rpcerr.ToGRPC(s.lg, err)
-	}
-	return &pb.HashKVResponse{
-		Header:          &pb.ResponseHeader{Revision: st.Rev()},
-		Hash:            h.Hash,
-		CompactRevision: h.CompactRev,
-		HashRevision:    h.HashRev,
-	}, nil
 }

@@ -1,19 +1,17 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/storage"
@@ -234,118 +232,4 @@ func (s *Server) recoverServices(st *storage.Store) error {
 		return err
 	}
 	return s.alarms.Recover(st)
-}
-
-// propose puts r through Raft and returns what applying it produced.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
-	r.Header = &pb.RequestHeader{ID: s.nextID.Add(1)}
-	data, err := proto.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > int(s.cfg.MaxRequestBytes) {
-		return nil, rpctypes.ErrGRPCRequestTooLarge // as etcd: the whole Raft request counts
-	}
-	ctx, cancel := requestCtx(ctx)
-	defer cancel()
-	res, err := s.node.Propose(ctx, data)
-	if err != nil {
-		return nil, err
-	}
-	ar := res.(*applyResult)
-	return ar, ar.err
-}
-
-// kvBackend implements kv.Backend: reads locally, writes through Raft.
-type kvBackend struct{ s *Server }
-
-func (b *kvBackend) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
-	return b.s.propose(ctx, r)
-}
-
-// read runs f on the local store, after a ReadIndex round unless the
-// request is serializable.
-func (b *kvBackend) read(ctx context.Context, serializable bool, f func(*storage.ReadTxn) error) error {
-	if !serializable {
-		ctx, cancel := requestCtx(ctx)
-		defer cancel()
-		if _, err := b.s.node.ReadIndex(ctx); err != nil {
-			return err
-		}
-	}
-	rd, err := b.s.store.Load().Read()
-	if err != nil {
-		return err
-	}
-	defer rd.End()
-	return f(rd)
-}
-
-func (b *kvBackend) View(ctx context.Context, serializable bool, f func(kv.RangeReader) error) error {
-	return b.read(ctx, serializable, func(rd *storage.ReadTxn) error { return f(rd) })
-}
-
-func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	var resp *pb.RangeResponse
-	err := b.read(ctx, r.Serializable, func(rd *storage.ReadTxn) error {
-		var err error
-		resp, err = kv.Range(rd, r, true)
-		return err
-	})
-	return resp, err
-}
-
-func (b *kvBackend) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	if err := b.s.checkQuota(ctx, costPut(r)); err != nil {
-		return nil, err
-	}
-	ar, err := b.propose(ctx, &pb.InternalRaftRequest{Put: r})
-	if err != nil {
-		return nil, err
-	}
-	return ar.resp.(*pb.PutResponse), nil
-}
-
-func (b *kvBackend) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	ar, err := b.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
-	if err != nil {
-		return nil, err
-	}
-	return ar.resp.(*pb.DeleteRangeResponse), nil
-}
-
-func (b *kvBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	if kv.IsTxnReadOnly(r) {
-		// As etcd: no Raft entry, a ReadIndex round unless serializable.
-		var resp *pb.TxnResponse
-		err := b.read(ctx, kv.IsTxnSerializable(r), func(rd *storage.ReadTxn) error {
-			var err error
-			resp, err = kv.ReadOnlyTxn(rd, rd.Rev(), r)
-			return err
-		})
-		return resp, err
-	}
-	if err := b.s.checkQuota(ctx, costTxn(r)); err != nil {
-		return nil, err
-	}
-	ar, err := b.propose(ctx, &pb.InternalRaftRequest{Txn: r})
-	if err != nil {
-		return nil, err
-	}
-	return ar.resp.(*pb.TxnResponse), nil
-}
-
-func (b *kvBackend) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-	ar, err := b.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
-	if err != nil {
-		return nil, err
-	}
-	if r.Physical && ar.compacted != nil {
-		select {
-		case <-ar.compacted:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return ar.resp.(*pb.CompactionResponse), nil
 }

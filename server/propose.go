@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/proto"
+)
+
+// requestTimeout is etcd's ReqTimeout: 5 s plus two election timeouts.
+func requestTimeout(cfg Config) time.Duration {
+	return 5*time.Second + 2*time.Duration(cfg.ElectionTimeoutMs)*time.Millisecond
+}
+
+// requestCtx bounds a request that has no deadline of its own.
+func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 7*time.Second)
+}
+
+// propose puts r through Raft and returns what applying it produced on
+// this member.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > int(s.cfg.MaxRequestBytes) {
+		return nil, rpctypes.ErrGRPCRequestTooLarge // as etcd: the whole Raft request counts
+	}
+	ctx, cancel := requestCtx(ctx)
+	defer cancel()
+	res, err := s.node.Propose(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	ar, ok := res.(*applyResult)
+	if !ok {
+		return nil, fmt.Errorf("server: the state machine answered %T", res)
+	}
+	return ar, ar.err
+}
+
+// proposeFor is propose for requests that answer with a response of type
+// T (the apply step's answer to that request kind); it is the one place
+// the response's type is checked.
+func proposeFor[T proto.Message](ctx context.Context, s *Server, r *pb.InternalRaftRequest) (T, error) {
+	var zero T
+	ar, err := s.propose(ctx, r)
+	if err != nil {
+		return zero, err
+	}
+	resp, ok := ar.resp.(T)
+	if !ok {
+		return zero, fmt.Errorf("server: apply answered %T, want %T", ar.resp, zero)
+	}
+	return resp, nil
+}

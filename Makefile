@@ -85,6 +85,14 @@ compat: ## run the conformance suite against ENDPOINTS=host:port[,...] (default:
 	@cd compat-tests && ETCD_ENDPOINTS="$(ENDPOINTS)" $(GO) test -count=1 -v $(COMPAT_ENDPOINT_PKGS) 2>&1 | tee /dev/stderr | \
 		awk '/^--- PASS/{p++} /^--- SKIP/{s++} /^--- FAIL/{f++} END{printf "compat: %d passed, %d skipped, %d failed\n", p, s, f; exit f>0}' 
 
+.PHONY: funcs
+funcs: ## function sizes per module (median, p90, longest; tests excluded)
+	@cd tools/modcheck && GOWORK=off $(GO) run . funcs $(addprefix ../../,$(MODULES))
+
+.PHONY: cover
+cover: deps ## statement coverage per module over the whole suite (-coverpkg across the workspace); table + HTML in bench-out/cover
+	@tools/cover.sh $(MODULES)
+
 .PHONY: robustness
 robustness: build ## etcd's robustness traffic + porcupine model on fresh clusters: etcd 3 members, bin/metastore 1 and 3 (ROBUSTNESS_DURATION=20s each, ROBUSTNESS_TARGET=etcd|metastore)
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -timeout 20m -run TestRobustnessTraffic -v ./robustness

@@ -5,6 +5,8 @@
 //	                                   (golang.org/x/mod/zip.CheckDir: reserved
 //	                                   names such as aux.go on Windows, case
 //	                                   collisions, invalid paths, size limits)
+//	modcheck funcs DIR...              function sizes (lines, tests excluded)
+//	                                   of each module: median, p90, longest
 //	modcheck proxy OUT VERSION DIR...  zips each module at VERSION into a
 //	                                   file-system module proxy at OUT
 //	                                   (GOPROXY=file://OUT), from the working
@@ -17,8 +19,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/modfile"
@@ -34,6 +42,8 @@ func main() {
 	switch os.Args[1] {
 	case "zip-check":
 		err = zipCheck(os.Args[2:])
+	case "funcs":
+		err = funcSizes(os.Args[2:])
 	case "proxy":
 		if len(os.Args) < 4 {
 			usage()
@@ -49,7 +59,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck proxy OUT VERSION DIR...")
+	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck funcs DIR... | modcheck proxy OUT VERSION DIR...")
 	os.Exit(2)
 }
 
@@ -118,4 +128,63 @@ func proxy(out, version string, dirs []string) error {
 		}
 	}
 	return nil
+}
+
+// funcSizes prints, per module directory, the median, 90th percentile and
+// longest function in lines (declaration to closing brace), over the
+// module's non-test Go files, nested modules and testdata excluded.
+func funcSizes(dirs []string) error {
+	fmt.Println("| module | functions | median | p90 | longest |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, dir := range dirs {
+		var sizes []int
+		longest := ""
+		maxN := 0
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if p != dir && (d.Name() == "testdata" || fileExists(filepath.Join(p, "go.mod"))) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return nil
+			}
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, p, nil, 0)
+			if err != nil {
+				return err
+			}
+			for _, decl := range f.Decls {
+				fd, ok := decl.(*ast.FuncDecl)
+				if !ok || fd.Body == nil {
+					continue
+				}
+				n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+				sizes = append(sizes, n)
+				if n > maxN {
+					maxN, longest = n, fmt.Sprintf("%s:%s", p, fd.Name.Name)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(sizes) == 0 {
+			continue
+		}
+		sort.Ints(sizes)
+		rel := strings.TrimPrefix(filepath.ToSlash(dir), "../../")
+		fmt.Printf("| %s | %d | %d | %d | %d (%s) |\n", rel, len(sizes), sizes[len(sizes)/2], sizes[len(sizes)*9/10], maxN, filepath.Base(longest))
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

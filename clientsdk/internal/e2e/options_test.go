@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	v3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/metastore/metastore/clientsdk/concurrency"
 	"github.com/metastore/metastore/clientsdk/recipes"
@@ -84,4 +86,49 @@ func TestPriorityQueueOrder(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, got)
 	}
+}
+
+// A waiter that gives up leaves nothing behind: its semaphore key is
+// deleted, a mutex or election it waited for is free for the next one.
+func TestWaitersThatGiveUpLeaveNothing(t *testing.T) {
+	pfx := prefix(t)
+	c := newClient(t)
+	short := func() context.Context {
+		cctx, cancel := context.WithTimeout(ctx(t), 300*time.Millisecond)
+		t.Cleanup(cancel)
+		return cctx
+	}
+
+	holder := recipes.NewSemaphore(session(t, c), pfx+"/sem", 1)
+	require.NoError(t, holder.Acquire(ctx(t)))
+	waiter := recipes.NewSemaphore(session(t, c), pfx+"/sem", 1)
+	require.ErrorIs(t, waiter.Acquire(short()), context.DeadlineExceeded)
+	keys, err := c.Get(ctx(t), pfx+"/sem/", v3.WithPrefix(), v3.WithCountOnly())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, keys.Count, "the waiter's key is gone")
+	require.NoError(t, holder.Release(ctx(t)))
+	require.NoError(t, waiter.Acquire(ctx(t)))
+	require.NoError(t, waiter.Release(ctx(t)))
+
+	owner := concurrency.NewMutex(session(t, c), pfx+"/lock")
+	require.NoError(t, owner.Lock(ctx(t)))
+	late := concurrency.NewMutex(session(t, c), pfx+"/lock")
+	require.ErrorIs(t, late.Lock(short()), context.DeadlineExceeded)
+	require.NoError(t, owner.Unlock(ctx(t)))
+	next := concurrency.NewMutex(session(t, c), pfx+"/lock")
+	require.NoError(t, next.Lock(ctx(t)), "the abandoned waiter does not block the next one")
+	require.NoError(t, next.Unlock(ctx(t)))
+
+	leader := concurrency.NewElection(session(t, c), pfx+"/elect")
+	require.NoError(t, leader.Campaign(ctx(t), "a"))
+	candidate := concurrency.NewElection(session(t, c), pfx+"/elect")
+	require.ErrorIs(t, candidate.Campaign(short(), "b"), context.DeadlineExceeded)
+	require.NoError(t, leader.Proclaim(ctx(t), "a2"))
+	got, err := leader.Leader(ctx(t))
+	require.NoError(t, err)
+	require.Equal(t, "a2", string(got.Kvs[0].Value))
+	require.NoError(t, leader.Resign(ctx(t)))
+	third := concurrency.NewElection(session(t, c), pfx+"/elect")
+	require.NoError(t, third.Campaign(ctx(t), "c"), "the candidate that gave up is not in line")
+	require.NoError(t, third.Resign(ctx(t)))
 }

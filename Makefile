@@ -69,6 +69,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	if [ -n "$${CI:-}" ]; then \
 		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
 		UPSTREAM_ONLY=metastore tools/compat-upstream.sh compat-tests/upstream/passing.txt /dev/null || fail=1; \
+		echo "==> statement coverage per module over the whole suite (make cover)"; \
+		$(MAKE) --no-print-directory cover || fail=1; \
 		echo "==> outsiders can go get clientsdk and storage (make release-check)"; \
 		$(MAKE) --no-print-directory release-check || fail=1; \
 		echo "==> nothing left behind in the working tree"; \

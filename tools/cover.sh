@@ -20,6 +20,17 @@ for m in "$@"; do
 		-args -test.gocoverdir="$out/data/${m//\//_}" >"$out/${m//\//_}.log" 2>&1) ||
 		{ echo "cover: tests of $m failed (see $out/${m//\//_}.log)" >&2; exit 1; }
 done
+# As make test: the endpoint suites also run against bin/metastore.
+if [ -x "$root/bin/metastore" ]; then
+	for pkg in compat-tests clientsdk/internal/e2e; do
+		d="$out/data/${pkg//\//_}_metastore"; mkdir -p "$d"
+		echo "==> cover $pkg against bin/metastore" >&2
+		(cd "$pkg" && "$root/tools/with-metastore.sh" go test -count=1 -cover -coverpkg="$pkgs" \
+			$( [ "$pkg" = compat-tests ] && echo ./conformance/... ./linearizability/... || echo ./... ) \
+			-args -test.gocoverdir="$d" >"$out/${pkg//\//_}_metastore.log" 2>&1) ||
+			{ echo "cover: $pkg against bin/metastore failed (see $out/${pkg//\//_}_metastore.log)" >&2; exit 1; }
+	done
+fi
 dirs=$(find "$out/data" -mindepth 1 -maxdepth 1 -type d | paste -sd, -)
 go tool covdata textfmt -i="$dirs" -o "$out/cover.out"
 go tool cover -html="$out/cover.out" -o "$out/cover.html"

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -50,4 +53,30 @@ func TestCheckerRejectsStaleRead(t *testing.T) {
 	h = append(h, porcupine.Operation{ClientId: 3, Input: Input{Kind: Put, Key: "k", Value: "3"}, Call: 60, Output: Output{Unknown: true}, Return: 1 << 62})
 	h = append(h, porcupine.Operation{ClientId: 2, Input: Input{Kind: Get, Key: "k"}, Call: 70, Output: Output{Value: "2", Found: true}, Return: 80})
 	require.Equal(t, porcupine.Ok, Check(h, time.Second))
+}
+
+// Against a server that does not answer, every write's outcome is unknown
+// (it may take effect at any later time), failed reads are left out, and
+// the history is still linearizable; a client that cannot be made fails
+// the recording.
+func TestRecordWithUnreachableServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	l.Close()
+	h, err := Record(t.Context(), Config{Clients: 2, Keys: 1, Duration: 300 * time.Millisecond, OpTimeout: 50 * time.Millisecond, Seed: 3},
+		func() (*clientv3.Client, error) {
+			return clientv3.New(clientv3.Config{Endpoints: []string{dead}, DialTimeout: 50 * time.Millisecond, Logger: zap.NewNop()})
+		})
+	require.NoError(t, err)
+	require.NotEmpty(t, h)
+	for _, op := range h {
+		require.True(t, op.Output.(Output).Unknown, "%v", op.Input)
+		require.NotEqual(t, Get, op.Input.(Input).Kind)
+		require.EqualValues(t, math.MaxInt64, op.Return)
+	}
+	require.Equal(t, porcupine.Ok, Check(h, time.Second))
+
+	_, err = Record(t.Context(), Config{Clients: 1}, func() (*clientv3.Client, error) { return nil, errors.New("no client") })
+	require.ErrorContains(t, err, "no client")
 }

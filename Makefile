@@ -113,7 +113,7 @@ fuzz: deps ## run every fuzz target for FUZZTIME each (default 30s)
 	done
 
 .PHONY: verify
-verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work verify-files verify-modzip ## gofmt, vet, go mod tidy, dependency directions, go.work, no large tracked files, module zips
+verify: deps verify-fmt verify-vet verify-tidy verify-deps verify-work verify-files verify-modzip verify-versions ## gofmt, vet, go mod tidy, dependency directions, go.work, no large tracked files, module zips, aligned versions
 
 .PHONY: verify-fmt
 verify-fmt:
@@ -145,6 +145,10 @@ verify-files: ## fail on a tracked file over MAX_FILE_BYTES
 .PHONY: verify-modzip
 verify-modzip: ## fail on a module the go command could not zip (reserved names like aux.go, case collisions)
 	@cd tools/modcheck && GOWORK=off $(GO) run . zip-check $(addprefix $(CURDIR)/,$(MODULES))
+
+.PHONY: verify-versions
+verify-versions: ## fail when modules require one dependency directly at different versions
+	@cd tools/modcheck && GOWORK=off $(GO) run . versions $(addprefix ../../,$(MODULES))
 
 .PHONY: release-check
 release-check: ## zip every module at its release version into a file-system proxy; go get clientsdk alone and storage alone outside the workspace, build and run a program on each

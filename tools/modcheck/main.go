@@ -5,6 +5,9 @@
 //	                                   (golang.org/x/mod/zip.CheckDir: reserved
 //	                                   names such as aux.go on Windows, case
 //	                                   collisions, invalid paths, size limits)
+//	modcheck versions DIR...           fails when modules require one
+//	                                   dependency directly at different
+//	                                   versions
 //	modcheck funcs DIR...              function sizes (lines, tests excluded)
 //	                                   of each module: median, p90, longest
 //	modcheck proxy OUT VERSION DIR...  zips each module at VERSION into a
@@ -42,6 +45,8 @@ func main() {
 	switch os.Args[1] {
 	case "zip-check":
 		err = zipCheck(os.Args[2:])
+	case "versions":
+		err = versions(os.Args[2:])
 	case "funcs":
 		err = funcSizes(os.Args[2:])
 	case "proxy":
@@ -59,7 +64,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck funcs DIR... | modcheck proxy OUT VERSION DIR...")
+	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck versions DIR... | modcheck funcs DIR... | modcheck proxy OUT VERSION DIR...")
 	os.Exit(2)
 }
 
@@ -187,4 +192,49 @@ func funcSizes(dirs []string) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// versions reports every dependency that the modules at dirs require
+// directly (not // indirect) at more than one version: shared dependencies
+// move together, so every module is tested with what the others use.
+func versions(dirs []string) error {
+	seen := map[string]map[string][]string{} // path -> version -> modules
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err != nil {
+			return err
+		}
+		f, err := modfile.ParseLax(filepath.Join(dir, "go.mod"), data, nil)
+		if err != nil {
+			return err
+		}
+		for _, r := range f.Require {
+			if r.Indirect || strings.HasPrefix(r.Mod.Path, "github.com/metastore/metastore/") {
+				continue
+			}
+			if seen[r.Mod.Path] == nil {
+				seen[r.Mod.Path] = map[string][]string{}
+			}
+			seen[r.Mod.Path][r.Mod.Version] = append(seen[r.Mod.Path][r.Mod.Version], strings.TrimPrefix(filepath.ToSlash(dir), "../../"))
+		}
+	}
+	var bad []string
+	for path, vs := range seen {
+		if len(vs) > 1 {
+			var parts []string
+			for v, mods := range vs {
+				parts = append(parts, fmt.Sprintf("%s in %s", v, strings.Join(mods, ", ")))
+			}
+			sort.Strings(parts)
+			bad = append(bad, fmt.Sprintf("%s: %s", path, strings.Join(parts, "; ")))
+		}
+	}
+	sort.Strings(bad)
+	for _, b := range bad {
+		fmt.Fprintln(os.Stderr, "modcheck: required at different versions:", b)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d dependencies required at different versions: align them (go get DEP@VERSION in each module)", len(bad))
+	}
+	return nil
 }

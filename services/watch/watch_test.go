@@ -192,10 +192,15 @@ func TestProgress(t *testing.T) {
 	ws := e.stream(t)
 	w := create(t, ws, &pb.WatchCreateRequest{Key: []byte("p"), ProgressNotify: true})
 	rev := e.put(t, "other", "v")
-	r := recv(t, ws)
-	require.Equal(t, w.WatchId, r.WatchId, "a periodic progress notification")
-	require.Empty(t, r.Events)
-	require.Equal(t, rev, r.Header.Revision)
+	var r *pb.WatchResponse
+	for { // a tick may come before the put: wait for one after it
+		r = recv(t, ws)
+		require.Equal(t, w.WatchId, r.WatchId, "a periodic progress notification")
+		require.Empty(t, r.Events)
+		if r.Header.Revision == rev {
+			break
+		}
+	}
 
 	require.NoError(t, ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_ProgressRequest{ProgressRequest: &pb.WatchProgressRequest{}}}))
 	for {

@@ -94,7 +94,7 @@ func TestWaitersThatGiveUpLeaveNothing(t *testing.T) {
 	pfx := prefix(t)
 	c := newClient(t)
 	short := func() context.Context {
-		cctx, cancel := context.WithTimeout(ctx(t), 300*time.Millisecond)
+		cctx, cancel := context.WithTimeout(ctx(t), time.Second)
 		t.Cleanup(cancel)
 		return cctx
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -46,20 +47,39 @@ func (b faultyBatch) Commit(sync bool) error {
 // the same HashKV as the others.
 func TestStorageFailureInApplyStopsTheMemberAndRestartCatchesUp(t *testing.T) {
 	ms := memberConfigs(t, 3)
-	var armed atomic.Bool
-	ms[2].opts = []server.Option{server.WithEngineWrapper(func(e backend.Backend) backend.Backend {
-		return faultyEngine{e, &armed}
-	})}
+	armed := make([]*atomic.Bool, len(ms))
+	for i := range ms {
+		armed[i] = &atomic.Bool{}
+		ms[i].opts = []server.Option{server.WithEngineWrapper(func(e backend.Backend) backend.Backend {
+			return faultyEngine{e, armed[i]}
+		})}
+	}
 	startCluster(t, ms)
-	healthy := client(t, ms[0], ms[1])
+	// The disk fails on a follower: were it the leader, the proposals
+	// forwarded to it would wait for their deadline (as with etcd).
+	st, err := client(t, ms[0]).Status(ctx(t), ms[0].srv.ClientAddrs()[0])
+	require.NoError(t, err)
+	f := 0
+	for ms[f].srv.ID() == st.Leader {
+		f++
+	}
+	var others []*member
+	for i, m := range ms {
+		if i != f {
+			others = append(others, m)
+		}
+	}
+	ms[2], ms[f] = ms[f], ms[2] // ms[2] is the faulty follower from here on
+	armed[2], armed[f] = armed[f], armed[2]
+	healthy := client(t, others...)
 	for i := range 10 {
 		_, err := healthy.Put(ctx(t), fmt.Sprint("before/", i), "v")
 		require.NoError(t, err)
 	}
 
-	armed.Store(true)
+	armed[2].Store(true)
 	faulty := client(t, ms[2])
-	_, err := faulty.Put(ctx(t), "through-the-faulty-member", "v")
+	_, err = faulty.Put(ctx(t), "through-the-faulty-member", "v")
 	require.Error(t, err, "a write the faulty member could not apply is never acknowledged by it")
 	select {
 	case <-ms[2].srv.Done():
@@ -73,13 +93,21 @@ func TestStorageFailureInApplyStopsTheMemberAndRestartCatchesUp(t *testing.T) {
 	// The majority goes on.
 	var last int64
 	for i := range 10 {
-		resp, err := healthy.Put(ctx(t), fmt.Sprint("after/", i), "v")
-		require.NoError(t, err)
-		last = resp.Header.Revision
+		// Retried: should leadership move to the stopped member before it
+		// stops, a proposal forwarded to it waits out its deadline.
+		require.Eventually(t, func() bool {
+			pctx, cancel := context.WithTimeout(ctx(t), 3*time.Second)
+			defer cancel()
+			resp, err := healthy.Put(pctx, fmt.Sprint("after/", i), "v")
+			if err == nil {
+				last = resp.Header.Revision
+			}
+			return err == nil
+		}, 30*time.Second, 10*time.Millisecond)
 	}
 
 	ms[2].srv.Stop()
-	armed.Store(false)
+	armed[2].Store(false)
 	ms[2].opts = nil
 	start(t, ms[2])
 	select {

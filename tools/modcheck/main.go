@@ -21,10 +21,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,34 +40,36 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "zip-check":
-		err = zipCheck(os.Args[2:])
-	case "versions":
-		err = versions(os.Args[2:])
-	case "funcs":
-		err = funcSizes(os.Args[2:])
-	case "proxy":
-		if len(os.Args) < 4 {
-			usage()
-		}
-		err = proxy(os.Args[2], os.Args[3], os.Args[4:])
-	default:
-		usage()
-	}
-	if err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "modcheck:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: modcheck zip-check DIR... | modcheck versions DIR... | modcheck funcs DIR... | modcheck proxy OUT VERSION DIR...")
-	os.Exit(2)
+var errUsage = errors.New("usage: modcheck zip-check DIR... | modcheck versions DIR... | modcheck funcs DIR... | modcheck proxy OUT VERSION DIR...")
+
+// run runs one subcommand; reports go to w.
+func run(args []string, w io.Writer) error {
+	if len(args) < 1 {
+		return errUsage
+	}
+	switch args[0] {
+	case "zip-check":
+		return zipCheck(args[1:])
+	case "versions":
+		return versions(args[1:])
+	case "funcs":
+		return funcSizes(w, args[1:])
+	case "proxy":
+		if len(args) < 3 {
+			return errUsage
+		}
+		return proxy(args[1], args[2], args[3:])
+	}
+	return errUsage
 }
 
 // zipCheck reports every file of the modules at dirs that the go command
@@ -138,9 +142,9 @@ func proxy(out, version string, dirs []string) error {
 // funcSizes prints, per module directory, the median, 90th percentile and
 // longest function in lines (declaration to closing brace), over the
 // module's non-test Go files, nested modules and testdata excluded.
-func funcSizes(dirs []string) error {
-	fmt.Println("| module | functions | median | p90 | longest |")
-	fmt.Println("|---|---|---|---|---|")
+func funcSizes(w io.Writer, dirs []string) error {
+	fmt.Fprintln(w, "| module | functions | median | p90 | longest |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, dir := range dirs {
 		var sizes []int
 		longest := ""
@@ -184,7 +188,7 @@ func funcSizes(dirs []string) error {
 		}
 		sort.Ints(sizes)
 		rel := strings.TrimPrefix(filepath.ToSlash(dir), "../../")
-		fmt.Printf("| %s | %d | %d | %d | %d (%s) |\n", rel, len(sizes), sizes[len(sizes)/2], sizes[len(sizes)*9/10], maxN, filepath.Base(longest))
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d (%s) |\n", rel, len(sizes), sizes[len(sizes)/2], sizes[len(sizes)*9/10], maxN, filepath.Base(longest))
 	}
 	return nil
 }

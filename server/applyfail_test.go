@@ -120,14 +120,7 @@ func TestStorageFailureInApplyStopsTheMemberAndRestartCatchesUp(t *testing.T) {
 		r, err := restarted.Get(ctx(t), "after/9", clientv3.WithSerializable())
 		return err == nil && r.Header.Revision >= last && len(r.Kvs) == 1
 	}, 20*time.Second, 20*time.Millisecond, "the restarted member catches up")
-	var hashes []uint32
-	for _, m := range ms {
-		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], last)
-		require.NoError(t, err)
-		hashes = append(hashes, h.Hash)
-	}
-	require.Equal(t, hashes[0], hashes[1])
-	require.Equal(t, hashes[0], hashes[2], "the member that stopped holds exactly what the others hold")
+	requireSameHashKV(t, ms, last, "the member that stopped holds exactly what the others hold")
 	for _, m := range ms {
 		r, err := client(t, m).Get(ctx(t), "before/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
 		require.NoError(t, err)

@@ -119,6 +119,21 @@ func client(t *testing.T, ms ...*member) *clientv3.Client {
 	return c
 }
 
+// requireSameHashKV asserts that every member hashes the key space at rev
+// to the same value.
+func requireSameHashKV(t *testing.T, ms []*member, rev int64, msgAndArgs ...any) {
+	t.Helper()
+	var first uint32
+	for i, m := range ms {
+		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
+		require.NoError(t, err)
+		if i == 0 {
+			first = h.Hash
+		}
+		require.Equal(t, first, h.Hash, msgAndArgs...)
+	}
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)

@@ -51,14 +51,7 @@ func TestFollowerCatchesUpFromLiveSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 303, get.Count)
 	rev := get.Header.Revision
-	var hashes []uint32
-	for _, m := range ms {
-		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
-		require.NoError(t, err)
-		hashes = append(hashes, h.Hash)
-	}
-	require.Equal(t, hashes[0], hashes[1])
-	require.Equal(t, hashes[0], hashes[2])
+	requireSameHashKV(t, ms, rev)
 	got, _ := filepath.Glob(filepath.Join(lagger.cfg.DataDir, "member", "snap", "*.db"))
 	require.NotEmpty(t, got, "the follower caught up through a snapshot")
 	// The lease table came with the state.

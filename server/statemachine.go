@@ -150,7 +150,9 @@ var errUnsupportedRequest = errors.New("unsupported raft request type")
 
 // isRequestError tells a refused request — the same on every member, so
 // it is the request's answer — from a failure of this member's storage.
-// Refusals are etcd's gRPC errors and storage's input errors.
+// Refusals are etcd's gRPC errors and storage's input errors. This is not
+// services/rpcerr's table: that one also maps storage.ErrClosed (to
+// ErrGRPCStopped), which here means this member cannot apply at all.
 func isRequestError(err error) bool {
 	for _, e := range []error{storage.ErrCompacted, storage.ErrFutureRev, storage.ErrEmptyKey,
 		storage.ErrKeyTooLarge, storage.ErrValueTooLarge} {

@@ -39,7 +39,7 @@ deps: ## install what a fresh Debian machine lacks (librocksdb-dev)
 
 .PHONY: build
 build: deps ## build every module (binaries go to bin/)
-	@for m in $(MODULES); do echo "==> build $$m"; (cd $$m && $(GO) build ./...); done
+	@for m in $(MODULES); do echo "==> build $$m"; (cd $$m && $(GO) build -o /dev/null ./...); done
 	@mkdir -p $(BIN)
 	cd server && $(GO) build -o $(BIN)/metastore ./cmd/metastore
 	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo

@@ -152,8 +152,16 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 
 	// Writes that timed out on the client may still commit later: compare
 	// every member at one revision, after a final write.
-	final, err := c.Put(t.Context(), "done", "")
-	require.NoError(t, err)
+	// Retried: the member the client picks may have just restarted and not
+	// yet heard from the leader (etcdserver: no leader, seen in CI).
+	var final *clientv3.PutResponse
+	require.Eventually(t, func() bool {
+		pctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		var err error
+		final, err = c.Put(pctx, "done", "")
+		return err == nil
+	}, 30*time.Second, 50*time.Millisecond, "a final write succeeds")
 	var dumps []map[string]string
 	for _, ep := range eps {
 		mc, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})

@@ -39,7 +39,18 @@ func (h leaseHost) Leader() uint64                    { return h.s.node.Leader()
 func (h leaseHost) FillHeader(hdr *pb.ResponseHeader) { h.s.FillHeader(hdr) }
 func (h leaseHost) Rev() int64                        { return h.s.store.Load().Rev() }
 
-func (h leaseHost) LeaseKeys(id int64) ([][]byte, error) { return h.s.store.Load().LeaseKeys(id) }
+// LeaseKeys lists the keys attached to lease id after a ReadIndex round,
+// so that they include every write acknowledged before the call: the
+// leader, which answers TimeToLive, may apply after the member that
+// acknowledged a put (seen in CI on three members).
+func (h leaseHost) LeaseKeys(id int64) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout(h.s.cfg))
+	defer cancel()
+	if _, err := h.s.node.ReadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return h.s.store.Load().LeaseKeys(id)
+}
 
 // PeerConn returns a (cached) connection to member id's first peer URL.
 func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {

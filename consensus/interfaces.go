@@ -8,7 +8,7 @@ import (
 
 // StateMachine is what the node applies committed entries to. The node
 // calls it from one goroutine, in log order.
-type StateMachine interface {
+type StateMachine[R any] interface {
 	// AppliedIndex returns the index of the last entry whose effects the
 	// state machine holds (after a restart: what it recovered). The node
 	// replays the log from there.
@@ -21,7 +21,7 @@ type StateMachine interface {
 	// applies anything after index, and the entry's proposer gets
 	// ErrStopped, never a success. On restart the log is replayed from
 	// AppliedIndex, so the entry is applied again.
-	Apply(index, term uint64, data []byte) (any, error)
+	Apply(index, term uint64, data []byte) (R, error)
 	// ApplyConfChange records a committed membership change; state is the
 	// configuration after it. An error stops the node as for Apply.
 	ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, state *raftpb.ConfState) error

@@ -24,7 +24,7 @@ import (
 const idLen = 16
 
 // Node is a running Raft member. Its methods are safe for concurrent use.
-type Node struct {
+type Node[R any] struct {
 	cfg Config
 	lg  *zap.Logger
 	id  uint64
@@ -33,7 +33,7 @@ type Node struct {
 	storage *raft.MemoryStorage
 	wal     *wal.WAL
 	snaps   *snapshotter
-	sm      StateMachine
+	sm      StateMachine[R]
 	tr      Transport
 
 	lead      atomic.Uint64
@@ -59,7 +59,7 @@ type Node struct {
 	leadCh     chan struct{} // closed and replaced when the leader changes
 	confState  *raftpb.ConfState
 	snapIndex  uint64
-	waiters    map[uint64]chan any
+	waiters    map[uint64]chan R
 	nextPropID uint64
 
 	read readBatcher
@@ -78,7 +78,7 @@ type Node struct {
 
 // Start opens (or creates) the node's log in cfg.Dir, restores the state
 // machine from the latest snapshot if it is behind, and starts the node.
-func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
+func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{
+	n := &Node[R]{
 		cfg: cfg, lg: lg, id: cfg.ID,
 		storage:    raft.NewMemoryStorage(),
 		wal:        w,
@@ -98,7 +98,7 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 		appliedCh:  make(chan struct{}),
 		leadCh:     make(chan struct{}),
 		confState:  &raftpb.ConfState{},
-		waiters:    map[uint64]chan any{},
+		waiters:    map[uint64]chan R{},
 		nextPropID: uint64(time.Now().UnixNano()),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
@@ -160,7 +160,7 @@ func Start(cfg Config, sm StateMachine, tr Transport) (*Node, error) {
 
 // restore loads the WAL state into memory storage and brings the state
 // machine up to the latest snapshot if it is behind it.
-func (n *Node) restore(st *wal.State) error {
+func (n *Node[R]) restore(st *wal.State) error {
 	if m := st.Snapshot; m.GetIndex() > 0 {
 		snap, err := n.snaps.loadMeta(m.GetTerm(), m.GetIndex())
 		if err != nil {
@@ -206,7 +206,7 @@ func (n *Node) restore(st *wal.State) error {
 
 // restoreStateMachine streams the snapshot data at (term, index) from disk
 // into the state machine.
-func (n *Node) restoreStateMachine(term, index uint64) error {
+func (n *Node[R]) restoreStateMachine(term, index uint64) error {
 	r, err := n.snaps.openData(term, index)
 	if err != nil {
 		return fmt.Errorf("consensus: snapshot data %d: %w", index, err)
@@ -221,7 +221,7 @@ func (n *Node) restoreStateMachine(term, index uint64) error {
 // OpenSnapshot opens the data of the snapshot at (term, index) so a
 // transport can stream it to a peer. The caller closes it. With a
 // LiveSnapshotter it streams the state machine's current state instead.
-func (n *Node) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
+func (n *Node[R]) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
 	if !n.live() {
 		return n.snaps.openData(term, index)
 	}
@@ -235,7 +235,7 @@ func (n *Node) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
 // for MetaStore's store a memtable flush, which can take a while — off the
 // Ready goroutine, so heartbeats and fsyncs never wait behind it. Log
 // truncation uses the last answer and simply waits for a newer one.
-func (n *Node) durableLoop() {
+func (n *Node[R]) durableLoop() {
 	defer n.wg.Done()
 	d := n.sm.(DurableIndexer)
 	for {
@@ -255,21 +255,21 @@ func (n *Node) durableLoop() {
 }
 
 // kickDurable asks durableLoop for a fresh durable index, without waiting.
-func (n *Node) kickDurable() {
+func (n *Node[R]) kickDurable() {
 	select {
 	case n.durableKick <- struct{}{}:
 	default:
 	}
 }
 
-func (n *Node) live() bool {
+func (n *Node[R]) live() bool {
 	ls, ok := n.sm.(LiveSnapshotter)
 	return ok && ls.LiveSnapshots()
 }
 
 // ReceiveSnapshot stores the data of an incoming snapshot, streamed from r,
 // durably on disk, then hands m (a MsgSnap carrying only metadata) to Raft.
-func (n *Node) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Reader) error {
+func (n *Node[R]) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Reader) error {
 	if n.removed.Load() {
 		return ErrRemoved
 	}
@@ -288,7 +288,7 @@ func (n *Node) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.Read
 
 // Stop stops the node and closes its log. Pending requests fail with
 // ErrStopped.
-func (n *Node) Stop() {
+func (n *Node[R]) Stop() {
 	n.once.Do(func() {
 		close(n.stopc)
 		n.rn.Stop()
@@ -301,11 +301,11 @@ func (n *Node) Stop() {
 }
 
 // Done is closed once the node has stopped.
-func (n *Node) Done() <-chan struct{} { return n.donec }
+func (n *Node[R]) Done() <-chan struct{} { return n.donec }
 
 // Err returns why the node stopped on its own (an *ApplyError, or a
 // failure to persist), or nil if it runs or Stop stopped it.
-func (n *Node) Err() error {
+func (n *Node[R]) Err() error {
 	if e := n.failErr.Load(); e != nil {
 		return *e
 	}
@@ -315,7 +315,7 @@ func (n *Node) Err() error {
 // fail stops the node because it cannot go on: it logs err once, with the
 // index of the entry it could not apply, and stops in the background (fail
 // is called from the node's own goroutines, which Stop waits for).
-func (n *Node) fail(err error) {
+func (n *Node[R]) fail(err error) {
 	if !n.failErr.CompareAndSwap(nil, &err) {
 		return
 	}
@@ -330,22 +330,22 @@ func (n *Node) fail(err error) {
 }
 
 // ID returns this node's Raft ID.
-func (n *Node) ID() uint64 { return n.id }
+func (n *Node[R]) ID() uint64 { return n.id }
 
 // Leader returns the current leader's ID, 0 if none is known.
-func (n *Node) Leader() uint64 { return n.lead.Load() }
+func (n *Node[R]) Leader() uint64 { return n.lead.Load() }
 
 // Term returns the current term.
-func (n *Node) Term() uint64 { return n.term.Load() }
+func (n *Node[R]) Term() uint64 { return n.term.Load() }
 
 // Tick advances the logical clock by one tick (for Config.TickInterval < 0).
-func (n *Node) Tick() { n.rn.Tick() }
+func (n *Node[R]) Tick() { n.rn.Tick() }
 
 // Campaign makes this node start an election now.
-func (n *Node) Campaign(ctx context.Context) error { return n.rn.Campaign(ctx) }
+func (n *Node[R]) Campaign(ctx context.Context) error { return n.rn.Campaign(ctx) }
 
 // Step hands a message received from a peer to Raft.
-func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
+func (n *Node[R]) Step(ctx context.Context, m *raftpb.Message) error {
 	if n.removed.Load() {
 		return ErrRemoved
 	}
@@ -353,10 +353,10 @@ func (n *Node) Step(ctx context.Context, m *raftpb.Message) error {
 }
 
 // ReportUnreachable tells Raft that a peer could not be reached.
-func (n *Node) ReportUnreachable(id uint64) { n.rn.ReportUnreachable(id) }
+func (n *Node[R]) ReportUnreachable(id uint64) { n.rn.ReportUnreachable(id) }
 
 // ReportSnapshot tells Raft whether a snapshot reached a peer.
-func (n *Node) ReportSnapshot(id uint64, ok bool) {
+func (n *Node[R]) ReportSnapshot(id uint64, ok bool) {
 	status := raft.SnapshotFinish
 	if !ok {
 		status = raft.SnapshotFailure
@@ -365,14 +365,14 @@ func (n *Node) ReportSnapshot(id uint64, ok bool) {
 }
 
 // AppliedIndex returns the index of the last applied entry.
-func (n *Node) AppliedIndex() uint64 {
+func (n *Node[R]) AppliedIndex() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.applied
 }
 
 // WaitApplied waits until the entry at index is applied.
-func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+func (n *Node[R]) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		n.mu.Lock()
 		applied, ch := n.applied, n.appliedCh
@@ -394,12 +394,13 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // is committed and applied here. It fails fast with ErrNoLeader when no
 // leader is known; with ctx's error, ErrTimeout or ErrTimeoutLeaderFail
 // when it did not complete in time.
-func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
+func (n *Node[R]) Propose(ctx context.Context, data []byte) (R, error) {
+	var zero R
 	if n.removed.Load() {
-		return nil, ErrRemoved
+		return zero, ErrRemoved
 	}
 	if n.lead.Load() == raft.None {
-		return nil, ErrNoLeader
+		return zero, ErrNoLeader
 	}
 	id, ch := n.register()
 	buf := make([]byte, idLen, idLen+len(data))
@@ -409,7 +410,7 @@ func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
 	startTerm, startLead := n.term.Load(), n.lead.Load()
 	if err := n.rn.Propose(ctx, buf); err != nil {
 		n.unregister(id)
-		return nil, n.mapErr(ctx, err, startTerm, startLead)
+		return zero, n.mapErr(ctx, err, startTerm, startLead)
 	}
 	select {
 	case res := <-ch:
@@ -417,15 +418,15 @@ func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
 		return res, nil
 	case <-ctx.Done():
 		n.unregister(id)
-		return nil, n.mapErr(ctx, ctx.Err(), startTerm, startLead)
+		return zero, n.mapErr(ctx, ctx.Err(), startTerm, startLead)
 	case <-n.stopc:
 		n.unregister(id)
-		return nil, ErrStopped
+		return zero, ErrStopped
 	}
 }
 
 // mapErr turns a failed wait into the error etcd would report.
-func (n *Node) mapErr(ctx context.Context, err error, term, lead uint64) error {
+func (n *Node[R]) mapErr(ctx context.Context, err error, term, lead uint64) error {
 	switch {
 	case errors.Is(err, raft.ErrStopped):
 		return ErrStopped
@@ -443,22 +444,22 @@ func (n *Node) mapErr(ctx context.Context, err error, term, lead uint64) error {
 	return err
 }
 
-func (n *Node) register() (uint64, chan any) {
+func (n *Node[R]) register() (uint64, chan R) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.nextPropID++
-	ch := make(chan any, 1)
+	ch := make(chan R, 1)
 	n.waiters[n.nextPropID] = ch
 	return n.nextPropID, ch
 }
 
-func (n *Node) unregister(id uint64) {
+func (n *Node[R]) unregister(id uint64) {
 	n.mu.Lock()
 	delete(n.waiters, id)
 	n.mu.Unlock()
 }
 
-func (n *Node) trigger(id uint64, res any) {
+func (n *Node[R]) trigger(id uint64, res R) {
 	n.mu.Lock()
 	ch, ok := n.waiters[id]
 	delete(n.waiters, id)
@@ -470,7 +471,7 @@ func (n *Node) trigger(id uint64, res any) {
 
 // ProposeConfChange proposes a membership change and waits until it is
 // applied here. context in the change is opaque member data.
-func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
+func (n *Node[R]) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
 	if n.removed.Load() {
 		return ErrRemoved
 	}
@@ -489,10 +490,7 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) err
 		return n.mapErr(ctx, err, startTerm, startLead)
 	}
 	select {
-	case res := <-ch:
-		if err, ok := res.(error); ok {
-			return err
-		}
+	case <-ch:
 		return nil
 	case <-ctx.Done():
 		n.unregister(id)
@@ -510,7 +508,7 @@ const learnerReadyPercent = 0.9
 // PromoteLearner turns learner id into a voter once it has caught up: its
 // match must reach 90% of the leader's, as etcd requires. Only the leader
 // can judge that: elsewhere it returns ErrNotLeader.
-func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
+func (n *Node[R]) PromoteLearner(ctx context.Context, id uint64) error {
 	st := n.rn.Status()
 	if st.RaftState != raft.StateLeader {
 		return ErrNotLeader
@@ -529,7 +527,7 @@ func (n *Node) PromoteLearner(ctx context.Context, id uint64) error {
 
 // TransferLeadership asks the current leader to hand leadership to
 // transferee and waits until it has it.
-func (n *Node) TransferLeadership(ctx context.Context, transferee uint64) error {
+func (n *Node[R]) TransferLeadership(ctx context.Context, transferee uint64) error {
 	if n.lead.Load() == raft.None {
 		return ErrNoLeader
 	}
@@ -581,7 +579,7 @@ type Status struct {
 }
 
 // Status returns the node's current state.
-func (n *Node) Status() Status {
+func (n *Node[R]) Status() Status {
 	rs := n.rn.Status()
 	n.mu.Lock()
 	cs := proto.Clone(n.confState).(*raftpb.ConfState)

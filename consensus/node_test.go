@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.uber.org/zap/zaptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zaptest"
 
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/raft/v3/raftpb"
@@ -27,11 +28,11 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func propose(t *testing.T, n *consensus.Node, data string) uint64 {
+func propose(t *testing.T, n *consensus.Node[uint64], data string) uint64 {
 	t.Helper()
 	res, err := n.Propose(ctx(t), []byte(data))
 	require.NoError(t, err)
-	return res.(uint64)
+	return res
 }
 
 func TestSingleNodeRestartKeepsLog(t *testing.T) {

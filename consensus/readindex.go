@@ -76,7 +76,7 @@ func (b *readBatcher) leaderChanged() {
 // ReadIndex returns an index such that every write acknowledged before the
 // call is at or below it, once the entry at that index is applied here —
 // which ReadIndex waits for. Concurrent callers share one Raft round.
-func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+func (n *Node[R]) ReadIndex(ctx context.Context) (uint64, error) {
 	if n.removed.Load() {
 		return 0, ErrRemoved
 	}
@@ -98,7 +98,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 }
 
 // readLoop runs one ReadIndex round at a time for the waiting batch.
-func (n *Node) readLoop() {
+func (n *Node[R]) readLoop() {
 	defer n.wg.Done()
 	for {
 		select {
@@ -115,7 +115,7 @@ func (n *Node) readLoop() {
 	}
 }
 
-func (n *Node) readRound() (uint64, error) {
+func (n *Node[R]) readRound() (uint64, error) {
 	if n.lead.Load() == raft.None {
 		return 0, ErrNoLeader
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // run is the Ready loop; see the package documentation for its steps.
-func (n *Node) run() {
+func (n *Node[R]) run() {
 	defer n.wg.Done()
 	var tick <-chan time.Time
 	if n.cfg.TickInterval > 0 {
@@ -39,7 +39,7 @@ func (n *Node) run() {
 }
 
 // handle processes one Ready. The only fsync is the WAL Sync in step 2.
-func (n *Node) handle(rd raft.Ready) error {
+func (n *Node[R]) handle(rd raft.Ready) error {
 	n.readyN.Add(1)
 	if rd.SoftState != nil {
 		n.setLeader(rd.SoftState.Lead)
@@ -121,7 +121,7 @@ type applyJob struct {
 // runs beside its Raft loop). Membership changes are applied here, after
 // everything queued before them: Raft must know the new configuration
 // before this Ready is advanced.
-func (n *Node) queueApply(ents []*raftpb.Entry) error {
+func (n *Node[R]) queueApply(ents []*raftpb.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -142,7 +142,7 @@ func (n *Node) queueApply(ents []*raftpb.Entry) error {
 }
 
 // drainApply waits until the apply loop applied everything queued.
-func (n *Node) drainApply() error {
+func (n *Node[R]) drainApply() error {
 	done := make(chan error, 1)
 	select {
 	case n.applyc <- applyJob{done: done}:
@@ -159,7 +159,7 @@ func (n *Node) drainApply() error {
 
 // applyLoop applies queued committed entries in order. An error stops the
 // node: a state machine that cannot apply must not fall silently behind.
-func (n *Node) applyLoop() {
+func (n *Node[R]) applyLoop() {
 	defer n.wg.Done()
 	var failed error
 	for {
@@ -182,7 +182,7 @@ func (n *Node) applyLoop() {
 	}
 }
 
-func (n *Node) setLeader(lead uint64) {
+func (n *Node[R]) setLeader(lead uint64) {
 	if n.lead.Swap(lead) == lead {
 		return
 	}
@@ -194,7 +194,7 @@ func (n *Node) setLeader(lead uint64) {
 	n.read.leaderChanged()
 }
 
-func (n *Node) send(msgs []*raftpb.Message) {
+func (n *Node[R]) send(msgs []*raftpb.Message) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -213,7 +213,7 @@ func (n *Node) send(msgs []*raftpb.Message) {
 }
 
 // applySnapshot installs a snapshot received from the leader.
-func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
+func (n *Node[R]) applySnapshot(snap *raftpb.Snapshot) error {
 	m := snap.GetMetadata()
 	if err := n.storage.ApplySnapshot(snap); err != nil {
 		return err
@@ -233,7 +233,7 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 	return nil
 }
 
-func (n *Node) setApplied(index uint64) {
+func (n *Node[R]) setApplied(index uint64) {
 	n.mu.Lock()
 	if index > n.applied {
 		n.applied = index
@@ -244,7 +244,7 @@ func (n *Node) setApplied(index uint64) {
 }
 
 // apply hands committed entries to the state machine in order.
-func (n *Node) apply(ents []*raftpb.Entry) error {
+func (n *Node[R]) apply(ents []*raftpb.Entry) error {
 	for _, e := range ents {
 		idx := e.GetIndex()
 		if idx <= n.AppliedIndex() {
@@ -283,7 +283,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 
 // applyConfChange applies a membership change to Raft and the transport,
 // and to the state machine unless it is a replay of one it already holds.
-func (n *Node) applyConfChange(e *raftpb.Entry, replayed bool) error {
+func (n *Node[R]) applyConfChange(e *raftpb.Entry, replayed bool) error {
 	var cc raftpb.ConfChangeI
 	if e.GetType() == raftpb.EntryConfChange {
 		v1 := &raftpb.ConfChange{}
@@ -334,7 +334,8 @@ func (n *Node) applyConfChange(e *raftpb.Entry, replayed bool) error {
 		}
 	}
 	if proposer == n.id {
-		n.trigger(propID, nil)
+		var none R // a membership change answers nothing but that it applied
+		n.trigger(propID, none)
 	}
 	return nil
 }
@@ -342,7 +343,7 @@ func (n *Node) applyConfChange(e *raftpb.Entry, replayed bool) error {
 // maybeSnapshot snapshots the state machine and compacts the log every
 // SnapshotCount applied entries, keeping SnapshotCatchUpEntries and never
 // compacting past what the state machine has made durable.
-func (n *Node) maybeSnapshot() error {
+func (n *Node[R]) maybeSnapshot() error {
 	n.mu.Lock()
 	applied, snapIndex := n.applied, n.snapIndex
 	cs := proto.Clone(n.confState).(*raftpb.ConfState)

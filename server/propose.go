@@ -35,13 +35,9 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	}
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
-	res, err := s.node.Propose(ctx, data)
+	ar, err := s.node.Propose(ctx, data)
 	if err != nil {
 		return nil, err
-	}
-	ar, ok := res.(*applyResult)
-	if !ok {
-		return nil, fmt.Errorf("server: the state machine answered %T", res)
 	}
 	return ar, ar.err
 }

@@ -41,7 +41,7 @@ type Server struct {
 	store atomic.Pointer[storage.Store]
 	// wrapEngine, if set (tests), wraps every engine the server opens.
 	wrapEngine func(backend.Backend) backend.Backend
-	node       *consensus.Node
+	node       *consensus.Node[*applyResult]
 	tr         *transport.Transport
 
 	clientSrv   *grpc.Server

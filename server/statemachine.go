@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/storage"
 )
@@ -28,6 +29,11 @@ type applyResult struct {
 // stateMachine applies committed InternalRaftRequests to the store; each
 // entry's effects and its index land in one storage batch.
 type stateMachine struct{ s *Server }
+
+var (
+	_ consensus.StateMachine[*applyResult] = (*stateMachine)(nil)
+	_ consensus.LiveSnapshotter            = (*stateMachine)(nil)
+)
 
 func (sm *stateMachine) store() *storage.Store { return sm.s.store.Load() }
 
@@ -59,7 +65,7 @@ func (sm *stateMachine) LiveSnapshots() bool { return true }
 // stops this member before it applies anything after index, and it
 // replays the entry from its durable consistent index on restart — a
 // member never skips an entry the others applied.
-func (sm *stateMachine) Apply(index, term uint64, data []byte) (any, error) {
+func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, error) {
 	var r pb.InternalRaftRequest
 	if err := proto.Unmarshal(data, &r); err != nil {
 		// A committed entry this member cannot read: it must not skip it.

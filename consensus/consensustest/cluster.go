@@ -18,7 +18,7 @@ import (
 type Member struct {
 	ID   uint64
 	Dir  string
-	Node *consensus.Node
+	Node *consensus.Node[uint64]
 	SM   *KV
 }
 

@@ -61,8 +61,8 @@ func (k *KV) AppliedIndex() uint64 {
 	return k.applied
 }
 
-// Apply implements consensus.StateMachine.
-func (k *KV) Apply(index, term uint64, data []byte) (any, error) {
+// Apply implements consensus.StateMachine: it answers the entry's index.
+func (k *KV) Apply(index, term uint64, data []byte) (uint64, error) {
 	k.mu.Lock()
 	if gate := k.gate; gate != nil {
 		k.mu.Unlock()
@@ -72,7 +72,7 @@ func (k *KV) Apply(index, term uint64, data []byte) (any, error) {
 	defer k.mu.Unlock()
 	if k.failAt != 0 && index == k.failAt {
 		k.failAt = 0
-		return nil, k.failErr
+		return 0, k.failErr
 	}
 	if key, val, ok := strings.Cut(string(data), "="); ok {
 		k.data[key] = val

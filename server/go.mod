@@ -82,6 +82,7 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/linxGnu/grocksdb v1.7.15 // indirect
 	github.com/metastore/metastore/services/lease v0.1.0
+	github.com/metastore/metastore/tools/etcdtest v0.1.0
 	github.com/tidwall/btree v1.8.2 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
@@ -94,3 +95,5 @@ require (
 )
 
 replace github.com/metastore/metastore/services/lease => ../services/lease
+
+replace github.com/metastore/metastore/tools/etcdtest => ../tools/etcdtest

@@ -2,23 +2,19 @@ package robustness
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+	"github.com/metastore/metastore/tools/etcdtest"
 )
 
 // cluster is a running set of members; Endpoints are their client
@@ -187,48 +183,5 @@ func tail(b []byte, n int) []byte {
 // the reference every run must pass on, and closes it at cleanup.
 func startEtcd(tb testing.TB, n int) *cluster {
 	tb.Helper()
-	clients, peers, initial := layout(tb, n, "e")
-	dir := tb.TempDir()
-	members := make([]*embed.Etcd, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("e%d", i)
-		cfg.Dir = filepath.Join(dir, cfg.Name)
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cu, pu := url.URL{Scheme: "http", Host: clients[i]}, url.URL{Scheme: "http", Host: peers[i]}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-		cfg.InitialCluster = initial
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, err := embed.StartEtcd(cfg)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			members[i] = e
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			select {
-			case <-e.Server.ReadyNotify():
-			case <-ctx.Done():
-				errs[i] = fmt.Errorf("etcd member %d not ready", i)
-			}
-		}()
-	}
-	wg.Wait()
-	tb.Cleanup(func() {
-		for _, e := range members {
-			if e != nil {
-				e.Close()
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		tb.Fatal(err)
-	}
-	return &cluster{Endpoints: clients}
+	return &cluster{Endpoints: etcdtest.StartT(tb, etcdtest.Config{Members: n}).Endpoints}
 }

@@ -5,19 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/metastore/metastore/tools/etcdtest"
 
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdmain"
 	"go.uber.org/zap"
 )
@@ -40,35 +38,14 @@ type etcdOpts struct {
 }
 
 func startEtcd(t *testing.T, o etcdOpts) string {
-	addr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		return l.Addr().String()
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	scheme := "http"
+	var tlsInfo *transport.TLSInfo
 	if o.tls != nil {
-		scheme = "https"
-		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: o.tls.serverCert, KeyFile: o.tls.serverKey,
+		tlsInfo = &transport.TLSInfo{CertFile: o.tls.serverCert, KeyFile: o.tls.serverKey,
 			TrustedCAFile: o.tls.ca, ClientCertAuth: true}
 	}
-	client, peer := url.URL{Scheme: scheme, Host: addr()}, url.URL{Scheme: "http", Host: addr()}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready")
-	}
+	e := etcdtest.StartT(t, etcdtest.Config{ClientTLS: tlsInfo})
 	if o.auth {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{client.Host}, Logger: zap.NewNop()})
+		c, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Logger: zap.NewNop()})
 		require.NoError(t, err)
 		defer c.Close()
 		ctx := context.Background()
@@ -79,7 +56,7 @@ func startEtcd(t *testing.T, o etcdOpts) string {
 		_, err = c.AuthEnable(ctx)
 		require.NoError(t, err)
 	}
-	return client.Host
+	return e.Endpoints[0]
 }
 
 func runBench(t *testing.T, args ...string) string {

@@ -3,15 +3,14 @@ package e2e
 import (
 	"flag"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/tools/etcdtest"
+
 	v3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
 
@@ -30,47 +29,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	e, err := startEtcd(dir)
+	e, err := etcdtest.Start(etcdtest.Config{Dir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start embedded etcd:", err)
 		os.Exit(1)
 	}
-	endpoints = []string{e.Clients[0].Addr().String()}
+	endpoints = e.Endpoints
 	code := m.Run()
 	e.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startEtcd starts a single-member etcd on loopback ports.
-func startEtcd(dir string) (*embed.Etcd, error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	client, peer := &url.URL{Scheme: "http", Host: freePort()}, &url.URL{Scheme: "http", Host: freePort()}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, fmt.Errorf("etcd not ready")
-	}
 }
 
 // newClient returns a client of the endpoint under test.

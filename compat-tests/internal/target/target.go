@@ -4,18 +4,13 @@
 package target
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+	"github.com/metastore/metastore/tools/etcdtest"
 )
 
 var endpointsFlag = flag.String("endpoints", os.Getenv("ETCD_ENDPOINTS"),
@@ -31,51 +26,12 @@ func Endpoints() ([]string, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := startEtcd(dir)
+	c, err := etcdtest.Start(etcdtest.Config{Dir: dir})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	return []string{e.Clients[0].Addr().String()}, func() { e.Close(); os.RemoveAll(dir) }, nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// startEtcd starts a single-member etcd 3.7.3 on loopback ports.
-func startEtcd(dir string) (*embed.Etcd, error) {
-	ca, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	pa, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	client, peer := url.URL{Scheme: "http", Host: ca}, url.URL{Scheme: "http", Host: pa}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case <-time.After(30 * time.Second):
-		e.Close()
-		return nil, errors.New("etcd not ready")
-	}
+	return c.Endpoints, func() { c.Close(); os.RemoveAll(dir) }, nil
 }
 
 // Main is a test package's TestMain: it parses the flags, sets *eps to the

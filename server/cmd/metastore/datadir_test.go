@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"io/fs"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metastore/metastore/tools/etcdtest"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,29 +29,12 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startEtcd runs a real etcd 3.7.3 member on dir until the returned stop.
-func startEtcd(t *testing.T, dir string) (endpoint string, stop func()) {
+// startEtcd runs a real etcd 3.7.3 member on parent/default until the
+// returned stop.
+func startEtcd(t *testing.T, parent string) (endpoint string, stop func()) {
 	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu := url.URL{Scheme: "http", Host: freePort(t)}
-	pu := url.URL{Scheme: "http", Host: freePort(t)}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	if _, err := os.Stat(filepath.Join(dir, "member")); err == nil {
-		cfg.ClusterState = embed.ClusterStateFlagExisting
-	}
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		e.Close()
-		t.Fatal("etcd not ready")
-	}
-	return cu.Host, e.Close
+	e := etcdtest.StartT(t, etcdtest.Config{Dir: parent})
+	return e.Endpoints[0], e.Close
 }
 
 // treeSums maps every file under dir to its size and SHA-256.
@@ -78,8 +62,9 @@ func treeSums(t *testing.T, dir string) map[string]string {
 // data from it afterwards. (Before, it truncated etcd's 64 MB WAL as a
 // "torn tail" and served an empty store.)
 func TestRefusesEtcdDataDirAndChangesNothing(t *testing.T) {
-	dir := t.TempDir()
-	ep, stop := startEtcd(t, dir)
+	parent := t.TempDir()
+	dir := filepath.Join(parent, embed.DefaultName)
+	ep, stop := startEtcd(t, parent)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -120,7 +105,7 @@ func TestRefusesEtcdDataDirAndChangesNothing(t *testing.T) {
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1-strings.Count(out, `"level":"warn"`), "one line (besides flag warnings):\n%s", out)
 	require.Equal(t, before, treeSums(t, dir), "no file of etcd's data dir changed")
 
-	ep, stop = startEtcd(t, dir)
+	ep, stop = startEtcd(t, parent)
 	defer stop()
 	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)

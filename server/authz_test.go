@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,12 +48,12 @@ func (r *recorder) take() []string {
 
 func TestEveryOperationPassesTheCheckPoint(t *testing.T) {
 	rec := &recorder{}
-	ms := cluster(t, 1)
-	ms[0].srv.Stop()
-	ms[0].opts = []server.Option{server.WithAuthorizer(rec)}
-	start(t, ms[0])
-	<-ms[0].srv.Ready()
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	ms[0].Srv.Stop()
+	ms[0].Opts = []server.Option{server.WithAuthorizer(rec)}
+	ms[0].Start()
+	<-ms[0].Srv.Ready()
+	c := testcluster.Client(t, ms[0])
 	rec.take()
 
 	_, err := c.Get(ctx(t), "open", clientv3.WithPrefix())

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -46,11 +48,11 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	var initial []string
 	peers := make([]string, 3)
 	for i := range procs {
-		peers[i] = "http://" + freeAddr(t)
+		peers[i] = "http://" + testcluster.FreeAddr(t)
 		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
 	}
 	for i := range procs {
-		client := "http://" + freeAddr(t)
+		client := "http://" + testcluster.FreeAddr(t)
 		p := &proc{name: fmt.Sprint("m", i), client: client}
 		p.args = []string{"--name", p.name, "--data-dir", filepath.Join(dir, p.name),
 			"--listen-client-urls", client, "--advertise-client-urls", client,

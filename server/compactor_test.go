@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -32,9 +34,9 @@ func writeFor(t *testing.T, c *clientv3.Client, d time.Duration) {
 }
 
 func TestAutoCompactionPeriodic(t *testing.T) {
-	ms := cluster(t, 1, func(c *server.Config) { c.AutoCompactionRetention = "1s" })
-	c := client(t, ms[0])
-	ep := ms[0].srv.ClientAddrs()[0]
+	ms := testcluster.Start(t, 1, func(c *server.Config) { c.AutoCompactionRetention = "1s" })
+	c := testcluster.Client(t, ms[0])
+	ep := ms[0].Srv.ClientAddrs()[0]
 	writeFor(t, c, 2500*time.Millisecond)
 	cr := compactRev(t, c, ep)
 	require.Greater(t, cr, int64(1), "compacted to the revision one period ago")
@@ -45,16 +47,16 @@ func TestAutoCompactionPeriodic(t *testing.T) {
 
 func TestAutoCompactionRevision(t *testing.T) {
 	defer server.SetRevisionCompactInterval(200 * time.Millisecond)()
-	ms := cluster(t, 3, func(c *server.Config) {
+	ms := testcluster.Start(t, 3, func(c *server.Config) {
 		c.AutoCompactionMode, c.AutoCompactionRetention = "revision", "20"
 	})
-	c := client(t, ms...)
+	c := testcluster.Client(t, ms...)
 	for i := range 50 {
 		_, err := c.Put(ctx(t), "k", fmt.Sprint(i))
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool {
-		return compactRev(t, c, ms[0].srv.ClientAddrs()[0]) == 51-20
+		return compactRev(t, c, ms[0].Srv.ClientAddrs()[0]) == 51-20
 	}, 5*time.Second, 50*time.Millisecond, "compacted to current revision minus the retention, once (by the leader)")
 	_, err := c.Get(context.Background(), "k", clientv3.WithRev(51-21))
 	require.Error(t, err)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,7 +85,7 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 		t.Skip("builds etcdctl from the module proxy; runs in CI and without -short")
 	}
 	etcdctl, metastore := buildEtcdctl(t), buildMetastore(t)
-	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+	client, peer := "http://"+testcluster.FreeAddr(t), "http://"+testcluster.FreeAddr(t)
 	logs := &syncBuffer{}
 	srv := exec.Command(metastore, "--name", "e2e", "--data-dir", t.TempDir(),
 		"--listen-client-urls", client, "--advertise-client-urls", client,

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc/codes"
@@ -112,8 +114,8 @@ func (g garbage) txnReq(depth int) *pb.TxnRequest {
 // the member keeps serving afterwards, also after streams abandoned
 // mid-way.
 func TestGarbageGetsEtcdErrors(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	conn := c.ActiveConnection()
 	kv, lease, watch, maint := pb.NewKVClient(conn), pb.NewLeaseClient(conn), pb.NewWatchClient(conn), pb.NewMaintenanceClient(conn)
 	g := garbage{rand.New(rand.NewPCG(1, 2))}
@@ -204,7 +206,7 @@ func TestGarbageGetsEtcdErrors(t *testing.T) {
 		}
 		cancel() // abandons any stream mid-way
 	}
-	st, err := c.Status(ctx(t), ms[0].srv.ClientAddrs()[0])
+	st, err := c.Status(ctx(t), ms[0].Srv.ClientAddrs()[0])
 	require.NoError(t, err, "still serving")
 	require.Empty(t, st.Errors)
 	_, err = c.Put(ctx(t), "after", "garbage")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/metastore/metastore/server"
@@ -22,16 +24,16 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestHTTPEndpoints(t *testing.T) {
-	metricsAddr := freeAddr(t)
-	ms := cluster(t, 1, func(c *server.Config) {
+	metricsAddr := testcluster.FreeAddr(t)
+	ms := testcluster.Start(t, 1, func(c *server.Config) {
 		c.ListenMetricsURLs = "http://" + metricsAddr
 		c.QuotaBackendBytes = 1 << 30
 	})
-	c := client(t, ms[0]) // gRPC on the same port keeps working
+	c := testcluster.Client(t, ms[0]) // gRPC on the same port keeps working
 	_, err := c.Put(ctx(t), "k", "v")
 	require.NoError(t, err)
 
-	for _, base := range []string{"http://" + ms[0].srv.ClientAddrs()[0], "http://" + metricsAddr} {
+	for _, base := range []string{"http://" + ms[0].Srv.ClientAddrs()[0], "http://" + metricsAddr} {
 		code, body := httpGet(t, base+"/health")
 		require.Equal(t, 200, code)
 		require.Equal(t, `{"health":"true","reason":""}`, body)
@@ -62,12 +64,12 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 func TestEmulatedEtcdVersion(t *testing.T) {
-	ms := cluster(t, 1, func(c *server.Config) { c.EmulatedEtcdVersion = "3.6.9" })
-	c := client(t, ms[0])
-	st, err := c.Status(ctx(t), ms[0].srv.ClientAddrs()[0])
+	ms := testcluster.Start(t, 1, func(c *server.Config) { c.EmulatedEtcdVersion = "3.6.9" })
+	c := testcluster.Client(t, ms[0])
+	st, err := c.Status(ctx(t), ms[0].Srv.ClientAddrs()[0])
 	require.NoError(t, err)
 	require.Equal(t, "3.6.9", st.Version)
 	require.Equal(t, "3.6.0", st.StorageVersion)
-	_, body := httpGet(t, "http://"+ms[0].srv.ClientAddrs()[0]+"/version")
+	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/version")
 	require.Equal(t, `{"etcdserver":"3.6.9","etcdcluster":"3.6.0","storage":"3.6.0"}`, body)
 }

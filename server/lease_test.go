@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -15,8 +17,8 @@ import (
 )
 
 func TestLeaseSingleNode(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	_, err := c.Put(ctx(t), "before", "x")
 	require.NoError(t, err)
 
@@ -25,7 +27,7 @@ func TestLeaseSingleNode(t *testing.T) {
 	require.NotZero(t, g.ID, "the server chooses an ID")
 	require.EqualValues(t, 60, g.TTL)
 	require.EqualValues(t, 2, g.ResponseHeader.Revision, "a grant does not change the revision")
-	require.Equal(t, ms[0].srv.ID(), g.ResponseHeader.MemberId)
+	require.Equal(t, ms[0].Srv.ID(), g.ResponseHeader.MemberId)
 
 	given, err := c.Lease.Grant(ctx(t), 0) // TTL 0: raised to the minimum
 	require.NoError(t, err)
@@ -120,8 +122,8 @@ func waitGone(t *testing.T, c *clientv3.Client, key string, within time.Duration
 }
 
 func TestLeaseExpiryAndKeepAlive(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	short, err := c.Grant(ctx(t), 1)
 	require.NoError(t, err)
 	kept, err := c.Grant(ctx(t), 3)
@@ -153,16 +155,16 @@ func TestLeaseExpiryAndKeepAlive(t *testing.T) {
 }
 
 func TestLeaseSurvivesRestart(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	g, err := c.Grant(ctx(t), 60)
 	require.NoError(t, err)
 	_, err = c.Put(ctx(t), "k", "v", clientv3.WithLease(g.ID))
 	require.NoError(t, err)
-	ms[0].srv.Stop()
-	start(t, ms[0])
-	<-ms[0].srv.Ready()
-	c2 := client(t, ms[0])
+	ms[0].Srv.Stop()
+	ms[0].Start()
+	<-ms[0].Srv.Ready()
+	c2 := testcluster.Client(t, ms[0])
 	tl, err := c2.TimeToLive(ctx(t), g.ID, clientv3.WithAttachedKeys())
 	require.NoError(t, err)
 	require.EqualValues(t, 60, tl.GrantedTTL)
@@ -173,16 +175,16 @@ func TestLeaseSurvivesRestart(t *testing.T) {
 }
 
 // leaderIndex returns the index of the member that leads.
-func leaderIndex(t *testing.T, ms []*member) int {
+func leaderIndex(t *testing.T, ms testcluster.Members) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for i, m := range ms {
-			if m.srv == nil {
+			if m.Srv == nil {
 				continue
 			}
-			st, err := client(t, m).Status(ctx(t), m.srv.ClientAddrs()[0])
-			if err == nil && st.Leader == m.srv.ID() {
+			st, err := testcluster.Client(t, m).Status(ctx(t), m.Srv.ClientAddrs()[0])
+			if err == nil && st.Leader == m.Srv.ID() {
 				return i
 			}
 		}
@@ -193,10 +195,10 @@ func leaderIndex(t *testing.T, ms []*member) int {
 }
 
 func TestLeaseThreeNodes(t *testing.T) {
-	ms := cluster(t, 3, func(c *server.Config) { c.LeaseCheckpointInterval = 200 * time.Millisecond })
+	ms := testcluster.Start(t, 3, func(c *server.Config) { c.LeaseCheckpointInterval = 200 * time.Millisecond })
 	lead := leaderIndex(t, ms)
 	follower := ms[(lead+1)%3]
-	fc := client(t, follower)
+	fc := testcluster.Client(t, follower)
 
 	// Through a follower: grant, attach, keepalive and TimeToLive are
 	// forwarded to the leader.
@@ -219,10 +221,10 @@ func TestLeaseThreeNodes(t *testing.T) {
 
 	// The remaining TTL survives a leader change (checkpoints).
 	time.Sleep(3 * time.Second)
-	ms[lead].srv.Stop()
-	ms[lead].srv = nil
+	ms[lead].Srv.Stop()
+	ms[lead].Srv = nil
 	newLead := leaderIndex(t, ms)
-	nc := client(t, ms[newLead])
+	nc := testcluster.Client(t, ms[newLead])
 	tl, err = nc.TimeToLive(ctx(t), g.ID)
 	require.NoError(t, err)
 	require.Less(t, tl.TTL, int64(28), "the new leader continues from the checkpointed remaining TTL, not from 30")
@@ -230,10 +232,10 @@ func TestLeaseThreeNodes(t *testing.T) {
 
 	// Every member holds the same lease table.
 	for i, m := range ms {
-		if m.srv == nil {
+		if m.Srv == nil {
 			continue
 		}
-		ls, err := client(t, m).Leases(ctx(t))
+		ls, err := testcluster.Client(t, m).Leases(ctx(t))
 		require.NoError(t, err)
 		require.Len(t, ls.Leases, 1, "member %d", i)
 		require.Equal(t, g.ID, ls.Leases[0].ID)

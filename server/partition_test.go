@@ -3,12 +3,11 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/metastore/metastore/server/internal/testcluster"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -18,121 +17,24 @@ import (
 	"github.com/metastore/metastore/server"
 )
 
-// bridge forwards TCP connections to target until cut: then it closes
-// every connection and refuses new ones, until healed.
-type bridge struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-}
-
-func newBridge(t *testing.T, target string) *bridge {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	b := &bridge{l: l, target: target, conns: map[net.Conn]struct{}{}}
-	go b.serve()
-	t.Cleanup(func() { l.Close(); b.setCut(true) })
-	return b
-}
-
-func (b *bridge) serve() {
-	for {
-		c, err := b.l.Accept()
-		if err != nil {
-			return
-		}
-		b.mu.Lock()
-		if b.cut {
-			b.mu.Unlock()
-			c.Close()
-			continue
-		}
-		b.mu.Unlock()
-		d, err := net.Dial("tcp", b.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		b.mu.Lock()
-		b.conns[c], b.conns[d] = struct{}{}, struct{}{}
-		b.mu.Unlock()
-		go func() { _, _ = io.Copy(d, c); d.Close(); c.Close() }()
-		go func() { _, _ = io.Copy(c, d); c.Close(); d.Close() }()
-	}
-}
-
-func (b *bridge) setCut(cut bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.cut = cut
-	if cut {
-		for c := range b.conns {
-			c.Close()
-		}
-		b.conns = map[net.Conn]struct{}{}
-	}
-}
-
-// bridgedCluster starts n members whose peer traffic from member i to
-// member j goes through bridges[i][j].
-func bridgedCluster(t *testing.T, n int, opts ...func(*server.Config)) ([]*member, [][]*bridge) {
-	ms := memberConfigs(t, n, opts...)
-	peerAddr := map[string]int{} // advertised peer URL -> member index
-	for i, m := range ms {
-		peerAddr[m.cfg.InitialAdvertisePeerURLs] = i
-	}
-	bridges := make([][]*bridge, n)
-	for i := range n {
-		bridges[i] = make([]*bridge, n)
-		for j := range n {
-			if i != j {
-				bridges[i][j] = newBridge(t, ms[j].cfg.ListenPeerURLs[len("http://"):])
-			}
-		}
-	}
-	for i, m := range ms {
-		m.opts = []server.Option{server.WithPeerAddrs(func(_ uint64, urls []string) []string {
-			j, ok := peerAddr[urls[0]]
-			if !ok || j == i {
-				return nil
-			}
-			return []string{bridges[i][j].l.Addr().String()}
-		})}
-	}
-	startCluster(t, ms)
-	return ms, bridges
-}
-
-// isolate cuts (or heals) every link from and to member i.
-func isolate(bridges [][]*bridge, i int, cut bool) {
-	for j := range bridges {
-		if j != i {
-			bridges[i][j].setCut(cut)
-			bridges[j][i].setCut(cut)
-		}
-	}
-}
-
 func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
-	ms, bridges := bridgedCluster(t, 3)
-	c := client(t, ms...)
+	ms, bridges := testcluster.StartBridged(t, 3)
+	c := testcluster.Client(t, ms...)
 	for i := range 10 {
 		_, err := c.Put(ctx(t), fmt.Sprint("before/", i), "v")
 		require.NoError(t, err)
 	}
 	old := leaderIndex(t, ms)
-	isolate(bridges, old, true)
+	bridges.Isolate(old, true)
 
 	// The majority elects a leader and keeps taking writes.
-	var maj []*member
+	var maj testcluster.Members
 	for i, m := range ms {
 		if i != old {
 			maj = append(maj, m)
 		}
 	}
-	mc := client(t, maj...)
+	mc := testcluster.Client(t, maj...)
 	require.Eventually(t, func() bool {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -145,7 +47,7 @@ func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
 	}
 
 	// The isolated old leader cannot serve a linearizable read or a write.
-	oc := client(t, ms[old])
+	oc := testcluster.Client(t, ms[old])
 	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_, err := oc.Get(cctx, "during")
 	cancel()
@@ -159,7 +61,7 @@ func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
 	require.Zero(t, ser.Count, "the isolated member has not seen the majority's writes")
 
 	// Healed, it catches up and every member agrees.
-	isolate(bridges, old, false)
+	bridges.Isolate(old, false)
 	require.Eventually(t, func() bool {
 		get, err := oc.Get(ctx(t), "during/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
 		return err == nil && get.Count == 20
@@ -171,7 +73,7 @@ func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
 	var hashes []uint32
 	for _, m := range ms {
 		require.Eventually(t, func() bool {
-			h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
+			h, err := testcluster.Client(t, m).HashKV(ctx(t), m.Srv.ClientAddrs()[0], rev)
 			if err != nil {
 				return false
 			}
@@ -187,14 +89,14 @@ func TestPartitionedLeaderStepsDownAndCatchesUp(t *testing.T) {
 // its stream with Unavailable; clientv3 resumes it from the last revision
 // it got, so it sees every event once, in order.
 func TestWatchResumesAcrossSnapshotInstall(t *testing.T) {
-	ms, bridges := bridgedCluster(t, 3, func(c *server.Config) { c.SnapshotCount, c.SnapshotCatchUpEntries = 30, 5 })
+	ms, bridges := testcluster.StartBridged(t, 3, func(c *server.Config) { c.SnapshotCount, c.SnapshotCatchUpEntries = 30, 5 })
 	lead := leaderIndex(t, ms)
 	f := (lead + 1) % 3
-	wc := client(t, ms[f])
+	wc := testcluster.Client(t, ms[f])
 	wctx, cancel := context.WithCancel(ctx(t))
 	defer cancel()
 	wch := wc.Watch(wctx, "w/", clientv3.WithPrefix())
-	lc := client(t, ms[lead])
+	lc := testcluster.Client(t, ms[lead])
 	put := func(i int) {
 		_, err := lc.Put(ctx(t), fmt.Sprintf("w/%03d", i), fmt.Sprint(i))
 		require.NoError(t, err)
@@ -202,11 +104,11 @@ func TestWatchResumesAcrossSnapshotInstall(t *testing.T) {
 	for i := range 10 {
 		put(i)
 	}
-	isolate(bridges, f, true)
+	bridges.Isolate(f, true)
 	for i := 10; i < 200; i++ {
 		put(i)
 	}
-	isolate(bridges, f, false)
+	bridges.Isolate(f, false)
 	for i := 200; i < 210; i++ {
 		put(i)
 	}
@@ -233,7 +135,7 @@ func TestWatchResumesAcrossSnapshotInstall(t *testing.T) {
 	for i, k := range got {
 		require.Equal(t, fmt.Sprintf("w/%03d", i), k, "every event once, in order")
 	}
-	snaps, _ := filepath.Glob(filepath.Join(ms[f].cfg.DataDir, "member", "snap", "*.db"))
+	snaps, _ := filepath.Glob(filepath.Join(ms[f].Cfg.DataDir, "member", "snap", "*.db"))
 	require.NotEmpty(t, snaps, "the follower was restored from a snapshot")
 }
 
@@ -241,16 +143,16 @@ func TestWatchResumesAcrossSnapshotInstall(t *testing.T) {
 // requests get ErrNoLeader at once and open streams end with it, so the
 // client moves on; plain requests keep waiting as before.
 func TestRequireLeader(t *testing.T) {
-	ms, bridges := bridgedCluster(t, 3)
+	ms, bridges := testcluster.StartBridged(t, 3)
 	lead := leaderIndex(t, ms)
 	f := (lead + 1) % 3
-	fc := client(t, ms[f])
+	fc := testcluster.Client(t, ms[f])
 	wch := fc.Watch(clientv3.WithRequireLeader(ctx(t)), "k")
 	_, err := fc.Put(clientv3.WithRequireLeader(ctx(t)), "k", "v")
 	require.NoError(t, err)
 	require.NotEmpty(t, (<-wch).Events)
 
-	isolate(bridges, f, true)
+	bridges.Isolate(f, true)
 	kvc := pb.NewKVClient(fc.ActiveConnection()) // clientv3 itself would retry
 	require.Eventually(t, func() bool {
 		cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), time.Second)
@@ -268,24 +170,24 @@ func TestRequireLeader(t *testing.T) {
 	ser, err := fc.Get(ctx(t), "k", clientv3.WithSerializable())
 	require.NoError(t, err, "requests without the requirement are still served")
 	require.EqualValues(t, 1, ser.Count)
-	isolate(bridges, f, false)
+	bridges.Isolate(f, false)
 }
 
 func TestMoveLeader(t *testing.T) {
-	ms := cluster(t, 3)
+	ms := testcluster.Start(t, 3)
 	lead := leaderIndex(t, ms)
 	target := ms[(lead+1)%3]
-	c := client(t, ms[(lead+2)%3])
-	_, err := c.MoveLeader(ctx(t), target.srv.ID())
+	c := testcluster.Client(t, ms[(lead+2)%3])
+	_, err := c.MoveLeader(ctx(t), target.Srv.ID())
 	require.ErrorIs(t, err, rpctypes.ErrNotLeader, "only the leader moves leadership")
 
-	lc := client(t, ms[lead])
+	lc := testcluster.Client(t, ms[lead])
 	_, err = lc.MoveLeader(ctx(t), 12345)
 	require.ErrorIs(t, err, rpctypes.ErrBadLeaderTransferee)
-	resp, err := lc.MoveLeader(ctx(t), target.srv.ID())
+	resp, err := lc.MoveLeader(ctx(t), target.Srv.ID())
 	require.NoError(t, err)
 	require.NotNil(t, resp.Header)
-	require.Equal(t, target.srv.ID(), ms[leaderIndex(t, ms)].srv.ID(), "the target leads")
+	require.Equal(t, target.Srv.ID(), ms[leaderIndex(t, ms)].Srv.ID(), "the target leads")
 
 	h, err := pb.NewMaintenanceClient(lc.ActiveConnection()).Hash(ctx(t), &pb.HashRequest{})
 	require.NoError(t, err)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -14,9 +16,9 @@ import (
 )
 
 func TestQuotaNoSpaceAlarm(t *testing.T) {
-	ms := cluster(t, 1, func(c *server.Config) { c.QuotaBackendBytes = 4 << 20 })
-	c := client(t, ms[0])
-	ep := ms[0].srv.ClientAddrs()[0]
+	ms := testcluster.Start(t, 1, func(c *server.Config) { c.QuotaBackendBytes = 4 << 20 })
+	c := testcluster.Client(t, ms[0])
+	ep := ms[0].Srv.ClientAddrs()[0]
 	st, err := c.Status(ctx(t), ep)
 	require.NoError(t, err)
 	require.EqualValues(t, 4<<20, st.DbSizeQuota)
@@ -34,11 +36,11 @@ func TestQuotaNoSpaceAlarm(t *testing.T) {
 
 	alarms, err := c.AlarmList(ctx(t))
 	require.NoError(t, err)
-	require.Equal(t, []*pb.AlarmMember{{MemberID: ms[0].srv.ID(), Alarm: pb.AlarmType_NOSPACE}}, alarms.Alarms)
+	require.Equal(t, []*pb.AlarmMember{{MemberID: ms[0].Srv.ID(), Alarm: pb.AlarmType_NOSPACE}}, alarms.Alarms)
 	st, err = c.Status(ctx(t), ep)
 	require.NoError(t, err)
 	require.Len(t, st.Errors, 1)
-	require.Regexp(t, fmt.Sprintf(`^memberID:%d +alarm:NOSPACE *$`, ms[0].srv.ID()), st.Errors[0])
+	require.Regexp(t, fmt.Sprintf(`^memberID:%d +alarm:NOSPACE *$`, ms[0].Srv.ID()), st.Errors[0])
 
 	code, body := httpGet(t, "http://"+ep+"/health")
 	require.Equal(t, 503, code)
@@ -69,7 +71,7 @@ func TestQuotaNoSpaceAlarm(t *testing.T) {
 	_, err = c.Put(ctx(t), "small", "v")
 	require.ErrorIs(t, err, rpctypes.ErrNoSpace, "still read-only until the alarm is disarmed")
 
-	dis, err := c.AlarmDisarm(ctx(t), &clientv3.AlarmMember{MemberID: ms[0].srv.ID(), Alarm: pb.AlarmType_NOSPACE})
+	dis, err := c.AlarmDisarm(ctx(t), &clientv3.AlarmMember{MemberID: ms[0].Srv.ID(), Alarm: pb.AlarmType_NOSPACE})
 	require.NoError(t, err)
 	require.Len(t, dis.Alarms, 1)
 	_, err = c.Put(ctx(t), "small", "v")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metastore/metastore/server/internal/testcluster"
+
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -36,8 +38,8 @@ func rangeStream(t *testing.T, kvc pb.KVClient, r *pb.RangeRequest) ([]*pb.Range
 }
 
 func TestRangeStream(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	kvc := pb.NewKVClient(c.ActiveConnection())
 	val := strings.Repeat("v", 4<<10)
 	for i := range 600 {

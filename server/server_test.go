@@ -3,136 +3,20 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metastore/metastore/server/internal/testcluster"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/metastore/metastore/server"
 )
-
-// freeAddr returns a loopback address free a moment ago. It picks ports
-// below Linux's ephemeral range (32768+), which outgoing connections draw
-// from: a port handed out by :0 can be taken by the next dial before the
-// server binds it.
-func freeAddr(t *testing.T) string {
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
-type member struct {
-	cfg  server.Config
-	opts []server.Option
-	srv  *server.Server
-}
-
-// memberConfigs makes the configs of an n-member cluster on loopback
-// ports with fresh data dirs (not started).
-func memberConfigs(t *testing.T, n int, opts ...func(*server.Config)) []*member {
-	dir := t.TempDir()
-	var ms []*member
-	initial := ""
-	for i := range n {
-		cfg := server.DefaultConfig()
-		cfg.Name = fmt.Sprint("m", i)
-		cfg.DataDir = filepath.Join(dir, cfg.Name)
-		client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
-		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
-		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
-		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
-		for _, o := range opts {
-			o(&cfg)
-		}
-		if initial != "" {
-			initial += ","
-		}
-		initial += cfg.Name + "=" + peer
-		ms = append(ms, &member{cfg: cfg})
-	}
-	for _, m := range ms {
-		m.cfg.InitialCluster = initial
-	}
-	return ms
-}
-
-// startCluster starts the members, stops them at cleanup, and waits until
-// each is ready.
-func startCluster(t *testing.T, ms []*member) {
-	for _, m := range ms {
-		start(t, m)
-	}
-	t.Cleanup(func() {
-		for _, m := range ms {
-			if m.srv != nil {
-				m.srv.Stop()
-			}
-		}
-	})
-	for _, m := range ms {
-		select {
-		case <-m.srv.Ready():
-		case <-time.After(20 * time.Second):
-			t.Fatal("member not ready")
-		}
-	}
-}
-
-// cluster starts n members on loopback ports with fresh data dirs.
-func cluster(t *testing.T, n int, opts ...func(*server.Config)) []*member {
-	ms := memberConfigs(t, n, opts...)
-	startCluster(t, ms)
-	return ms
-}
-
-func start(t *testing.T, m *member) {
-	s, err := server.New(m.cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(m.cfg.Name), m.opts...)
-	require.NoError(t, err)
-	m.srv = s
-}
-
-func client(t *testing.T, ms ...*member) *clientv3.Client {
-	var eps []string
-	for _, m := range ms {
-		eps = append(eps, m.srv.ClientAddrs()...)
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// requireSameHashKV asserts that every member hashes the key space at rev
-// to the same value.
-func requireSameHashKV(t *testing.T, ms []*member, rev int64, msgAndArgs ...any) {
-	t.Helper()
-	var first uint32
-	for i, m := range ms {
-		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
-		require.NoError(t, err)
-		if i == 0 {
-			first = h.Hash
-		}
-		require.Equal(t, first, h.Hash, msgAndArgs...)
-	}
-}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -141,13 +25,13 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestSingleNodeKV(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	resp, err := c.Put(ctx(t), "a", "1")
 	require.NoError(t, err)
 	require.EqualValues(t, 2, resp.Header.Revision, "the first write is revision 2, as in etcd")
 	require.NotZero(t, resp.Header.ClusterId)
-	require.Equal(t, ms[0].srv.ID(), resp.Header.MemberId)
+	require.Equal(t, ms[0].Srv.ID(), resp.Header.MemberId)
 	require.NotZero(t, resp.Header.RaftTerm)
 
 	_, err = c.Put(ctx(t), "b", "2")
@@ -190,8 +74,8 @@ func TestSingleNodeKV(t *testing.T) {
 }
 
 func TestKVErrorsAreEtcds(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	_, err := c.Put(ctx(t), "", "v")
 	require.ErrorIs(t, err, rpctypes.ErrEmptyKey)
 	_, err = c.Put(ctx(t), "k", "v", clientv3.WithLease(123))
@@ -211,7 +95,7 @@ func TestKVErrorsAreEtcds(t *testing.T) {
 	big := strings.Repeat("x", 800<<10)
 	_, err = c.Txn(ctx(t)).Then(clientv3.OpPut("b1", big), clientv3.OpPut("b2", big)).Commit()
 	require.ErrorIs(t, err, rpctypes.ErrRequestTooLarge)
-	bc, err := clientv3.New(clientv3.Config{Endpoints: ms[0].srv.ClientAddrs(), MaxCallSendMsgSize: 8 << 20, Logger: zap.NewNop()})
+	bc, err := clientv3.New(clientv3.Config{Endpoints: ms[0].Srv.ClientAddrs(), MaxCallSendMsgSize: 8 << 20, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	defer bc.Close()
 	_, err = bc.Put(ctx(t), "huge", strings.Repeat("x", 5<<19))
@@ -222,25 +106,25 @@ func TestKVErrorsAreEtcds(t *testing.T) {
 }
 
 func TestRestartKeepsData(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	for i := range 50 {
 		_, err := c.Put(ctx(t), fmt.Sprint("k", i), fmt.Sprint(i))
 		require.NoError(t, err)
 	}
-	ms[0].srv.Stop()
-	start(t, ms[0])
+	ms[0].Srv.Stop()
+	ms[0].Start()
 	select {
-	case <-ms[0].srv.Ready():
+	case <-ms[0].Srv.Ready():
 	case <-time.After(20 * time.Second):
 		t.Fatal("restarted member not ready")
 	}
 	// A restart may say --initial-cluster-state existing, as etcd allows.
-	ms[0].srv.Stop()
-	ms[0].cfg.InitialClusterState = "existing"
-	start(t, ms[0])
-	<-ms[0].srv.Ready()
-	c2 := client(t, ms[0])
+	ms[0].Srv.Stop()
+	ms[0].Cfg.InitialClusterState = "existing"
+	ms[0].Start()
+	<-ms[0].Srv.Ready()
+	c2 := testcluster.Client(t, ms[0])
 	get, err := c2.Get(ctx(t), "k", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	require.NoError(t, err)
 	require.EqualValues(t, 50, get.Count)
@@ -248,21 +132,21 @@ func TestRestartKeepsData(t *testing.T) {
 }
 
 func TestThreeNodes(t *testing.T) {
-	ms := cluster(t, 3)
+	ms := testcluster.Start(t, 3)
 	for i, m := range ms {
-		_, err := client(t, m).Put(ctx(t), fmt.Sprint("from", i), "v")
+		_, err := testcluster.Client(t, m).Put(ctx(t), fmt.Sprint("from", i), "v")
 		require.NoError(t, err, "member %d accepts writes (followers forward)", i)
 	}
 	var rev int64
 	for i, m := range ms {
-		get, err := client(t, m).Get(ctx(t), "from", clientv3.WithPrefix())
+		get, err := testcluster.Client(t, m).Get(ctx(t), "from", clientv3.WithPrefix())
 		require.NoError(t, err)
 		require.EqualValues(t, 3, get.Count, "linearizable read on member %d sees every write", i)
 		rev = get.Header.Revision
 	}
 	var hashes []uint32
 	for _, m := range ms {
-		h, err := client(t, m).HashKV(ctx(t), m.srv.ClientAddrs()[0], rev)
+		h, err := testcluster.Client(t, m).HashKV(ctx(t), m.Srv.ClientAddrs()[0], rev)
 		require.NoError(t, err)
 		require.Equal(t, rev, h.HashRevision)
 		hashes = append(hashes, h.Hash)
@@ -272,8 +156,8 @@ func TestThreeNodes(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	_, err := c.Put(ctx(t), "w/a", "0") // rev 2
 	require.NoError(t, err)
 
@@ -328,11 +212,11 @@ func TestWatch(t *testing.T) {
 }
 
 func TestMemberListFromReplicatedTable(t *testing.T) {
-	ms := cluster(t, 3)
-	c := client(t, ms[0])
-	want := map[uint64]*member{}
+	ms := testcluster.Start(t, 3)
+	c := testcluster.Client(t, ms[0])
+	want := map[uint64]*testcluster.Member{}
 	for _, m := range ms {
-		want[m.srv.ID()] = m
+		want[m.Srv.ID()] = m
 	}
 	for _, opts := range [][]clientv3.OpOption{nil, {clientv3.WithSerializable()}} {
 		var list *clientv3.MemberListResponse
@@ -356,17 +240,17 @@ func TestMemberListFromReplicatedTable(t *testing.T) {
 			}
 			w := want[m.ID]
 			require.NotNil(t, w)
-			require.Equal(t, w.cfg.Name, m.Name)
-			require.Equal(t, []string{w.cfg.InitialAdvertisePeerURLs}, m.PeerURLs)
-			require.Equal(t, []string{w.cfg.AdvertiseClientURLs}, m.ClientURLs)
+			require.Equal(t, w.Cfg.Name, m.Name)
+			require.Equal(t, []string{w.Cfg.InitialAdvertisePeerURLs}, m.PeerURLs)
+			require.Equal(t, []string{w.Cfg.AdvertiseClientURLs}, m.ClientURLs)
 			require.False(t, m.IsLearner)
 		}
 	}
 	// The table survives a restart (it is stored with the data).
-	ms[1].srv.Stop()
-	start(t, ms[1])
-	<-ms[1].srv.Ready()
-	list, err := client(t, ms[1]).MemberList(ctx(t), clientv3.WithSerializable())
+	ms[1].Srv.Stop()
+	ms[1].Start()
+	<-ms[1].Srv.Ready()
+	list, err := testcluster.Client(t, ms[1]).MemberList(ctx(t), clientv3.WithSerializable())
 	require.NoError(t, err)
 	for _, m := range list.Members {
 		require.NotEmpty(t, m.ClientURLs)
@@ -378,8 +262,8 @@ func TestMemberListFromReplicatedTable(t *testing.T) {
 // (its channel then closes with no event). Watchers from a past revision
 // have events ready at once; clientv3 creates them one at a time.
 func TestWatchCreatedBeforeEvents(t *testing.T) {
-	ms := cluster(t, 1)
-	c := client(t, ms[0])
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
 	_, err := c.Put(ctx(t), "cb", "v")
 	require.NoError(t, err)
 	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx(t))

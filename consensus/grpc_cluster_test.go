@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,10 +28,10 @@ type grpcMember struct {
 	lis  net.Listener
 	srv  *grpc.Server
 	tr   *transport.Transport
-	node *consensus.Node
+	node *consensus.Node[uint64]
 	sm   *consensustest.KV
-	live atomic.Pointer[consensus.Node] // for the load goroutines
-	join bool                           // joins an existing cluster
+	live atomic.Pointer[consensus.Node[uint64]] // for the load goroutines
+	join bool                                   // joins an existing cluster
 }
 
 type grpcCluster struct {
@@ -132,42 +131,22 @@ func TestGRPCClusterSurvivesLeaderLoss(t *testing.T) {
 	c := newGRPCCluster(t, 3)
 	lead := c.leader(ctx(t), 0, 1, 2, 3)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var count atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("w%d-%d", w, i)
-				for id := uint64(1); id <= 3; id++ {
-					n := c.members[id].live.Load()
-					if n == nil {
-						continue
-					}
-					pctx, cancel := context.WithTimeout(t.Context(), time.Second)
-					_, err := n.Propose(pctx, []byte(key+"=v"))
-					cancel()
-					if err == nil {
-						mu.Lock()
-						acked[key] = true
-						mu.Unlock()
-						count.Add(1)
-						break
-					}
-				}
+	load := startLoad(t, 8, func(_ int, key string) bool {
+		for id := uint64(1); id <= 3; id++ {
+			n := c.members[id].live.Load()
+			if n == nil {
+				continue
 			}
-		})
-	}
-	waitAcks := func(n int64) {
-		require.Eventually(t, func() bool { return count.Load() >= n }, 20*time.Second, 5*time.Millisecond)
-	}
+			pctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			_, err := n.Propose(pctx, []byte(key+"=v"))
+			cancel()
+			if err == nil {
+				return true
+			}
+		}
+		return false
+	})
+	waitAcks := func(n int64) { load.WaitAcks(n, 20*time.Second) }
 	waitAcks(200) // load before the failure
 	c.stop(c.members[lead])
 	var rest []uint64
@@ -178,32 +157,25 @@ func TestGRPCClusterSurvivesLeaderLoss(t *testing.T) {
 	}
 	newLead := c.leader(ctx(t), lead, rest...)
 	require.NotEqual(t, lead, newLead)
-	waitAcks(count.Load() + 200) // load after the failure
+	waitAcks(load.Count() + 200) // load after the failure
 	c.start(c.members[lead], nil)
-	waitAcks(count.Load() + 100) // and while it catches up
-	close(stop)
-	wg.Wait()
+	waitAcks(load.Count() + 100) // and while it catches up
+	load.Stop()
 
 	idx, err := c.members[newLead].node.ReadIndex(ctx(t))
 	require.NoError(t, err)
 	for id := uint64(1); id <= 3; id++ {
 		require.NoError(t, c.members[id].node.WaitApplied(ctx(t), idx))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	require.NotEmpty(t, acked)
 	for id := uint64(1); id <= 3; id++ {
-		data := c.members[id].sm.Copy()
-		for k := range acked {
-			require.Contains(t, data, k, "member %d lost acknowledged write %s", id, k)
-		}
+		load.RequireHasAcked(id, c.members[id].sm.Copy())
 	}
 	require.Equal(t, c.members[rest[0]].sm.Copy(), c.members[lead].sm.Copy())
 	stats := c.members[newLead].tr.Stats()
 	for id, s := range stats {
 		t.Logf("peer %d: %+v", id, s)
 	}
-	t.Logf("%d writes acknowledged", len(acked))
+	t.Logf("%d writes acknowledged", load.Count())
 }
 
 // TestGRPCMembershipAndTransfer adds a learner over gRPC, promotes it once

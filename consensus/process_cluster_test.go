@@ -10,13 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,21 +100,6 @@ func mustListen(t *testing.T, addr string) net.Listener {
 	return lis
 }
 
-// freeAddr returns a loopback address free a moment ago, below Linux's
-// ephemeral range so that outgoing connections cannot take it before the
-// child binds it.
-func freeAddr(t *testing.T) string {
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 // childStatus is what a child's /status returns.
 type childStatus struct {
 	consensus.Status
@@ -128,7 +109,7 @@ type childStatus struct {
 type child struct {
 	id        uint64
 	dir, http string
-	cmd       *exec.Cmd
+	proc      *crashChild
 }
 
 // TestProcessClusterSIGKILL runs 3 members as separate processes on real
@@ -143,26 +124,11 @@ func TestProcessClusterSIGKILL(t *testing.T) {
 		children[id] = &child{id: id, dir: filepath.Join(dir, fmt.Sprint(id)), http: freeAddr(t)}
 		peers = append(peers, fmt.Sprintf("%d=%s", id, freeAddr(t)))
 	}
-	start := func(c *child) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestClusterChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), envChildID+"="+fmt.Sprint(c.id), envChildDir+"="+c.dir,
-			envChildPeers+"="+strings.Join(peers, ","), envChildHTTP+"="+c.http)
-		require.NoError(t, cmd.Start())
-		c.cmd = cmd
-	}
-	kill := func(c *child) {
-		require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
-		_ = c.cmd.Wait()
-	}
 	for _, c := range children {
-		start(c)
+		c.proc = newCrashChild(t, "TestClusterChild", envChildID+"="+fmt.Sprint(c.id), envChildDir+"="+c.dir,
+			envChildPeers+"="+strings.Join(peers, ","), envChildHTTP+"="+c.http)
+		c.proc.Start()
 	}
-	t.Cleanup(func() {
-		for _, c := range children {
-			_ = c.cmd.Process.Kill()
-			_ = c.cmd.Wait()
-		}
-	})
 	client := &http.Client{Timeout: 3 * time.Second}
 	status := func(c *child) (childStatus, bool) {
 		resp, err := client.Get("http://" + c.http + "/status")
@@ -194,67 +160,43 @@ func TestProcessClusterSIGKILL(t *testing.T) {
 	}
 	lead := leader(0)
 
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var count atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("w%d-%d", w, i)
-				c := children[uint64(1+rng.IntN(3))]
-				resp, err := client.Get("http://" + c.http + "/propose?kv=" + url.QueryEscape(key+"=v"))
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					acked[key] = true
-					mu.Unlock()
-					count.Add(1)
-				}
-			}
-		})
-	}
-	waitAcks := func(n int64) {
-		require.Eventually(t, func() bool { return count.Load() >= n }, 60*time.Second, 10*time.Millisecond)
-	}
+	load := startLoad(t, 6, func(w int, key string) bool {
+		c := children[uint64(1+rand.IntN(3))]
+		resp, err := client.Get("http://" + c.http + "/propose?kv=" + url.QueryEscape(key+"=v"))
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	waitAcks := func(n int64) { load.WaitAcks(n, 60*time.Second) }
 	waitAcks(300)
-	kill(children[lead]) // SIGKILL the leader under load
+	children[lead].proc.Kill() // SIGKILL the leader under load
 	newLead := leader(lead)
-	waitAcks(count.Load() + 300)
-	start(children[lead])
-	waitAcks(count.Load() + 200)
+	waitAcks(load.Count() + 300)
+	children[lead].proc.Start()
+	waitAcks(load.Count() + 200)
 	follower := uint64(1)
 	for follower == newLead {
 		follower++
 	}
-	kill(children[follower])     // SIGKILL a follower under load
-	waitAcks(count.Load() + 600) // far behind: past SnapshotCount + catch-up
-	start(children[follower])
+	children[follower].proc.Kill() // SIGKILL a follower under load
+	waitAcks(load.Count() + 600)   // far behind: past SnapshotCount + catch-up
+	children[follower].proc.Start()
 	require.Eventually(t, func() bool {
 		s, ok := status(children[follower])
 		return ok && s.Restores > 0
 	}, 30*time.Second, 20*time.Millisecond, "the lagging follower catches up by snapshot")
-	waitAcks(count.Load() + 200)
-	close(stop)
-	wg.Wait()
+	waitAcks(load.Count() + 200)
+	load.Stop()
 
 	// Whole-cluster kill and restart.
 	for _, c := range children {
-		kill(c)
+		c.proc.Kill()
 	}
 	for _, c := range children {
-		start(c)
+		c.proc.Start()
 	}
 	leader(0)
 
@@ -271,14 +213,10 @@ func TestProcessClusterSIGKILL(t *testing.T) {
 		}, 30*time.Second, 50*time.Millisecond, "member %d serves a linearizable dump", id)
 		dumps = append(dumps, d)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for i, d := range dumps {
-		for k := range acked {
-			require.Contains(t, d, k, "member %d lost acknowledged write %s", i+1, k)
-		}
+		load.RequireHasAcked(uint64(i+1), d)
 	}
 	require.Equal(t, dumps[0], dumps[1])
 	require.Equal(t, dumps[0], dumps[2])
-	t.Logf("%d writes acknowledged across two SIGKILLs; leader %d then %d", len(acked), lead, newLead)
+	t.Logf("%d writes acknowledged across two SIGKILLs; leader %d then %d", load.Count(), lead, newLead)
 }

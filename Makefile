@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # MODULES drives every per-module loop below. Keep it in sync with go.work
 # (`make verify` checks).
-MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster server clientsdk clientsdk/internal/e2e compat-tests bench tools/etcdtest tools/modcheck
+MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster services/auth server clientsdk clientsdk/internal/e2e compat-tests bench tools/etcdtest tools/modcheck
 
 GO        ?= go
 GOFLAGS   ?=

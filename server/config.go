@@ -60,6 +60,13 @@ type Config struct {
 	// LeaseCheckpointInterval is how often the leader checkpoints the
 	// remaining TTL of leases (MetaStore flag; etcd's is internal).
 	LeaseCheckpointInterval time.Duration
+	// AuthToken is --auth-token: "simple" or "jwt,pub-key=…,priv-key=…,
+	// sign-method=…,ttl=…".
+	AuthToken string
+	// AuthTokenTTL is --auth-token-ttl in seconds (simple tokens).
+	AuthTokenTTL uint
+	// BcryptCost is --bcrypt-cost (4–31; etcd uses the default outside).
+	BcryptCost uint
 
 	// etcdOnly holds the values of etcd's flags MetaStore does not
 	// implement (flags.go).
@@ -117,6 +124,9 @@ func DefaultConfig() Config {
 		StorageEngine:               "rocksdb",
 		EmulatedEtcdVersion:         EtcdVersion,
 		LeaseCheckpointInterval:     5 * time.Minute,
+		AuthToken:                   "simple",
+		AuthTokenTTL:                300,
+		BcryptCost:                  10,
 	}
 }
 
@@ -143,6 +153,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
 	fs.UintVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
+	fs.StringVar(&c.AuthToken, "auth-token", c.AuthToken, "Specify auth token specific options.")
+	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
+	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")

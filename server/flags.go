@@ -53,9 +53,9 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"distributed-tracing-service-name", "etcd", false, "tracing is not supported"},
 	{"distributed-tracing-instance-id", "", false, "tracing is not supported"},
 	{"distributed-tracing-sampling-rate", "0", false, "tracing is not supported"},
-	{"auth-token", "simple", false, "the Auth service is not built yet"},
-	{"bcrypt-cost", "10", false, "the Auth service is not built yet"},
-	{"auth-token-ttl", "300", false, "the Auth service is not built yet"},
+
+
+
 	{"corrupt-check-time", "0s", false, "periodic corruption checks are not run"},
 	{"compact-hash-check-time", "1m0s", false, "periodic compaction hash checks are not run"},
 	{"compaction-batch-limit", "1000", false, "storage compaction has its own batching"},

@@ -26,6 +26,9 @@ func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // propose puts r through Raft and returns what applying it produced on
 // this member.
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
+	if err := s.stampAuth(ctx, r); err != nil {
+		return nil, err
+	}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metastore/metastore/services/auth"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -60,7 +62,9 @@ type Server struct {
 	peerConnMu  sync.Mutex
 	peerConns   map[uint64]*grpc.ClientConn
 	cancel      context.CancelFunc // stops background loops
-	auth        Authorizer         // nil: allow everything
+	auth        Authorizer         // the check point (default: authStore's rules)
+	authStore   *auth.Store
+	tokens      *auth.Tokens
 	peerAddrs   func(id uint64, peerURLs []string) []string
 	// leaderStreams are the open streams that require a leader.
 	leaderStreams leaderStreams
@@ -80,6 +84,11 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s, peers := newServer(cfg.withDefaults(), lg, opts)
+	tokens, err := auth.NewTokens(s.authStore, cfg.AuthToken, cfg.tokenTTL(), s.lg)
+	if err != nil {
+		return nil, fmt.Errorf("--auth-token: %w", err)
+	}
+	s.tokens = tokens
 	st, err := s.openState()
 	if err != nil {
 		return nil, err
@@ -131,6 +140,7 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
 	s.alarms = maintenance.NewAlarms()
+	s.authStore = auth.NewStore(lg)
 	s.leaderStreams.m = map[*leaderStream]struct{}{}
 	for _, o := range opts {
 		o(s)
@@ -199,16 +209,16 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 func (s *Server) registerServices() {
 	cfg := s.cfg
 	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg),
-		grpc.ChainUnaryInterceptor(s.unaryRequireLeader),
-		grpc.ChainStreamInterceptor(s.streamRequireLeader))...)
-	var kvAuth kv.Authorizer
-	var leaseAuth lease.Authorizer
-	var watchAuth watch.Authorizer
-	if s.auth != nil {
-		kvAuth, leaseAuth, watchAuth = s.auth, s.auth, s.auth
+		grpc.ChainUnaryInterceptor(s.unaryRequireLeader, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamRequireLeader, s.streamAuth))...)
+	if s.auth == nil {
+		s.auth = storeAuthorizer{s}
 	}
+	var kvAuth kv.Authorizer = s.auth
+	var leaseAuth lease.Authorizer = s.auth
+	var watchAuth watch.Authorizer = s.auth
 	pb.RegisterKVServer(s.clientSrv, kv.NewServer(&kvBackend{s: s}, s, int(cfg.MaxTxnOps), s.lg).
-		WithAuthorizer(kvAuth, leaseHost{s}).WithMaxChunkBytes(int(cfg.MaxRequestBytes)))
+		WithAuthorizer(kvAuth, localLeaseKeys{s}).WithMaxChunkBytes(int(cfg.MaxRequestBytes)))
 	leaseSrv := lease.NewServer(s.lessor, leaseHost{s}, leaseAuth, requestTimeout(cfg), s.lg)
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)
@@ -219,6 +229,7 @@ func (s *Server) registerServices() {
 			Authorizer: watchAuth, Logger: s.lg,
 		}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
+	pb.RegisterAuthServer(s.clientSrv, auth.NewServer(s.authStore, s.tokens, authBackend{s}, int(cfg.BcryptCost), s.lg))
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.clientSrv, s.health)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/metastore/metastore/services/auth"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
@@ -124,6 +126,12 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 func (sm *stateMachine) applyRequest(tw *storage.WriteTxn, r *pb.InternalRaftRequest) (proto.Message, error) {
 	a := sm.s.kvApplier
 	le := sm.s.lessor
+	if err := sm.checkAuthAtApply(tw, r); err != nil {
+		return nil, err
+	}
+	if resp, err, ok := sm.s.authStore.Apply(tw, r); ok {
+		return resp, err
+	}
 	switch {
 	case sm.s.cappedByAlarm(r):
 		return nil, rpctypes.ErrGRPCNoSpace
@@ -166,7 +174,7 @@ func isRequestError(err error) bool {
 			return true
 		}
 	}
-	if kv.IsRequestError(err) {
+	if kv.IsRequestError(err) || errors.Is(err, auth.ErrNoPasswordUser) {
 		return true
 	}
 	st, ok := status.FromError(err)
@@ -237,6 +245,9 @@ func (s *Server) recoverServices(st *storage.Store) error {
 		return err
 	}
 	if err := s.members.Recover(st); err != nil {
+		return err
+	}
+	if err := s.authStore.Recover(st); err != nil {
 		return err
 	}
 	return s.alarms.Recover(st)

@@ -38,6 +38,15 @@ type Host interface {
 	PeerConn(id uint64) (grpc.ClientConnInterface, error)
 }
 
+// Enabler is an optional Authorizer ability: while Enabled reports false
+// every request is allowed, so a revocation does not list the lease's keys.
+type Enabler interface{ Enabled() bool }
+
+func enabled(a Authorizer) bool {
+	e, ok := a.(Enabler)
+	return !ok || e.Enabled()
+}
+
 // Authorizer is the authorization check point: the caller may read
 // (write=false) or write the keys in [key, end). Revoking a lease needs
 // write permission on its keys, TimeToLive with keys read permission.
@@ -118,7 +127,7 @@ func (s *Server) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.L
 
 // LeaseRevoke implements pb.LeaseServer.
 func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	if s.auth != nil {
+	if s.auth != nil && enabled(s.auth) {
 		keys, err := s.h.LeaseKeys(r.ID)
 		if err != nil {
 			return nil, rpcerr.ToGRPC(s.lg, err)

@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/services/auth"
+)
+
+// The auth check point of the server: the replicated auth store
+// (services/auth) decides, the server finds out who calls. A request's
+// identity comes from the "token" (or "authorization") gRPC metadata.
+// Client requests are stamped with it when proposed (the Raft request's
+// header: user and the auth revision the token was checked at), so the
+// apply step refuses what the auth state changed under (etcd's
+// ErrAuthOldRevision) and checks administration at apply, as etcd does.
+
+// authInfo returns the caller's identity: nil without a token or while
+// auth is off; ErrInvalidAuthToken for a token no member issued, that
+// expired, or whose user was deleted or changed password.
+func (s *Server) authInfo(ctx context.Context) (*auth.AuthInfo, error) {
+	if !s.authStore.Enabled() {
+		return nil, nil
+	}
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok {
+		return nil, nil
+	}
+	ts := md.Get(rpctypes.TokenFieldNameGRPC)
+	if len(ts) == 0 {
+		ts = md.Get(rpctypes.TokenFieldNameSwagger)
+	}
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	ai, ok := s.tokens.Info(strings.TrimPrefix(ts[0], "Bearer "))
+	if !ok {
+		return nil, rpctypes.ErrGRPCInvalidAuthToken
+	}
+	return ai, nil
+}
+
+// storeAuthorizer is the default check point (Authorizer): etcd's
+// permission rules over the replicated auth store.
+type storeAuthorizer struct{ s *Server }
+
+// Enabled tells the services when they can skip the checks (and the
+// lease key listings they need).
+func (a storeAuthorizer) Enabled() bool { return a.s.authStore.Enabled() }
+
+func (a storeAuthorizer) Authorize(ctx context.Context, write bool, key, end []byte) error {
+	if !a.s.authStore.Enabled() {
+		return nil
+	}
+	ai, err := a.s.authInfo(ctx)
+	if err != nil {
+		return err
+	}
+	return a.s.authStore.IsPermitted(ai, write, key, end)
+}
+
+// stampAuth records the caller of a client request (one with gRPC
+// metadata) in its Raft header; the member's own requests stay unstamped.
+func (s *Server) stampAuth(ctx context.Context, r *pb.InternalRaftRequest) error {
+	if _, ok := metadata.FromIncomingContext(ctx); !ok || r.Header != nil {
+		return nil
+	}
+	ai, err := s.authInfo(ctx)
+	if err != nil {
+		return err
+	}
+	r.Header = &pb.RequestHeader{}
+	if ai != nil {
+		r.Header.Username, r.Header.AuthRevision = ai.Username, ai.Revision
+	}
+	return nil
+}
+
+// checkAuthAtApply refuses, at apply, a client write whose credentials
+// were checked before the auth state last changed (etcd's
+// ErrAuthOldRevision; the client re-authenticates and retries), one
+// proposed without credentials while auth came on, and a lease
+// revocation that would delete keys the caller may not write (the keys
+// attached may have changed since the check).
+func (sm *stateMachine) checkAuthAtApply(tw leaseKeyer, r *pb.InternalRaftRequest) error {
+	st := sm.s.authStore
+	if r.Header == nil || !st.Enabled() {
+		return nil
+	}
+	if r.Put == nil && r.DeleteRange == nil && r.Txn == nil && r.LeaseRevoke == nil {
+		return nil
+	}
+	ai := &auth.AuthInfo{Username: r.Header.Username, Revision: r.Header.AuthRevision}
+	if ai.Username == "" || ai.Revision == 0 {
+		return rpctypes.ErrGRPCUserEmpty
+	}
+	if ai.Revision < st.Revision() {
+		return rpctypes.ErrGRPCAuthOldRevision
+	}
+	if r.LeaseRevoke != nil && st.IsAdmin(ai) != nil {
+		keys, err := tw.LeaseKeys(r.LeaseRevoke.ID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := st.IsPermitted(ai, true, k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// localLeaseKeys lists a lease's keys from this member's store: attaching
+// a key to a lease is checked against the keys attached so far, and the
+// apply step checks again (checkAuthAtApply's revision rule).
+type localLeaseKeys struct{ s *Server }
+
+func (l localLeaseKeys) LeaseKeys(id int64) ([][]byte, error) { return l.s.store.Load().LeaseKeys(id) }
+
+type leaseKeyer interface {
+	LeaseKeys(lease int64) ([][]byte, error)
+}
+
+// adminMethods need the root role when auth is on (etcd 3.6+).
+var adminMethods = map[string]bool{
+	"/etcdserverpb.KV/Compact":              true,
+	"/etcdserverpb.Maintenance/Defragment":  true,
+	"/etcdserverpb.Maintenance/Snapshot":    true,
+	"/etcdserverpb.Maintenance/Hash":        true,
+	"/etcdserverpb.Maintenance/HashKV":      true,
+	"/etcdserverpb.Maintenance/MoveLeader":  true,
+	"/etcdserverpb.Maintenance/Downgrade":   true,
+	"/etcdserverpb.Cluster/MemberAdd":       true,
+	"/etcdserverpb.Cluster/MemberRemove":    true,
+	"/etcdserverpb.Cluster/MemberUpdate":    true,
+	"/etcdserverpb.Cluster/MemberPromote":   true,
+	"/etcdserverpb.Maintenance/AlarmChange": true, // Alarm with ACTIVATE/DEACTIVATE, see methodAuth
+}
+
+// identifiedMethods need some valid user when auth is on (etcd's
+// requireAuthInfo).
+var identifiedMethods = map[string]bool{
+	"/etcdserverpb.Maintenance/Status":    true,
+	"/etcdserverpb.Maintenance/Alarm":     true, // GET; changes are admin
+	"/etcdserverpb.Lease/LeaseGrant":      true,
+	"/etcdserverpb.Lease/LeaseRevoke":     true,
+	"/etcdserverpb.Lease/LeaseTimeToLive": true,
+	"/etcdserverpb.Lease/LeaseLeases":     true, // and read on every attached key, see below
+	"/etcdserverpb.Cluster/MemberList":    true,
+}
+
+// methodAuth checks what a method needs beyond per-key permissions.
+func (s *Server) methodAuth(ctx context.Context, method string, req any) error {
+	if !s.authStore.Enabled() {
+		return nil
+	}
+	if ar, ok := req.(*pb.AlarmRequest); ok && ar.Action != pb.AlarmRequest_GET {
+		method = "/etcdserverpb.Maintenance/AlarmChange"
+	}
+	switch {
+	case adminMethods[method]:
+		ai, err := s.authInfo(ctx)
+		if err != nil {
+			return err
+		}
+		return s.authStore.IsAdmin(ai)
+	case identifiedMethods[method]:
+		ai, err := s.authInfo(ctx)
+		if err != nil {
+			return err
+		}
+		if ai == nil {
+			return rpctypes.ErrGRPCUserEmpty
+		}
+		if method == "/etcdserverpb.Lease/LeaseLeases" {
+			return s.checkLeaseLeases(ai)
+		}
+	}
+	return nil
+}
+
+// checkLeaseLeases is etcd's rule for listing leases: root, or read
+// permission on every key attached to any lease.
+func (s *Server) checkLeaseLeases(ai *auth.AuthInfo) error {
+	if s.authStore.IsAdmin(ai) == nil {
+		return nil
+	}
+	st := s.store.Load()
+	for _, id := range s.lessor.IDs() {
+		keys, err := st.LeaseKeys(id)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.authStore.IsPermitted(ai, false, k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.methodAuth(ctx, info.FullMethod, req); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.methodAuth(ss.Context(), info.FullMethod, nil); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// authBackend implements auth.Backend.
+type authBackend struct{ s *Server }
+
+func (b authBackend) Propose(ctx context.Context, r *pb.InternalRaftRequest) (proto.Message, error) {
+	ar, err := b.s.propose(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return ar.resp, nil
+}
+
+func (b authBackend) ProposeInternal(ctx context.Context, r *pb.InternalRaftRequest) (proto.Message, error) {
+	ictx, cancel := context.WithTimeout(context.Background(), requestTimeout(b.s.cfg))
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	return b.Propose(ictx, r)
+}
+
+func (b authBackend) ReadIndex(ctx context.Context) error {
+	ctx, cancel := requestCtx(ctx)
+	defer cancel()
+	_, err := b.s.node.ReadIndex(ctx)
+	return err
+}
+
+func (b authBackend) FillHeader(h *pb.ResponseHeader) {
+	b.s.FillHeader(h)
+	h.Revision = b.s.store.Load().Rev()
+}
+
+// tokenTTL is --auth-token-ttl as a duration.
+func (c Config) tokenTTL() time.Duration { return time.Duration(c.AuthTokenTTL) * time.Second }

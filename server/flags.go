@@ -54,8 +54,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"distributed-tracing-instance-id", "", false, "tracing is not supported"},
 	{"distributed-tracing-sampling-rate", "0", false, "tracing is not supported"},
 
-
-
 	{"corrupt-check-time", "0s", false, "periodic corruption checks are not run"},
 	{"compact-hash-check-time", "1m0s", false, "periodic compaction hash checks are not run"},
 	{"compaction-batch-limit", "1000", false, "storage compaction has its own batching"},

@@ -44,7 +44,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-
 func setup(t *testing.T, endpoint string) *fixture {
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

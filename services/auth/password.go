@@ -14,7 +14,6 @@ import (
 // code for it: clients get codes.Unknown with etcd's message.
 var ErrNoPasswordUser = status.Error(codes.Unknown, "auth: authentication failed, password was given for no password user")
 
-
 // DefaultBcryptCost is etcd's --bcrypt-cost default (bcrypt's).
 const DefaultBcryptCost = bcrypt.DefaultCost
 

@@ -64,6 +64,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 3 members"; \
 	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
+	echo "==> the authorization matrix on etcd and bin/metastore"; \
+	$(MAKE) --no-print-directory rbac || fail=1; \
 	echo "==> etcd's robustness traffic on etcd (3 members) and bin/metastore (1 and 3 members)"; \
 	$(MAKE) --no-print-directory robustness || fail=1; \
 	if [ -n "$${CI:-}" ]; then \
@@ -77,6 +79,10 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 		$(MAKE) --no-print-directory verify-clean || fail=1; \
 	fi; \
 	exit $$fail
+
+.PHONY: rbac
+rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac
 
 .PHONY: compat-upstream
 compat-upstream: build ## run etcd's own e2e tests (compat-tests/upstream/tests.txt) on etcd 3.7.3 and MetaStore; updates docs/compatibility.md

@@ -8,6 +8,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/services/rpcerr"
 )
 
 // Backend is what the Auth service needs from the server.
@@ -56,7 +58,7 @@ func call[T interface {
 	var zero T
 	resp, err := s.b.Propose(ctx, r)
 	if err != nil {
-		return zero, err
+		return zero, rpcerr.ToGRPC(s.lg, err)
 	}
 	out, ok := resp.(T)
 	if !ok {
@@ -90,7 +92,7 @@ func (s *Server) AuthStatus(ctx context.Context, r *pb.AuthStatusRequest) (*pb.A
 // enabled to agree on the simple-token signing key.
 func (s *Server) Authenticate(ctx context.Context, r *pb.AuthenticateRequest) (*pb.AuthenticateResponse, error) {
 	if err := s.b.ReadIndex(ctx); err != nil {
-		return nil, err
+		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
 	for {
 		rev, err := s.st.CheckPassword(r.Name, r.Password)
@@ -106,7 +108,7 @@ func (s *Server) Authenticate(ctx context.Context, r *pb.AuthenticateRequest) (*
 				return nil, err
 			}
 			if _, err := s.b.ProposeInternal(ctx, &pb.InternalRaftRequest{Authenticate: &pb.InternalAuthenticateRequest{SimpleToken: key}}); err != nil {
-				return nil, err
+				return nil, rpcerr.ToGRPC(s.lg, err)
 			}
 			continue
 		}

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # MODULES drives every per-module loop below. Keep it in sync with go.work
 # (`make verify` checks).
-MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster services/auth server clientsdk clientsdk/internal/e2e compat-tests bench tools/etcdtest tools/modcheck
+MODULES := storage storage/internal/etcdoracle consensus services/rpcerr services/kv services/lease services/watch services/maintenance services/cluster services/auth server clientsdk clientsdk/internal/e2e compat-tests examples bench tools/etcdtest tools/modcheck
 
 GO        ?= go
 GOFLAGS   ?=
@@ -58,6 +58,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	$(MAKE) --no-print-directory build >/dev/null || fail=1; \
 	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
 	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
+	echo "==> test examples against bin/metastore"; \
+	(cd examples && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test bench compare: etcd vs bin/metastore"; \
 	(cd bench && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestCompareEndToEnd ./cmd/metastore-bench) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 1 member"; \

@@ -21,17 +21,22 @@ work=$cache/upstream-$version
 mkdir -p "$work"
 export GOWORK=off GOFLAGS=-mod=mod
 
-# The test binary, from the module proxy.
-if [ ! -x "$work/common.test" ]; then
-	src=$(mktemp -d)
-	printf 'module upstream\n\ngo 1.26\n' >"$src/go.mod"
-	printf '//go:build tools\n\npackage upstream\n\nimport _ "go.etcd.io/etcd/tests/v3/common"\n' >"$src/tools.go"
-	(cd "$src" && go get -t -tags e2e "go.etcd.io/etcd/tests/v3/common@$version" "google.golang.org/grpc@v1.83.2" >/dev/null &&
-		go test -c -tags e2e -o "$work/common.test" go.etcd.io/etcd/tests/v3/common)
-	rm -rf "$src"
-fi
+# The test binaries (tests/v3/common and tests/v3/e2e), from the module proxy.
+for pkg in common e2e; do
+	if [ ! -x "$work/$pkg.test" ]; then
+		src=$(mktemp -d)
+		printf 'module upstream\n\ngo 1.26\n' >"$src/go.mod"
+		printf '//go:build tools\n\npackage upstream\n\nimport _ "go.etcd.io/etcd/tests/v3/%s"\n' "$pkg" >"$src/tools.go"
+		(cd "$src" && go get -t -tags e2e "go.etcd.io/etcd/tests/v3/$pkg@$version" "google.golang.org/grpc@v1.83.2" >/dev/null &&
+			go test -c -tags e2e -o "$work/$pkg.test" "go.etcd.io/etcd/tests/v3/$pkg")
+		rm -rf "$src"
+	fi
+done
 fixtures=$(cd "$work" && GOFLAGS= go env GOMODCACHE)/go.etcd.io/etcd/tests/v3@$version/fixtures
 [ -d "$fixtures" ] || { echo "compat-upstream: $fixtures missing" >&2; exit 1; }
+# Some tests name fixtures relative to their working dir ("../fixtures",
+# e.g. the JWT keys), which is $work.
+ln -sfn "$fixtures" "$cache/fixtures"
 
 # etcdctl (and etcd, unless only MetaStore runs) v3.7.3, built from the
 # module proxy as the server tests build them.
@@ -51,12 +56,14 @@ ln -sf "$root/bin/metastore" "$work/metastore-bin/etcd"
 ln -sf "$etcdctl" "$work/etcd-bin/etcdctl"
 ln -sf "$etcdctl" "$work/metastore-bin/etcdctl"
 
-# run BIN_DIR PATTERN -> prints PASS or FAIL and keeps the log
+# run BIN_DIR PATTERN -> prints PASS or FAIL and keeps the log. A pattern
+# "e2e:Test…" is one of tests/v3/e2e's, others are tests/v3/common's.
 run() {
-	local bindir=$1 pattern=$2 log=$3 re
+	local bindir=$1 pattern=$2 log=$3 re pkg=common
+	if [[ $pattern == e2e:* ]]; then pkg=e2e pattern=${pattern#e2e:}; fi
 	re="^${pattern%%/*}\$"
 	if [[ $pattern == */* ]]; then re="$re/^${pattern#*/}\$"; fi
-	if (cd "$work" && timeout 300 ./common.test -test.run "$re" -test.v -bin-dir "$bindir" -cert-dir "$fixtures") >"$log" 2>&1 &&
+	if (cd "$work" && timeout 300 "./$pkg.test" -test.run "$re" -test.v -bin-dir "$bindir" -cert-dir "$fixtures") >"$log" 2>&1 &&
 		grep -q -- "--- PASS" "$log"; then
 		echo PASS
 	else

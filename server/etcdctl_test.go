@@ -162,4 +162,54 @@ func TestEtcdctlAgainstBinary(t *testing.T) {
 	out, err = ctl("", "defrag")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "Finished defragmenting etcd member["+client+"]")
+
+	// Auth: users, roles, permissions, enable, per-user access, disable.
+	for _, step := range []struct {
+		want string
+		args []string
+	}{
+		{"User root created\n", []string{"user", "add", "root:rootpw"}},
+		{"Role root is granted to user root\n", []string{"user", "grant-role", "root", "root"}},
+		{"Role app created\n", []string{"role", "add", "app"}},
+		{"Role app updated\n", []string{"role", "grant-permission", "app", "readwrite", "app/", "--prefix"}},
+		{"Role app updated\n", []string{"role", "grant-permission", "app", "read", "logs/", "--from-key"}},
+		{"User alice created\n", []string{"user", "add", "alice:alicepw"}},
+		{"Role app is granted to user alice\n", []string{"user", "grant-role", "alice", "app"}},
+		{"Role app\nKV Read:\n\t[app/, app0) (prefix app/)\n\t[logs/, <open ended>\nKV Write:\n\t[app/, app0) (prefix app/)\n", []string{"role", "get", "app"}},
+		{"User: alice\nRoles: app\n", []string{"user", "get", "alice"}},
+		{"alice\nroot\n", []string{"user", "list"}},
+		{"app\n", []string{"role", "list"}},
+		{"Authentication Enabled\n", []string{"auth", "enable"}},
+		{"OK\n", []string{"--user", "alice:alicepw", "put", "app/x", "1"}},
+		{"app/x\n1\n", []string{"--user", "alice:alicepw", "get", "app/", "--prefix"}},
+		{"Authentication Status: true\nAuthRevision: 8\n", []string{"auth", "status"}},
+	} {
+		must(step.want, step.args...)
+	}
+	for _, c := range []struct {
+		err  string
+		args []string
+	}{
+		{"etcdserver: user name is empty", []string{"get", "app/x"}},
+		{"etcdserver: permission denied", []string{"--user", "alice:alicepw", "put", "other", "1"}},
+		{"etcdserver: permission denied", []string{"--user", "alice:alicepw", "get", "logs", "--from-key"}},
+		{"etcdserver: authentication failed, invalid user ID or password", []string{"--user", "alice:wrong", "get", "app/x"}},
+		{"etcdserver: permission denied", []string{"--user", "alice:alicepw", "user", "list"}},
+		{"etcdserver: invalid auth management", []string{"--user", "root:rootpw", "user", "delete", "root"}},
+	} {
+		out, err := ctl("", c.args...)
+		require.Error(t, err, "etcdctl %v: %s", c.args, out)
+		require.Contains(t, out, c.err, "etcdctl %v", c.args)
+	}
+	out, err = ctl("newpw\n", "--user", "root:rootpw", "user", "passwd", "alice", "--interactive=false")
+	require.NoError(t, err, out)
+	require.Equal(t, "Password updated\n", out)
+	must("app/x\n1\n", "--user", "alice:newpw", "get", "app/x")
+	must("Permission of range [logs/, <open ended> is revoked from role app\n", "--user", "root:rootpw", "role", "revoke-permission", "app", "logs/", "--from-key")
+	must("Role app is revoked from user alice\n", "--user", "root:rootpw", "user", "revoke-role", "alice", "app")
+	out, err = ctl("", "--user", "alice:newpw", "get", "app/x")
+	require.Error(t, err)
+	require.Contains(t, out, "etcdserver: permission denied")
+	must("Authentication Disabled\n", "--user", "root:rootpw", "auth", "disable")
+	must("app/x\n1\n", "get", "app/x")
 }

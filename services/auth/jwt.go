@@ -89,44 +89,21 @@ func (t *jwtTokens) loadKeys(pub, priv []byte) error {
 	if len(pub) == 0 && len(priv) == 0 {
 		return errMissingKey
 	}
+	parsePub, parsePriv, ok := keyParsers(t.method)
+	if !ok {
+		return fmt.Errorf("auth: unsupported signing method %s", t.method.Alg())
+	}
 	var pubKey, privKey any
 	var err error
-	switch t.method.(type) {
-	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
-		if len(pub) > 0 {
-			if pubKey, err = jwt.ParseRSAPublicKeyFromPEM(pub); err != nil {
-				return err
-			}
+	if len(pub) > 0 {
+		if pubKey, err = parsePub(pub); err != nil {
+			return err
 		}
-		if len(priv) > 0 {
-			if privKey, err = jwt.ParseRSAPrivateKeyFromPEM(priv); err != nil {
-				return err
-			}
+	}
+	if len(priv) > 0 {
+		if privKey, err = parsePriv(priv); err != nil {
+			return err
 		}
-	case *jwt.SigningMethodECDSA:
-		if len(pub) > 0 {
-			if pubKey, err = jwt.ParseECPublicKeyFromPEM(pub); err != nil {
-				return err
-			}
-		}
-		if len(priv) > 0 {
-			if privKey, err = jwt.ParseECPrivateKeyFromPEM(priv); err != nil {
-				return err
-			}
-		}
-	case *jwt.SigningMethodEd25519:
-		if len(pub) > 0 {
-			if pubKey, err = jwt.ParseEdPublicKeyFromPEM(pub); err != nil {
-				return err
-			}
-		}
-		if len(priv) > 0 {
-			if privKey, err = jwt.ParseEdPrivateKeyFromPEM(priv); err != nil {
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("auth: unsupported signing method %s", t.method.Alg())
 	}
 	if privKey != nil {
 		derived := privKey.(crypto.Signer).Public()
@@ -138,6 +115,25 @@ func (t *jwtTokens) loadKeys(pub, priv []byte) error {
 	}
 	t.verifyKey, t.verifyOnly = pubKey, true
 	return nil
+}
+
+// anyKey makes a typed key parser return any.
+func anyKey[K any](parse func([]byte) (K, error)) func([]byte) (any, error) {
+	return func(b []byte) (any, error) { return parse(b) }
+}
+
+// keyParsers returns the PEM parsers of a sign method's public and private
+// keys.
+func keyParsers(m jwt.SigningMethod) (pub, priv func([]byte) (any, error), ok bool) {
+	switch m.(type) {
+	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
+		return anyKey(jwt.ParseRSAPublicKeyFromPEM), anyKey(jwt.ParseRSAPrivateKeyFromPEM), true
+	case *jwt.SigningMethodECDSA:
+		return anyKey(jwt.ParseECPublicKeyFromPEM), anyKey(jwt.ParseECPrivateKeyFromPEM), true
+	case *jwt.SigningMethodEd25519:
+		return anyKey(jwt.ParseEdPublicKeyFromPEM), anyKey(jwt.ParseEdPrivateKeyFromPEM), true
+	}
+	return nil, nil, false
 }
 
 func (t *jwtTokens) assign(user string, rev uint64) (string, error) {

@@ -37,12 +37,12 @@ func (m memAux) ForEachAux(b string, fn func(k, v []byte) error) error {
 
 // harness applies requests as a member would, with a root header.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	st  *Store
 	aux memAux
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	return &harness{t: t, st: NewStore(nil), aux: memAux{}}
 }
 
@@ -56,7 +56,7 @@ func (h *harness) apply(user string, r *pb.InternalRaftRequest) error {
 	return err
 }
 
-func hash(t *testing.T, pw string) string {
+func hash(t testing.TB, pw string) string {
 	h, err := HashPassword(pw, bcrypt.MinCost)
 	require.NoError(t, err)
 	return h

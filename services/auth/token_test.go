@@ -18,7 +18,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-func enabledWithKey(t *testing.T) *harness {
+func enabledWithKey(t testing.TB) *harness {
 	h := newHarness(t)
 	h.enable()
 	h.addUser("alice", "pw")

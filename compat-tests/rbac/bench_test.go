@@ -50,7 +50,10 @@ func BenchmarkAuth(b *testing.B) {
 				}
 			})
 			for _, f := range []func() error{
-				func() error { _, err := au.UserAdd(ctx, &pb.AuthUserAddRequest{Name: "root", Password: "pw"}); return err },
+				func() error {
+					_, err := au.UserAdd(ctx, &pb.AuthUserAddRequest{Name: "root", Password: "pw"})
+					return err
+				},
 				func() error {
 					_, err := au.UserGrantRole(ctx, &pb.AuthUserGrantRoleRequest{User: "root", Role: "root"})
 					return err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,7 +30,26 @@ type Tokens struct {
 	ttl time.Duration // simple tokens
 	jwt *jwtTokens    // nil for simple tokens
 	now func() time.Time
+
+	// checked caches simple tokens whose signature was verified, so a
+	// client's next requests cost a map lookup instead of an HMAC. An
+	// entry holds the signing key and password hash it was verified
+	// against; any change of either (they are replaced, never modified in
+	// place) makes it miss.
+	mu      sync.Mutex
+	checked map[string]checkedToken
 }
+
+type checkedToken struct {
+	user     string
+	exp      int64
+	key, pwd []byte
+}
+
+// maxCheckedTokens bounds the cache; it is emptied when full.
+const maxCheckedTokens = 10000
+
+func sameSlice(a, b []byte) bool { return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0] }
 
 // NewTokens parses an --auth-token value ("simple", or "jwt,pub-key=…,
 // priv-key=…,sign-method=…,ttl=…") for store s; ttl is --auth-token-ttl
@@ -41,7 +61,7 @@ func NewTokens(s *Store, opts string, ttl time.Duration, lg *zap.Logger) (*Token
 	if ttl <= 0 {
 		ttl = DefaultSimpleTokenTTL
 	}
-	t := &Tokens{s: s, lg: lg, ttl: ttl, now: time.Now}
+	t := &Tokens{s: s, lg: lg, ttl: ttl, now: time.Now, checked: map[string]checkedToken{}}
 	kind, kv, err := splitTokenOpts(opts)
 	if err != nil {
 		return nil, err
@@ -135,6 +155,19 @@ func (t *Tokens) Info(token string) (*AuthInfo, bool) {
 	if t.jwt != nil {
 		return t.jwt.info(token)
 	}
+	now := t.now().Unix()
+	t.mu.Lock()
+	c, hit := t.checked[token]
+	t.mu.Unlock()
+	if hit {
+		t.s.mu.RLock()
+		u := t.s.users[c.user]
+		ok := c.exp >= now && u != nil && sameSlice(c.key, t.s.tokenKey) && sameSlice(c.pwd, u.Password)
+		t.s.mu.RUnlock()
+		if ok {
+			return &AuthInfo{Username: c.user, Revision: t.s.Revision()}, true
+		}
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, false
@@ -144,7 +177,7 @@ func (t *Tokens) Info(token string) (*AuthInfo, bool) {
 		return nil, false
 	}
 	exp, err := strconv.ParseUint(parts[1], 16, 64)
-	if err != nil || int64(exp) < t.now().Unix() {
+	if err != nil || int64(exp) < now {
 		return nil, false
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
@@ -152,10 +185,18 @@ func (t *Tokens) Info(token string) (*AuthInfo, bool) {
 		return nil, false
 	}
 	t.s.mu.RLock()
-	defer t.s.mu.RUnlock()
 	u := t.s.users[string(name)]
-	if t.s.tokenKey == nil || u == nil || !hmac.Equal(mac, t.s.simpleMAC(string(name), exp, u.Password)) {
+	key := t.s.tokenKey
+	valid := key != nil && u != nil && hmac.Equal(mac, t.s.simpleMAC(string(name), exp, u.Password))
+	t.s.mu.RUnlock()
+	if !valid {
 		return nil, false
 	}
+	t.mu.Lock()
+	if len(t.checked) >= maxCheckedTokens {
+		clear(t.checked)
+	}
+	t.checked[token] = checkedToken{user: string(name), exp: int64(exp), key: key, pwd: u.Password}
+	t.mu.Unlock()
 	return &AuthInfo{Username: string(name), Revision: t.s.Revision()}, true
 }

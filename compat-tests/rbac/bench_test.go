@@ -64,17 +64,19 @@ func BenchmarkAuth(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var tok string
+			login, err := au.Authenticate(ctx, &pb.AuthenticateRequest{Name: "root", Password: "pw"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok := login.Token
 			b.Run("authenticate", func(b *testing.B) {
 				var lat []time.Duration
 				for b.Loop() {
 					start := time.Now()
-					r, err := au.Authenticate(ctx, &pb.AuthenticateRequest{Name: "root", Password: "pw"})
-					if err != nil {
+					if _, err := au.Authenticate(ctx, &pb.AuthenticateRequest{Name: "root", Password: "pw"}); err != nil {
 						b.Fatal(err)
 					}
 					lat = append(lat, time.Since(start))
-					tok = r.Token
 				}
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")

@@ -82,6 +82,10 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	fi; \
 	exit $$fail
 
+.PHONY: bench-auth
+bench-auth: build ## put/range throughput with auth off vs on, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
+	@tools/bench-auth.sh 3
+
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac

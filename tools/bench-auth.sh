@@ -55,7 +55,8 @@ done
 echo "| workload (100 clients / 10 conns) | etcd off | etcd on | etcd cost | MetaStore off | MetaStore on | MetaStore cost |"
 echo "|---|---|---|---|---|---|---|"
 for w in put range; do
-	row="| $w$( [ $w = range ] && echo ' (serializable)')"
+	row="| $w"
+	if [ "$w" = range ]; then row+=" (serializable)"; fi
 	for target in etcd metastore; do
 		off=$(echo "${result[$target,$w,off]}" | tr ' ' '\n' | grep . | median)
 		on=$(echo "${result[$target,$w,on]}" | tr ' ' '\n' | grep . | median)

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
@@ -36,13 +39,38 @@ func (s *Server) authInfo(ctx context.Context) (*auth.AuthInfo, error) {
 		ts = metadata.ValueFromIncomingContext(ctx, rpctypes.TokenFieldNameSwagger)
 	}
 	if len(ts) == 0 {
-		return nil, nil
+		return s.certAuthInfo(ctx), nil
 	}
 	ai, ok := s.tokens.Info(strings.TrimPrefix(ts[0], "Bearer "))
 	if !ok {
 		return nil, rpctypes.ErrGRPCInvalidAuthToken
 	}
 	return ai, nil
+}
+
+// certAuthInfo is etcd's identity for a request without a token: the
+// CommonName of the client certificate the TLS handshake verified (with
+// --client-cert-auth), except on requests the gateway forwards (they come
+// with the gateway's own certificate).
+func (s *Server) certAuthInfo(ctx context.Context) *auth.AuthInfo {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return nil
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
+	}
+	for _, chain := range ti.State.VerifiedChains {
+		if len(chain) == 0 || chain[0].Subject.CommonName == "" {
+			continue
+		}
+		if len(metadata.ValueFromIncomingContext(ctx, "grpcgateway-accept")) > 0 {
+			return nil
+		}
+		return &auth.AuthInfo{Username: chain[0].Subject.CommonName, Revision: s.authStore.Revision()}
+	}
+	return nil
 }
 
 // storeAuthorizer is the default check point (Authorizer): etcd's

@@ -68,6 +68,25 @@ type Config struct {
 	// BcryptCost is --bcrypt-cost (4–31; etcd uses the default outside).
 	BcryptCost uint
 
+	// Client TLS: etcd's --cert-file, --key-file, --client-cert-file,
+	// --client-key-file, --trusted-ca-file, --client-cert-auth,
+	// --client-crl-file, --client-cert-allowed-hostname, --auto-tls.
+	CertFile, KeyFile, ClientCertFile, ClientKeyFile string
+	TrustedCAFile, ClientCRLFile                     string
+	ClientCertAuth, AutoTLS                          bool
+	ClientCertAllowedHostname                        string
+	// Peer TLS: etcd's --peer-* TLS flags; the allowed CNs and hostnames
+	// are comma-separated.
+	PeerCertFile, PeerKeyFile, PeerClientCertFile, PeerClientKeyFile string
+	PeerTrustedCAFile, PeerCRLFile                                   string
+	PeerClientCertAuth, PeerAutoTLS, PeerSkipClientSANVerification   bool
+	PeerCertAllowedCN, PeerCertAllowedHostname                       string
+	// SelfSignedCertValidity is --self-signed-cert-validity in years.
+	SelfSignedCertValidity uint
+	// CipherSuites, TLSMinVersion, TLSMaxVersion: etcd's flags (names as
+	// Go's crypto/tls and TLS1.2/TLS1.3).
+	CipherSuites, TLSMinVersion, TLSMaxVersion string
+
 	// etcdOnly holds the values of etcd's flags MetaStore does not
 	// implement (flags.go).
 	etcdOnly map[string]*otherValue
@@ -127,6 +146,8 @@ func DefaultConfig() Config {
 		AuthToken:                   "simple",
 		AuthTokenTTL:                300,
 		BcryptCost:                  10,
+		SelfSignedCertValidity:      1,
+		TLSMinVersion:               "TLS1.2",
 	}
 }
 
@@ -156,6 +177,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuthToken, "auth-token", c.AuthToken, "Specify auth token specific options.")
 	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
 	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
+	c.addTLSFlags(fs)
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
@@ -254,6 +276,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.refusedFlags()...)
+	errs = append(errs, c.validateTLS()...)
 	if !semver.MatchString(c.EmulatedEtcdVersion) {
 		bad("--emulated-etcd-version: %q is not a version like 3.7.3", c.EmulatedEtcdVersion)
 	}
@@ -270,7 +293,7 @@ func parseURLs(s string) ([]url.URL, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix") || u.Host == "" {
+		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs") || u.Host == "" {
 			return nil, fmt.Errorf("URL %q must be http://host:port", p)
 		}
 		out = append(out, *u)

@@ -170,12 +170,23 @@ func (s *Server) newMetrics() {
 // HTTP/2 goes to gRPC, the rest to HTTP.
 func (s *Server) serveClient(l net.Listener) {
 	m := cmux.New(l)
-	// As etcd on an insecure listener: HTTP/2 is gRPC (whatever the
-	// client's content-type: grpc-go sends application/grpc, other
-	// clients application/grpc+proto), everything else is HTTP.
-	grpcL := m.Match(cmux.HTTP2())
-	httpL := m.Match(cmux.Any())
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
+	var grpcL net.Listener
+	if s.tlsLis[l] {
+		// Over TLS every client negotiates HTTP/2 (etcd offers only h2):
+		// gRPC is told apart by its content-type, the rest is HTTP/2 for
+		// the HTTP endpoints, served on the decrypted connection.
+		grpcL = m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		// As etcd on an insecure listener: HTTP/2 is gRPC (whatever the
+		// client's content-type: grpc-go sends application/grpc, other
+		// clients application/grpc+proto), everything else is HTTP.
+		grpcL = m.Match(cmux.HTTP2())
+	}
+	httpL := m.Match(cmux.Any())
 	s.httpServers = append(s.httpServers, hs)
 	s.serve(s.clientSrv, grpcL)
 	s.wg.Add(2)
@@ -194,6 +205,11 @@ func (s *Server) serveClient(l net.Listener) {
 // serveMetrics serves the HTTP endpoints on a --listen-metrics-urls listener.
 func (s *Server) serveMetrics(l net.Listener) {
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
+	if s.tlsLis[l] {
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
+	}
 	s.httpServers = append(s.httpServers, hs)
 	s.wg.Add(1)
 	go func() {

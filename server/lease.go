@@ -79,7 +79,14 @@ func (h leaseHost) PeerConn(id uint64) (grpc.ClientConnInterface, error) {
 	if target == "" {
 		return nil, fmt.Errorf("no peer URL for member %x", id)
 	}
-	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := s.peerDialCreds()
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}

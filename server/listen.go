@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 
+	etcdtransport "go.etcd.io/etcd/client/pkg/v3/transport"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -40,38 +42,64 @@ func hostPorts(urls string) []string {
 	var out []string
 	for _, u := range strings.Split(urls, ",") {
 		u = strings.TrimSpace(u)
-		u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+		for _, p := range []string{"http://", "https://", "unix://", "unixs://"} {
+			u = strings.TrimPrefix(u, p)
+		}
 		out = append(out, u)
 	}
 	return out
 }
 
-func (s *Server) listen() error {
-	for _, hp := range hostPorts(s.cfg.ListenClientURLs) {
-		l, err := net.Listen("tcp", hp)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("--listen-client-urls: %w", err)
-		}
-		s.clientLis = append(s.clientLis, l)
+// listenURL listens on one URL of a list: tcp for http(s), a unix socket
+// for unix(s); the TLS schemes through etcd's TLS listener with ti (CRLs,
+// allowed CNs and hostnames checked after each handshake).
+func (s *Server) listenURL(raw string, ti *etcdtransport.TLSInfo) (net.Listener, error) {
+	raw = strings.TrimSpace(raw)
+	scheme, hp, _ := strings.Cut(raw, "://")
+	network := "tcp"
+	if scheme == "unix" || scheme == "unixs" {
+		network = "unix"
 	}
-	if s.cfg.ListenMetricsURLs != "" {
-		for _, hp := range hostPorts(s.cfg.ListenMetricsURLs) {
-			l, err := net.Listen("tcp", hp)
+	l, err := net.Listen(network, hp)
+	if err != nil {
+		return nil, err
+	}
+	if scheme != "https" && scheme != "unixs" {
+		return l, nil
+	}
+	tl, err := etcdtransport.NewTLSListener(l, ti)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if s.tlsLis == nil {
+		s.tlsLis = map[net.Listener]bool{}
+	}
+	s.tlsLis[tl] = true
+	return tl, nil
+}
+
+func (s *Server) listen() error {
+	for _, set := range []struct {
+		flag, urls string
+		ti         *etcdtransport.TLSInfo
+		into       *[]net.Listener
+	}{
+		{"--listen-client-urls", s.cfg.ListenClientURLs, s.clientTLS, &s.clientLis},
+		{"--listen-metrics-urls", s.cfg.ListenMetricsURLs, s.clientTLS, &s.metricsLis},
+		{"--listen-peer-urls", s.cfg.ListenPeerURLs, s.peerTLS, &s.peerLis},
+	} {
+		if set.urls == "" {
+			continue
+		}
+		for _, u := range strings.Split(set.urls, ",") {
+			l, err := s.listenURL(u, set.ti)
 			if err != nil {
 				s.closeListeners()
-				return fmt.Errorf("--listen-metrics-urls: %w", err)
+				return fmt.Errorf("%s: %w", set.flag, err)
 			}
-			s.metricsLis = append(s.metricsLis, l)
+			*set.into = append(*set.into, l)
 		}
-	}
-	for _, hp := range hostPorts(s.cfg.ListenPeerURLs) {
-		l, err := net.Listen("tcp", hp)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("--listen-peer-urls: %w", err)
-		}
-		s.peerLis = append(s.peerLis, l)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	etcdtransport "go.etcd.io/etcd/client/pkg/v3/transport"
+
 	"github.com/metastore/metastore/services/auth"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -65,6 +67,9 @@ type Server struct {
 	auth        Authorizer         // the check point (default: authStore's rules)
 	authStore   *auth.Store
 	tokens      *auth.Tokens
+	clientTLS   *etcdtransport.TLSInfo // nil: no TLS client URL
+	peerTLS     *etcdtransport.TLSInfo // nil: peers in plain text
+	tlsLis      map[net.Listener]bool
 	peerAddrs   func(id uint64, peerURLs []string) []string
 	// leaderStreams are the open streams that require a leader.
 	leaderStreams leaderStreams
@@ -89,6 +94,9 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("--auth-token: %w", err)
 	}
 	s.tokens = tokens
+	if err := s.tlsInfos(); err != nil {
+		return nil, err
+	}
 	st, err := s.openState()
 	if err != nil {
 		return nil, err
@@ -173,7 +181,11 @@ func (s *Server) openState() (*storage.Store, error) {
 // startNode starts the peer transport and the consensus node over the
 // state machine.
 func (s *Server) startNode(peers []consensus.Peer) error {
-	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg}
+	creds, err := s.peerDialCreds()
+	if err != nil {
+		return err
+	}
+	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg, Creds: creds}
 	if s.peerAddrs != nil {
 		tcfg.PeerAddrs = func(id uint64, ctx []byte) []string {
 			mc, err := consensus.ParseMemberContext(ctx)
@@ -189,7 +201,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 			s.tr.AddPeer(p.ID, p.Context)
 		}
 	}
-	s.peerSrv = grpc.NewServer()
+	s.peerSrv = grpc.NewServer(grpc.Creds(tlsConnCreds{}))
 	s.tr.Register(s.peerSrv)
 	node, err := consensus.Start(consensus.Config{
 		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers,
@@ -208,7 +220,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 // (and lease forwarding on the peer server).
 func (s *Server) registerServices() {
 	cfg := s.cfg
-	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg),
+	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}),
 		grpc.ChainUnaryInterceptor(s.unaryRequireLeader, s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamRequireLeader, s.streamAuth))...)
 	if s.auth == nil {
@@ -311,7 +323,11 @@ func (s *Server) waitLeader() {
 				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 				s.lg.Info("ready to serve client requests")
 				for _, l := range s.clientLis {
-					s.lg.Warn("serving client traffic insecurely; this is strongly discouraged!", zap.String("address", l.Addr().String()))
+					if s.tlsLis[l] {
+						s.lg.Info("serving client traffic securely", zap.String("address", l.Addr().String()))
+					} else {
+						s.lg.Warn("serving client traffic insecurely; this is strongly discouraged!", zap.String("address", l.Addr().String()))
+					}
 				}
 				s.readyClose.Do(func() { close(s.readyc) })
 				return

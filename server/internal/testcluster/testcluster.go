@@ -53,14 +53,14 @@ func Configs(t testing.TB, n int, opts ...func(*server.Config)) Members {
 		cfg := server.DefaultConfig()
 		cfg.Name = fmt.Sprint("m", i)
 		cfg.DataDir = filepath.Join(dir, cfg.Name)
-		client, peer := "http://"+FreeAddr(t), "http://"+FreeAddr(t)
+		client, peer := "http://"+FreeAddr(t), "http://"+FreeAddr(t) // opts may make them https
 		cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
 		cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
 		cfg.HeartbeatIntervalMs, cfg.ElectionTimeoutMs = 20, 200
 		for _, o := range opts {
 			o(&cfg)
 		}
-		initial = append(initial, cfg.Name+"="+peer)
+		initial = append(initial, cfg.Name+"="+cfg.InitialAdvertisePeerURLs)
 		m := &Member{Cfg: cfg, t: t}
 		t.Cleanup(m.Stop)
 		ms[i] = m
@@ -147,10 +147,17 @@ func Client(t testing.TB, ms ...*Member) *clientv3.Client {
 // to the same value.
 func RequireSameHashKV(t testing.TB, ms Members, rev int64, msgAndArgs ...any) {
 	t.Helper()
+	RequireSameHashKVWith(t, ms, rev, Client(t, ms...), msgAndArgs...)
+}
+
+// RequireSameHashKVWith is RequireSameHashKV through client c (one with
+// TLS or credentials).
+func RequireSameHashKVWith(t testing.TB, ms Members, rev int64, c *clientv3.Client, msgAndArgs ...any) {
+	t.Helper()
 	var first uint32
 	for i, m := range ms {
 		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		h, err := Client(t, m).HashKV(ctx, m.Srv.ClientAddrs()[0], rev)
+		h, err := c.HashKV(ctx, m.Srv.ClientAddrs()[0], rev)
 		cancel()
 		require.NoError(t, err)
 		if i == 0 {

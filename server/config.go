@@ -27,6 +27,10 @@ type Config struct {
 	// ListenMetricsURLs are extra HTTP listeners for /metrics and /health
 	// (the client URLs serve them too).
 	ListenMetricsURLs        string
+	// ListenClientHTTPURLs are HTTP-only client listeners (the HTTP
+	// endpoints and, once served, the gateway; no gRPC). When set, the
+	// client URLs serve gRPC only, as etcd 3.7.
+	ListenClientHTTPURLs string
 	InitialAdvertisePeerURLs string
 	InitialCluster           string
 	InitialClusterState      string
@@ -159,6 +163,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenClientURLs, "listen-client-urls", c.ListenClientURLs, "List of URLs to listen on for client traffic.")
 	fs.StringVar(&c.AdvertiseClientURLs, "advertise-client-urls", c.AdvertiseClientURLs, "List of this member's client URLs to advertise to the public.")
 	fs.StringVar(&c.ListenMetricsURLs, "listen-metrics-urls", c.ListenMetricsURLs, "List of URLs to listen on for the metrics and health endpoints.")
+	fs.StringVar(&c.ListenClientHTTPURLs, "listen-client-http-urls", c.ListenClientHTTPURLs, "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.")
 	fs.StringVar(&c.ListenPeerURLs, "listen-peer-urls", c.ListenPeerURLs, "List of URLs to listen on for peer traffic.")
 	fs.StringVar(&c.InitialAdvertisePeerURLs, "initial-advertise-peer-urls", c.InitialAdvertisePeerURLs, "List of this member's peer URLs to advertise to the rest of the cluster.")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "Initial cluster configuration for bootstrapping (default ${name}=${initial-advertise-peer-urls}).")
@@ -229,9 +234,9 @@ func (c Config) Validate() error {
 	for name, v := range map[string]string{
 		"--listen-client-urls": c.ListenClientURLs, "--advertise-client-urls": c.AdvertiseClientURLs,
 		"--listen-peer-urls": c.ListenPeerURLs, "--initial-advertise-peer-urls": c.InitialAdvertisePeerURLs,
-		"--listen-metrics-urls": c.ListenMetricsURLs,
+		"--listen-metrics-urls": c.ListenMetricsURLs, "--listen-client-http-urls": c.ListenClientHTTPURLs,
 	} {
-		if v == "" && name == "--listen-metrics-urls" {
+		if v == "" && (name == "--listen-metrics-urls" || name == "--listen-client-http-urls") {
 			continue
 		}
 		if _, err := parseURLs(v); err != nil {

@@ -76,7 +76,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"discovery-insecure-skip-tls-verify", "false", false, "discovery is not supported"},
 
 	// Refused unless left at etcd's default: behaviour MetaStore lacks.
-	{"listen-client-http-urls", "", true, "HTTP-only client listeners are not supported yet"},
 	{"force-new-cluster", "false", true, "not supported"},
 	{"discovery-endpoints", "", true, "discovery is not supported"},
 	{"discovery-token", "", true, "discovery is not supported"},

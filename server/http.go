@@ -169,6 +169,10 @@ func (s *Server) newMetrics() {
 // serveClient serves gRPC and HTTP on one client listener, split by cmux:
 // HTTP/2 goes to gRPC, the rest to HTTP.
 func (s *Server) serveClient(l net.Listener) {
+	if s.cfg.ListenClientHTTPURLs != "" {
+		s.serve(s.clientSrv, l) // HTTP has listeners of its own
+		return
+	}
 	m := cmux.New(l)
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
 	var grpcL net.Listener
@@ -202,7 +206,8 @@ func (s *Server) serveClient(l net.Listener) {
 	}()
 }
 
-// serveMetrics serves the HTTP endpoints on a --listen-metrics-urls listener.
+// serveMetrics serves the HTTP endpoints on a --listen-metrics-urls or
+// --listen-client-http-urls listener.
 func (s *Server) serveMetrics(l net.Listener) {
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
 	if s.tlsLis[l] {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metastore/metastore/server/internal/testcluster"
 
@@ -72,4 +73,22 @@ func TestEmulatedEtcdVersion(t *testing.T) {
 	require.Equal(t, "3.6.0", st.StorageVersion)
 	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/version")
 	require.Equal(t, `{"etcdserver":"3.6.9","etcdcluster":"3.6.0","storage":"3.6.0"}`, body)
+}
+
+// With --listen-client-http-urls the HTTP endpoints move to their own
+// listener and the client URLs serve gRPC only (etcd 3.7).
+func TestHTTPOnlyClientListener(t *testing.T) {
+	httpAddr := testcluster.FreeAddr(t)
+	ms := testcluster.Start(t, 1, func(c *server.Config) { c.ListenClientHTTPURLs = "http://" + httpAddr })
+	code, body := httpGet(t, "http://"+httpAddr+"/health")
+	require.Equal(t, 200, code)
+	require.Equal(t, `{"health":"true","reason":""}`, body)
+	_, err := testcluster.Client(t, ms[0]).Put(ctx(t), "k", "v")
+	require.NoError(t, err, "gRPC on the client URL")
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get("http://" + ms[0].Srv.ClientAddrs()[0] + "/health")
+	if err == nil {
+		resp.Body.Close()
+		require.NotEqual(t, http.StatusOK, resp.StatusCode, "no HTTP on the gRPC port")
+	}
 }

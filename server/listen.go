@@ -87,6 +87,7 @@ func (s *Server) listen() error {
 	}{
 		{"--listen-client-urls", s.cfg.ListenClientURLs, s.clientTLS, &s.clientLis},
 		{"--listen-metrics-urls", s.cfg.ListenMetricsURLs, s.clientTLS, &s.metricsLis},
+		{"--listen-client-http-urls", s.cfg.ListenClientHTTPURLs, s.clientTLS, &s.clientHTTPLis},
 		{"--listen-peer-urls", s.cfg.ListenPeerURLs, s.peerTLS, &s.peerLis},
 	} {
 		if set.urls == "" {
@@ -105,7 +106,7 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, ls := range [][]net.Listener{s.clientLis, s.peerLis, s.metricsLis} {
+	for _, ls := range [][]net.Listener{s.clientLis, s.peerLis, s.metricsLis, s.clientHTTPLis} {
 		for _, l := range ls {
 			l.Close()
 		}

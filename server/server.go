@@ -48,29 +48,31 @@ type Server struct {
 	node       *consensus.Node[*applyResult]
 	tr         *transport.Transport
 
-	clientSrv   *grpc.Server
-	peerSrv     *grpc.Server
-	clientLis   []net.Listener
-	peerLis     []net.Listener
-	metricsLis  []net.Listener
-	httpServers []*http.Server
-	metrics     metrics
-	health      *health.Server
-	kvApplier   kv.Applier
-	lessor      *lease.Lessor
-	lessorTerm  atomic.Uint64 // the term the lessor runs the clocks for; 0: none
-	alarms      *maintenance.Alarms
-	sizes       sizeCache
-	peerConnMu  sync.Mutex
-	peerConns   map[uint64]*grpc.ClientConn
-	cancel      context.CancelFunc // stops background loops
-	auth        Authorizer         // the check point (default: authStore's rules)
-	authStore   *auth.Store
-	tokens      *auth.Tokens
-	clientTLS   *etcdtransport.TLSInfo // nil: no TLS client URL
-	peerTLS     *etcdtransport.TLSInfo // nil: peers in plain text
-	tlsLis      map[net.Listener]bool
-	peerAddrs   func(id uint64, peerURLs []string) []string
+	clientSrv  *grpc.Server
+	peerSrv    *grpc.Server
+	clientLis  []net.Listener
+	peerLis    []net.Listener
+	metricsLis []net.Listener
+	// clientHTTPLis are --listen-client-http-urls (HTTP only).
+	clientHTTPLis []net.Listener
+	httpServers   []*http.Server
+	metrics       metrics
+	health        *health.Server
+	kvApplier     kv.Applier
+	lessor        *lease.Lessor
+	lessorTerm    atomic.Uint64 // the term the lessor runs the clocks for; 0: none
+	alarms        *maintenance.Alarms
+	sizes         sizeCache
+	peerConnMu    sync.Mutex
+	peerConns     map[uint64]*grpc.ClientConn
+	cancel        context.CancelFunc // stops background loops
+	auth          Authorizer         // the check point (default: authStore's rules)
+	authStore     *auth.Store
+	tokens        *auth.Tokens
+	clientTLS     *etcdtransport.TLSInfo // nil: no TLS client URL
+	peerTLS       *etcdtransport.TLSInfo // nil: peers in plain text
+	tlsLis        map[net.Listener]bool
+	peerAddrs     func(id uint64, peerURLs []string) []string
 	// leaderStreams are the open streams that require a leader.
 	leaderStreams leaderStreams
 	members       *clustersvc.Members // the replicated member table
@@ -256,6 +258,9 @@ func (s *Server) startServing() {
 	s.newMetrics()
 	for _, l := range s.clientLis {
 		s.serveClient(l)
+	}
+	for _, l := range s.clientHTTPLis {
+		s.serveMetrics(l)
 	}
 	for _, l := range s.metricsLis {
 		s.serveMetrics(l)

@@ -31,6 +31,8 @@ type Config struct {
 	// endpoints and, once served, the gateway; no gRPC). When set, the
 	// client URLs serve gRPC only, as etcd 3.7.
 	ListenClientHTTPURLs string
+	// EnableGRPCGateway serves etcd's /v3/ JSON gateway (default on).
+	EnableGRPCGateway bool
 	InitialAdvertisePeerURLs string
 	InitialCluster           string
 	InitialClusterState      string
@@ -151,6 +153,7 @@ func DefaultConfig() Config {
 		AuthTokenTTL:                300,
 		BcryptCost:                  10,
 		SelfSignedCertValidity:      1,
+		EnableGRPCGateway:           true,
 		TLSMinVersion:               "TLS1.2",
 	}
 }
@@ -183,6 +186,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
 	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
 	c.addTLSFlags(fs)
+	fs.BoolVar(&c.EnableGRPCGateway, "enable-grpc-gateway", c.EnableGRPCGateway, "Enable GRPC gateway.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", c.EnablePprof, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")

@@ -116,7 +116,11 @@ func (s *Server) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	if s.gateway != nil {
+		mux.Handle("/v3/", s.gateway)
+		mux.Handle("/v3beta/", s.gateway)
+	}
+	return s.gatewayAccess(mux)
 }
 
 // metrics are collected on scrape from the server's state, so the hot

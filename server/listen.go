@@ -111,6 +111,9 @@ func (s *Server) closeListeners() {
 			l.Close()
 		}
 	}
+	if s.gwLis != nil {
+		s.gwLis.Close()
+	}
 }
 
 // ClientAddrs returns the addresses the client listeners are bound to.

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/consensus/transport"
@@ -55,6 +56,9 @@ type Server struct {
 	metricsLis []net.Listener
 	// clientHTTPLis are --listen-client-http-urls (HTTP only).
 	clientHTTPLis []net.Listener
+	gateway       http.Handler      // /v3/ JSON gateway; nil when disabled
+	gwLis         *bufconn.Listener // the gateway's in-memory gRPC connection
+	gwConn        *grpc.ClientConn
 	httpServers   []*http.Server
 	metrics       metrics
 	health        *health.Server
@@ -252,6 +256,11 @@ func (s *Server) registerServices() {
 // startServing serves every listener and starts the member's background
 // loops; Stop stops them.
 func (s *Server) startServing() {
+	gwh, err := s.newGateway()
+	if err != nil {
+		s.lg.Warn("the /v3/ gateway is not served", zap.Error(err))
+	}
+	s.gateway = gwh
 	for _, l := range s.peerLis {
 		s.serve(s.peerSrv, l)
 	}
@@ -370,6 +379,9 @@ func (s *Server) Stop() {
 			hs.Close()
 		}
 		s.closeListeners() // ends the cmux loops
+		if s.gwConn != nil {
+			s.gwConn.Close()
+		}
 		s.cancel()
 		s.node.Stop()
 		s.peerSrv.Stop()

@@ -68,6 +68,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> the authorization matrix on etcd and bin/metastore"; \
 	$(MAKE) --no-print-directory rbac || fail=1; \
+	echo "==> the JSON gateway on etcd and bin/metastore"; \
+	$(MAKE) --no-print-directory gateway || fail=1; \
 	echo "==> etcd's robustness traffic on etcd (3 members) and bin/metastore (1 and 3 members)"; \
 	$(MAKE) --no-print-directory robustness || fail=1; \
 	if [ -n "$${CI:-}" ]; then \
@@ -85,6 +87,10 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 .PHONY: bench-auth
 bench-auth: build ## put/range throughput with auth off vs on, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
 	@tools/bench-auth.sh 3
+
+.PHONY: gateway
+gateway: build ## the /v3/ JSON gateway (compat-tests/gateway): the same JSON requests to etcd 3.7.3 and bin/metastore, identical answers
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 ./gateway
 
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -107,7 +108,14 @@ func (s *Server) Watch(gs pb.Watch_WatchServer) error {
 	ctx, cancel := context.WithCancel(gs.Context())
 	defer cancel()
 	errc := make(chan error, 2)
-	go func() { errc <- ss.recvLoop(ctx) }()
+	go func() {
+		// A client that closes its side (the gateway does after the
+		// create request) still gets its events, as etcd keeps the stream
+		// until the client goes away.
+		if err := ss.recvLoop(ctx); !errors.Is(err, io.EOF) {
+			errc <- err
+		}
+	}()
 	go func() { errc <- ss.sendLoop(ctx) }()
 	select {
 	case err := <-errc:

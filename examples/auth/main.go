@@ -21,13 +21,21 @@ import (
 	"go.uber.org/zap"
 )
 
-func main() {
-	eps := flag.String("endpoints", "127.0.0.1:2379", "comma-separated endpoints")
-	flag.Parse()
-	if err := run(os.Stdout, strings.Split(*eps, ",")); err != nil {
-		fmt.Fprintln(os.Stderr, "auth example:", err)
-		os.Exit(1)
+func main() { os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// cli runs the example with command-line args and returns the exit code.
+func cli(args []string, out, errOut io.Writer) int {
+	fs := flag.NewFlagSet("auth", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	eps := fs.String("endpoints", "127.0.0.1:2379", "comma-separated endpoints")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
+	if err := run(out, strings.Split(*eps, ",")); err != nil {
+		fmt.Fprintln(errOut, "auth example:", err)
+		return 1
+	}
+	return 0
 }
 
 func connect(eps []string, user, password string) (*clientv3.Client, error) {

@@ -92,6 +92,10 @@ bench-auth: build ## put/range throughput with auth off vs on, etcd 3.7.3 and bi
 gateway: build ## the /v3/ JSON gateway (compat-tests/gateway): the same JSON requests to etcd 3.7.3 and bin/metastore, identical answers
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 ./gateway
 
+.PHONY: bench-tls
+bench-tls: build ## put/range throughput plain vs mutual client TLS, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
+	@tools/bench-tls.sh 3
+
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac

@@ -29,7 +29,7 @@ import (
 
 // testCA issues certificates for the TLS tests.
 type testCA struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
@@ -37,7 +37,7 @@ type testCA struct {
 	n    int64
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
@@ -267,4 +267,29 @@ func TestAutoTLS(t *testing.T) {
 	_, err = c.Put(ctx(t), "k", "v")
 	require.NoError(t, err)
 	testcluster.RequireSameHashKVWith(t, ms, 0, c)
+}
+
+// BenchmarkTLSHandshake is the cost of a new mutual-TLS client connection
+// (ECDSA P-256 certificates): dial, handshake with a client certificate,
+// close.
+func BenchmarkTLSHandshake(b *testing.B) {
+	ca := newTestCA(b)
+	srvCert, srvKey := ca.issue("server", "server")
+	cliCert, cliKey := ca.issue("client", "client")
+	ms := testcluster.Start(b, 1, func(c *server.Config) {
+		c.ListenClientURLs = strings.Replace(c.ListenClientURLs, "http://", "https://", 1)
+		c.AdvertiseClientURLs = c.ListenClientURLs
+		c.CertFile, c.KeyFile, c.TrustedCAFile, c.ClientCertAuth = srvCert, srvKey, ca.file, true
+	})
+	cfg := ca.clientTLS(cliCert, cliKey)
+	cfg.NextProtos = []string{"h2"}
+	addr := ms[0].Srv.ClientAddrs()[0]
+	b.ResetTimer()
+	for b.Loop() {
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+	}
 }

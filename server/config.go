@@ -26,13 +26,13 @@ type Config struct {
 	ListenPeerURLs      string
 	// ListenMetricsURLs are extra HTTP listeners for /metrics and /health
 	// (the client URLs serve them too).
-	ListenMetricsURLs        string
+	ListenMetricsURLs string
 	// ListenClientHTTPURLs are HTTP-only client listeners (the HTTP
 	// endpoints and, once served, the gateway; no gRPC). When set, the
 	// client URLs serve gRPC only, as etcd 3.7.
 	ListenClientHTTPURLs string
 	// EnableGRPCGateway serves etcd's /v3/ JSON gateway (default on).
-	EnableGRPCGateway bool
+	EnableGRPCGateway        bool
 	InitialAdvertisePeerURLs string
 	InitialCluster           string
 	InitialClusterState      string

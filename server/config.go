@@ -28,7 +28,7 @@ type Config struct {
 	// (the client URLs serve them too).
 	ListenMetricsURLs string
 	// ListenClientHTTPURLs are HTTP-only client listeners (the HTTP
-	// endpoints and, once served, the gateway; no gRPC). When set, the
+	// endpoints and the gateway; no gRPC). When set, the
 	// client URLs serve gRPC only, as etcd 3.7.
 	ListenClientHTTPURLs string
 	// EnableGRPCGateway serves etcd's /v3/ JSON gateway (default on).

@@ -31,8 +31,9 @@ func TestBadFlagsExitWithOneLineNamingTheFlag(t *testing.T) {
 	}{
 		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
 		{[]string{"--heartbeat-interval", "abc"}, `invalid value "abc" for flag -heartbeat-interval`},
-		{[]string{"--cert-file", "/tmp/c.pem"}, "--cert-file=/tmp/c.pem: TLS is not supported yet in MetaStore"},
-		{[]string{"--client-cert-auth"}, "--client-cert-auth=true: TLS is not supported yet in MetaStore"},
+		{[]string{"--listen-client-urls", "https://127.0.0.1:0"}, "TLS key/cert (--cert-file, --key-file) must be provided, or --auto-tls"},
+		{[]string{"--tls-min-version", "TLS1.0"}, "--tls-min-version"},
+		{[]string{"--force-new-cluster"}, "--force-new-cluster=true: not supported"},
 		{[]string{"--log-format", "xml"}, `--log-format: "xml" is not json or console`},
 		{[]string{"--logger", "capnslog"}, `--logger: "capnslog" is not supported (only zap)`},
 		{[]string{"--auto-compaction-mode", "hourly"}, `--auto-compaction-mode: "hourly" is not periodic or revision`},
@@ -58,12 +59,16 @@ heartbeat-interval: abc
 	require.Equal(t, 2, code)
 	require.Contains(t, out, `invalid value "abc" for key "heartbeat-interval"`, "the file wins over the command line")
 
+	// etcd's client-transport-security section sets the TLS flags.
 	require.NoError(t, os.WriteFile(path, []byte(`
 name: from-file
+data-dir: `+filepath.Join(dir, "data")+`
+listen-client-urls: https://127.0.0.1:0
 client-transport-security:
-  cert-file: /tmp/server.pem
+  cert-file: /nonexistent-cert.pem
+  key-file: /nonexistent-key.pem
 `), 0o600))
 	code, out = runCaptured(t, "--config-file", path)
-	require.Equal(t, 2, code)
-	require.Contains(t, out, "--cert-file=/tmp/server.pem: TLS is not supported yet")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "/nonexistent-cert.pem", "the section's cert-file is the certificate")
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -177,23 +178,16 @@ func (s *Server) serveClient(l net.Listener) {
 		s.serve(s.clientSrv, l) // HTTP has listeners of its own
 		return
 	}
+	if s.tlsLis[l] {
+		s.serveClientTLS(l)
+		return
+	}
 	m := cmux.New(l)
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
-	var grpcL net.Listener
-	if s.tlsLis[l] {
-		// Over TLS every client negotiates HTTP/2 (etcd offers only h2):
-		// gRPC is told apart by its content-type, the rest is HTTP/2 for
-		// the HTTP endpoints, served on the decrypted connection.
-		grpcL = m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
-		hs.Protocols = new(http.Protocols)
-		hs.Protocols.SetHTTP1(true)
-		hs.Protocols.SetUnencryptedHTTP2(true)
-	} else {
-		// As etcd on an insecure listener: HTTP/2 is gRPC (whatever the
-		// client's content-type: grpc-go sends application/grpc, other
-		// clients application/grpc+proto), everything else is HTTP.
-		grpcL = m.Match(cmux.HTTP2())
-	}
+	// As etcd on an insecure listener: HTTP/2 is gRPC (whatever the
+	// client's content-type: grpc-go sends application/grpc, other
+	// clients application/grpc+proto), everything else is HTTP.
+	grpcL := m.Match(cmux.HTTP2())
 	httpL := m.Match(cmux.Any())
 	s.httpServers = append(s.httpServers, hs)
 	s.serve(s.clientSrv, grpcL)
@@ -210,15 +204,39 @@ func (s *Server) serveClient(l net.Listener) {
 	}()
 }
 
+// serveClientTLS serves a TLS client listener as etcd does: one HTTP
+// server (HTTP/2 negotiated by ALPN, HTTP/1.1 otherwise) whose gRPC
+// requests go to the gRPC server's ServeHTTP and the rest to the HTTP
+// endpoints and the gateway. Telling gRPC apart from other HTTP/2 on a
+// shared TLS port needs the request's headers, which only the HTTP/2
+// server can read without disturbing the connection.
+func (s *Server) serveClientTLS(l net.Listener) {
+	web := s.httpHandler()
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+				s.clientSrv.ServeHTTP(w, r)
+				return
+			}
+			web.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg),
+	}
+	s.httpServers = append(s.httpServers, hs)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !isClosedErr(err) {
+			s.lg.Warn("client TLS listener stopped", zap.Error(err))
+		}
+	}()
+}
+
 // serveMetrics serves the HTTP endpoints on a --listen-metrics-urls or
 // --listen-client-http-urls listener.
 func (s *Server) serveMetrics(l net.Listener) {
 	hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.lg)}
-	if s.tlsLis[l] {
-		hs.Protocols = new(http.Protocols)
-		hs.Protocols.SetHTTP1(true)
-		hs.Protocols.SetUnencryptedHTTP2(true)
-	}
+
 	s.httpServers = append(s.httpServers, hs)
 	s.wg.Add(1)
 	go func() {

@@ -33,6 +33,7 @@ var steps = []step{
 	{"/v3/kv/range", `{"key":""}`, 0},
 	{"/v3/kv/range", `not json`, 0},
 	{"/v3/kv/txn", `{"compare":[{"key":"Zm9v","target":"VALUE","result":"EQUAL","value":"YmF6"}],"success":[{"request_put":{"key":"dA==","value":"MQ=="}}],"failure":[{"request_range":{"key":"Zm9v"}}]}`, 0},
+	{"/v3/kv/txn", `{"success":[{"Request":{"RequestPut":{"key":"Zm9v","value":"YmFy"}}}]}`, 0}, // unknown fields: an empty op
 	{"/v3/kv/deleterange", `{"key":"dA==","prev_kv":true}`, 0},
 	{"/v3/kv/compaction", `{"revision":"2"}`, 0},
 	{"/v3/kv/range", `{"key":"Zm9v","revision":"1"}`, 0},

@@ -48,6 +48,8 @@ func TestValidation(t *testing.T) {
 		"nested put, outer delete":  {[]*pb.RequestOp{del("a", ""), txn([]*pb.RequestOp{put("a", "1")}, nil)}, rpctypes.ErrGRPCDuplicateKey},
 		"different keys":            {[]*pb.RequestOp{put("a", "1"), put("b", "2"), del("c", "")}, nil},
 		"empty compare key is fine": {nil, nil},
+		"an empty op (etcd)":        {[]*pb.RequestOp{{}}, rpctypes.ErrGRPCKeyNotFound},
+		"an empty nested op":        {[]*pb.RequestOp{txn([]*pb.RequestOp{{}}, nil)}, rpctypes.ErrGRPCKeyNotFound},
 	} {
 		require.Equal(t, tc.err, kv.CheckTxn(&pb.TxnRequest{Success: tc.ops}, 128), name)
 	}

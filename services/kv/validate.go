@@ -92,8 +92,8 @@ func checkOp(op *pb.RequestOp, maxTxnOps int) error {
 	case op.GetRequestTxn() != nil:
 		return checkTxnOps(op.GetRequestTxn(), maxTxnOps)
 	}
-	// etcd treats an empty RequestOp as a no-op range of nothing.
-	return nil
+	// An empty op (no request set): etcd's answer (checkRequestOp).
+	return rpctypes.ErrGRPCKeyNotFound
 }
 
 // interval is a key or key range deleted by a txn level.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/metastore/metastore/server/internal/testcluster"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/stretchr/testify/require"
 
@@ -91,4 +93,23 @@ func TestHTTPOnlyClientListener(t *testing.T) {
 		resp.Body.Close()
 		require.NotEqual(t, http.StatusOK, resp.StatusCode, "no HTTP on the gRPC port")
 	}
+}
+
+// unix:// client URLs serve on a unix socket named by the URL's host, in
+// the working directory, as etcd's (its e2e tests use unix://localhost:N).
+func TestUnixSocketClientURL(t *testing.T) {
+	t.Chdir(t.TempDir())
+	sock := "localhost:12379"
+	ms := testcluster.Start(t, 1, func(c *server.Config) {
+		c.ListenClientURLs, c.AdvertiseClientURLs = "unix://"+sock, "unix://"+sock
+	})
+	require.Equal(t, []string{sock}, ms[0].Srv.ClientAddrs())
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"unix://" + sock}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Put(ctx(t), "k", "v")
+	require.NoError(t, err)
+	g, err := c.Get(ctx(t), "k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(g.Kvs[0].Value))
 }

@@ -95,6 +95,9 @@ func (c Config) validateTLS() []error {
 	if hasTLSURL(c.ListenClientURLs) && (c.CertFile == "" || c.KeyFile == "") && !c.AutoTLS {
 		errs = append(errs, fmt.Errorf("--listen-client-urls %s: TLS key/cert (--cert-file, --key-file) must be provided, or --auto-tls", c.ListenClientURLs))
 	}
+	if hasTLSURL(c.ListenMetricsURLs) && (c.CertFile == "" || c.KeyFile == "") && !c.AutoTLS {
+		errs = append(errs, errors.New("client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url")) // etcd's
+	}
 	if hasTLSURL(c.ListenPeerURLs) && (c.PeerCertFile == "" || c.PeerKeyFile == "") && !c.PeerAutoTLS {
 		errs = append(errs, fmt.Errorf("--listen-peer-urls %s: TLS key/cert (--peer-cert-file, --peer-key-file) must be provided, or --peer-auto-tls", c.ListenPeerURLs))
 	}
@@ -116,7 +119,7 @@ func (s *Server) tlsInfos() error {
 			s.lg.Warn("rejected connection on "+side+" endpoint", zap.String("remote-addr", conn.RemoteAddr().String()), zap.Error(err))
 		}
 	}
-	if hasTLSURL(c.ListenClientURLs) {
+	if hasTLSURL(c.ListenClientURLs) || hasTLSURL(c.ListenMetricsURLs) || hasTLSURL(c.ListenClientHTTPURLs) {
 		ti := &etcdtransport.TLSInfo{
 			CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCertFile: c.ClientCertFile, ClientKeyFile: c.ClientKeyFile,
 			TrustedCAFile: c.TrustedCAFile, ClientCertAuth: c.ClientCertAuth, CRLFile: c.ClientCRLFile,

@@ -233,6 +233,7 @@ func TestTLSConfigErrors(t *testing.T) {
 		{func(c *server.Config) { c.ListenClientURLs = "https://127.0.0.1:0" }, "--cert-file, --key-file"},
 		{func(c *server.Config) { c.ListenPeerURLs = "https://127.0.0.1:0" }, "--peer-cert-file, --peer-key-file"},
 		{func(c *server.Config) { c.TLSMinVersion = "TLS1.0" }, "--tls-min-version"},
+		{func(c *server.Config) { c.ListenMetricsURLs = "https://127.0.0.1:0" }, "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url"},
 		{func(c *server.Config) { c.CipherSuites = "NOPE" }, "--cipher-suites"},
 		{func(c *server.Config) { c.TLSMinVersion, c.TLSMaxVersion = "TLS1.3", "TLS1.2" }, "greater than"},
 	} {

@@ -294,3 +294,32 @@ func BenchmarkTLSHandshake(b *testing.B) {
 		conn.Close()
 	}
 }
+
+// A member whose peer certificate the others do not trust is refused at
+// the handshake: the two trusted members form the cluster and serve; the
+// third never learns a leader.
+func TestUntrustedPeerIsRefused(t *testing.T) {
+	ca, rogue := newTestCA(t), newTestCA(t)
+	good, goodKey := ca.issue("peer", "peer")
+	bad, badKey := rogue.issue("peer", "peer")
+	ms := testcluster.Configs(t, 3, func(c *server.Config) {
+		c.ListenPeerURLs = strings.Replace(c.ListenPeerURLs, "http://", "https://", 1)
+		c.InitialAdvertisePeerURLs = c.ListenPeerURLs
+		c.PeerCertFile, c.PeerKeyFile, c.PeerTrustedCAFile, c.PeerClientCertAuth = good, goodKey, ca.file, true
+	})
+	ms[2].Cfg.PeerCertFile, ms[2].Cfg.PeerKeyFile = bad, badKey
+	for _, m := range ms {
+		m.Start()
+	}
+	ms[0].WaitReady()
+	ms[1].WaitReady()
+	c := testcluster.Client(t, ms[0], ms[1])
+	_, err := c.Put(ctx(t), "k", "v")
+	require.NoError(t, err)
+	time.Sleep(time.Second) // many election timeouts
+	select {
+	case <-ms[2].Srv.Ready():
+		t.Fatal("the untrusted member joined the cluster")
+	default:
+	}
+}

@@ -23,16 +23,4 @@ for target in etcd metastore; do
 		stop
 	done
 done
-echo "| workload (100 clients / 10 conns) | etcd off | etcd on | etcd cost | MetaStore off | MetaStore on | MetaStore cost |"
-echo "|---|---|---|---|---|---|---|"
-for w in put range; do
-	row="| $w"
-	if [ "$w" = range ]; then row+=" (serializable)"; fi
-	for target in etcd metastore; do
-		off=$(echo "${result[$target,$w,off]}" | median)
-		on=$(echo "${result[$target,$w,on]}" | median)
-		row+=" | $off | $on | $(cost "$off" "$on")"
-	done
-	echo "$row |"
-done
-echo "(medians of $rounds rounds, $(nproc) CPUs; cost = throughput change with auth on)"
+table off on "medians of $rounds rounds, $(nproc) CPUs; cost = throughput change with auth on"

@@ -51,3 +51,23 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR
 
 # cost OFF ON -> the relative throughput change
 cost() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f%%", (b-a)*100/a}'; }
+
+# table COL-A COL-B NOTE: the markdown table of result[TARGET,WORKLOAD,MODE]
+# for modes A and B (named by the header words), with the change from A to B.
+table() {
+	local a=$1 b=$2 note=$3
+	echo "| workload (100 clients / 10 conns) | etcd $a | etcd $b | etcd cost | MetaStore $a | MetaStore $b | MetaStore cost |"
+	echo "|---|---|---|---|---|---|---|"
+	for w in put range; do
+		local row="| $w"
+		if [ "$w" = range ]; then row+=" (serializable)"; fi
+		for target in etcd metastore; do
+			local off on
+			off=$(echo "${result[$target,$w,$a]}" | median)
+			on=$(echo "${result[$target,$w,$b]}" | median)
+			row+=" | $off | $on | $(cost "$off" "$on")"
+		done
+		echo "$row |"
+	done
+	echo "($note)"
+}

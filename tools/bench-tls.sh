@@ -29,16 +29,4 @@ for target in etcd metastore; do
 		done
 	done
 done
-echo "| workload (100 clients / 10 conns) | etcd plain | etcd TLS | etcd cost | MetaStore plain | MetaStore TLS | MetaStore cost |"
-echo "|---|---|---|---|---|---|---|"
-for w in put range; do
-	row="| $w"
-	if [ "$w" = range ]; then row+=" (serializable)"; fi
-	for target in etcd metastore; do
-		off=$(echo "${result[$target,$w,plain]}" | median)
-		on=$(echo "${result[$target,$w,tls]}" | median)
-		row+=" | $off | $on | $(cost "$off" "$on")"
-	done
-	echo "$row |"
-done
-echo "(medians of $rounds rounds, $(nproc) CPUs; mutual TLS with ECDSA/RSA test certificates from etcd's fixtures)"
+table plain tls "medians of $rounds rounds, $(nproc) CPUs; mutual TLS with etcd's test certificates"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.uber.org/zap"
 )
 
@@ -55,6 +56,7 @@ type Cluster struct {
 	procs     []*exec.Cmd
 	exited    []chan error
 	logs      []string
+	tls       *TLS // nil: plain text
 }
 
 // freePort returns a loopback address nobody listens on right now.
@@ -68,9 +70,19 @@ func freePort() (string, error) {
 }
 
 // Start starts members members of t on loopback ports with data dirs
-// under dir (created fresh) and waits until the cluster serves a
-// linearizable write, for up to a minute.
-func Start(ctx context.Context, t Target, members int, dir string) (*Cluster, error) {
+// under dir (created fresh) — with mutual TLS on client and peer URLs when
+// tlsFiles is set — and waits until the cluster serves a linearizable
+// write, for up to a minute.
+func Start(ctx context.Context, t Target, members int, dir string, tlsFiles *TLS) (*Cluster, error) {
+	scheme := "http"
+	var tlsArgs []string
+	if tlsFiles != nil {
+		scheme = "https"
+		tlsArgs = []string{
+			"--cert-file", tlsFiles.CertFile, "--key-file", tlsFiles.KeyFile, "--trusted-ca-file", tlsFiles.CAFile, "--client-cert-auth",
+			"--peer-cert-file", tlsFiles.CertFile, "--peer-key-file", tlsFiles.KeyFile, "--peer-trusted-ca-file", tlsFiles.CAFile, "--peer-client-cert-auth",
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -85,9 +97,9 @@ func Start(ctx context.Context, t Target, members int, dir string) (*Cluster, er
 			return nil, err
 		}
 		clients, peers = append(clients, c), append(peers, p)
-		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, p))
+		initial = append(initial, fmt.Sprintf("m%d=%s://%s", i, scheme, p))
 	}
-	cl := &Cluster{Endpoints: clients}
+	cl := &Cluster{Endpoints: clients, tls: tlsFiles}
 	for i := range members {
 		logPath := filepath.Join(dir, fmt.Sprintf("m%d.log", i))
 		logf, err := os.Create(logPath)
@@ -98,11 +110,11 @@ func Start(ctx context.Context, t Target, members int, dir string) (*Cluster, er
 		args := append([]string{
 			"--name", fmt.Sprintf("m%d", i),
 			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d.data", i)),
-			"--listen-client-urls", "http://" + clients[i], "--advertise-client-urls", "http://" + clients[i],
-			"--listen-peer-urls", "http://" + peers[i], "--initial-advertise-peer-urls", "http://" + peers[i],
+			"--listen-client-urls", scheme + "://" + clients[i], "--advertise-client-urls", scheme + "://" + clients[i],
+			"--listen-peer-urls", scheme + "://" + peers[i], "--initial-advertise-peer-urls", scheme + "://" + peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--log-level", "error",
-		}, t.Args...)
+		}, append(tlsArgs, t.Args...)...)
 		cmd := exec.Command(t.Bin, args...)
 		cmd.Env = append(os.Environ(), t.Env...)
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -127,7 +139,16 @@ func Start(ctx context.Context, t Target, members int, dir string) (*Cluster, er
 func (cl *Cluster) waitServing(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, ep := range cl.Endpoints {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cc := clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+		if cl.tls != nil {
+			info := transport.TLSInfo{CertFile: cl.tls.CertFile, KeyFile: cl.tls.KeyFile, TrustedCAFile: cl.tls.CAFile}
+			tc, err := info.ClientConfig()
+			if err != nil {
+				return fmt.Errorf("TLS: %w", err)
+			}
+			cc.TLS = tc
+		}
+		c, err := clientv3.New(cc)
 		if err != nil {
 			return err
 		}

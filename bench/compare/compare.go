@@ -29,7 +29,15 @@ type Options struct {
 	DataDir string
 	// Log receives one line per step and run (nil: discarded).
 	Log io.Writer
+	// TLS, if set, runs both servers with mutual TLS on client and peer
+	// URLs using these files, and the load over TLS.
+	TLS *TLS
 }
+
+// TLS are the files of a TLS comparison: the CA bundle, and one
+// certificate and key used by the servers (server, peer and peer client)
+// and by the load generator.
+type TLS struct{ CAFile, CertFile, KeyFile string }
 
 // Result is a comparison's outcome.
 type Result struct {
@@ -125,7 +133,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 func (o *Options) runStep(ctx context.Context, st Step, t Target, n, of int) ([]Measurement, error) {
 	dir := filepath.Join(o.DataDir, fmt.Sprintf("round%d-%s-%dm", st.Round+1, t.Name, st.Members))
 	fmt.Fprintf(o.Log, "[%d/%d] round %d: %s, %d member(s)\n", n+1, of, st.Round+1, t.Name, st.Members)
-	cl, err := Start(ctx, t, st.Members, dir)
+	cl, err := Start(ctx, t, st.Members, dir, o.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +162,9 @@ func (o *Options) measure(ctx context.Context, cl *Cluster, w Workload) (m Measu
 		return m, err
 	}
 	cfg := bench.Config{Endpoints: cl.Endpoints, Conns: w.Conns, Clients: w.Clients, Total: math.MaxInt32}
+	if o.TLS != nil {
+		cfg.TrustedCAFile, cfg.CertFile, cfg.KeyFile = o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile
+	}
 	conns, err := bench.Dial(ctx, cfg)
 	if err != nil {
 		return m, err

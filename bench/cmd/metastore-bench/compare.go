@@ -37,6 +37,9 @@ func newCompare(g *globals) *cobra.Command {
 given) and MetaStore with the same flags on fresh data dirs on the same disk,
 runs each workload on both alternately (A/B/A/B) for --rounds rounds, and
 prints per-workload medians and the MetaStore/etcd throughput ratio.
+With --cacert, --cert and --key both run with mutual TLS on client and
+peer URLs (the certificate must be valid for 127.0.0.1 and for both
+server and client use), and the load goes over TLS.
 Workloads (--workloads, comma-separated; default all):
 ` + workloadList(),
 		Args: cobra.NoArgs,
@@ -73,6 +76,14 @@ Workloads (--workloads, comma-separated; default all):
 				}
 			}
 			o.Log = cmd.ErrOrStderr()
+			if g.cfg.CertFile != "" || g.cfg.TrustedCAFile != "" {
+				// --cacert/--cert/--key: both servers with mutual TLS on
+				// client and peer URLs, with this certificate.
+				if g.cfg.CertFile == "" || g.cfg.KeyFile == "" || g.cfg.TrustedCAFile == "" {
+					return fmt.Errorf("compare over TLS needs --cacert, --cert and --key")
+				}
+				o.TLS = &compare.TLS{CAFile: g.cfg.TrustedCAFile, CertFile: g.cfg.CertFile, KeyFile: g.cfg.KeyFile}
+			}
 			res, err := compare.Run(ctx, o)
 			if err != nil {
 				return err

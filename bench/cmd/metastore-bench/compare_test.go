@@ -82,3 +82,31 @@ func TestCompareEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries, "every cluster's data dir removed")
 }
+
+// compare with --cacert/--cert/--key runs both servers with mutual TLS on
+// client and peer URLs and measures over TLS.
+func TestCompareOverTLS(t *testing.T) {
+	t.Setenv(actAsEtcd, "1")
+	self, err := os.Executable()
+	require.NoError(t, err)
+	msBin := self
+	if b := os.Getenv("METASTORE_BIN"); b != "" {
+		msBin = b
+	}
+	dir := t.TempDir()
+	c := newCerts(t, dir)
+	out := runBench(t, "--output", "json", "--cacert", c.ca, "--cert", c.bothCert, "--key", c.bothKey, "compare",
+		"--etcd-bin", self, "--metastore-bin", msBin, "--rounds", "1", "--duration", "300ms", "--warmup", "50ms",
+		"--workloads", "put-1,put-100-3m", "--data-dir", filepath.Join(dir, "data"))
+	var res compare.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Len(t, res.Rows, 2)
+	for _, r := range res.Rows {
+		for _, s := range []compare.Side{r.A, r.B} {
+			require.Positive(t, s.Median, r.Workload.ID)
+			require.Zero(t, s.Errors, r.Workload.ID)
+		}
+	}
+	_, err = execBench("--cacert", c.ca, "compare", "--etcd-bin", self, "--metastore-bin", msBin)
+	require.ErrorContains(t, err, "needs --cacert, --cert and --key")
+}

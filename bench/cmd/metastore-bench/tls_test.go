@@ -21,6 +21,7 @@ import (
 // files.
 type certs struct {
 	ca, serverCert, serverKey, clientCert, clientKey string
+	bothCert, bothKey                                string // server and client use (members' peer TLS)
 }
 
 // newCerts writes a fresh CA and certificates for 127.0.0.1 into dir.
@@ -40,12 +41,12 @@ func newCerts(t *testing.T, dir string) certs {
 		require.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 		return p
 	}
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+	issue := func(name string, serial int64, usage ...x509.ExtKeyUsage) (string, string) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		require.NoError(t, err)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		require.NoError(t, err)
@@ -56,5 +57,6 @@ func newCerts(t *testing.T, dir string) certs {
 	c := certs{ca: write("ca.crt", "CERTIFICATE", caDER)}
 	c.serverCert, c.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
 	c.clientCert, c.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	c.bothCert, c.bothKey = issue("both", 4, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	return c
 }

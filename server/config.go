@@ -302,7 +302,8 @@ func parseURLs(s string) ([]url.URL, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs") || u.Host == "" {
+		unix := u.Scheme == "unix" || u.Scheme == "unixs"
+		if (u.Scheme != "http" && u.Scheme != "https" && !unix) || (u.Host == "" && !(unix && u.Path != "")) {
 			return nil, fmt.Errorf("URL %q must be http://host:port", p)
 		}
 		out = append(out, *u)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +113,16 @@ func TestUnixSocketClientURL(t *testing.T) {
 	g, err := c.Get(ctx(t), "k")
 	require.NoError(t, err)
 	require.Equal(t, "v", string(g.Kvs[0].Value))
+
+	// unix:///path: a socket at an absolute path (etcd 3.7).
+	abs := filepath.Join(t.TempDir(), "c.sock")
+	ms2 := testcluster.Start(t, 1, func(c *server.Config) {
+		c.ListenClientURLs, c.AdvertiseClientURLs = "unix://"+abs, "unix://"+abs
+	})
+	require.Equal(t, []string{abs}, ms2[0].Srv.ClientAddrs())
+	c2, err := clientv3.New(clientv3.Config{Endpoints: []string{"unix://" + abs}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = c2.Put(ctx(t), "k", "v")
+	require.NoError(t, err)
 }

@@ -38,18 +38,6 @@ func (s *Server) serve(srv *grpc.Server, l net.Listener) {
 	}()
 }
 
-func hostPorts(urls string) []string {
-	var out []string
-	for _, u := range strings.Split(urls, ",") {
-		u = strings.TrimSpace(u)
-		for _, p := range []string{"http://", "https://", "unix://", "unixs://"} {
-			u = strings.TrimPrefix(u, p)
-		}
-		out = append(out, u)
-	}
-	return out
-}
-
 // listenURL listens on one URL of a list: tcp for http(s), a unix socket
 // for unix(s); the TLS schemes through etcd's TLS listener with ti (CRLs,
 // allowed CNs and hostnames checked after each handshake).
@@ -58,6 +46,8 @@ func (s *Server) listenURL(raw string, ti *etcdtransport.TLSInfo) (net.Listener,
 	scheme, hp, _ := strings.Cut(raw, "://")
 	network := "tcp"
 	if scheme == "unix" || scheme == "unixs" {
+		// unix://host:port names a socket "host:port" in the working
+		// directory, unix:///path a socket at path (etcd: host + path).
 		network = "unix"
 	}
 	l, err := net.Listen(network, hp)

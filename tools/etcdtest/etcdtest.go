@@ -52,14 +52,28 @@ type Cluster struct {
 	once     sync.Once
 }
 
-// FreeAddr returns a loopback address that was free a moment ago. Ports
-// come from below Linux's ephemeral range (32768+), which outgoing
-// connections draw from, so a dial cannot take one before it is bound.
+// handedOut are the addresses FreeAddr returned in this process: a test
+// picks several before it binds any, and must not get one twice.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
+// FreeAddr returns a loopback address that was free a moment ago and that
+// it has not returned before in this process. Ports come from below
+// Linux's ephemeral range (32768+), which outgoing connections draw from,
+// so a dial cannot take one before it is bound.
 func FreeAddr() (string, error) {
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
 	for range 100 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if handedOut[addr] {
+			continue
+		}
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
+			handedOut[addr] = true
 			return addr, nil
 		}
 	}

@@ -68,7 +68,12 @@ func TestBadConfig(t *testing.T) {
 }
 
 func TestFreeAddr(t *testing.T) {
-	a, err := etcdtest.FreeAddr()
-	require.NoError(t, err)
-	require.Regexp(t, `^127\.0\.0\.1:\d+$`, a)
+	seen := map[string]bool{}
+	for range 500 {
+		a, err := etcdtest.FreeAddr()
+		require.NoError(t, err)
+		require.Regexp(t, `^127\.0\.0\.1:\d+$`, a)
+		require.False(t, seen[a], "%s handed out twice", a)
+		seen[a] = true
+	}
 }

@@ -42,6 +42,11 @@ type Config struct {
 	// Join starts a node with an empty log that waits to be contacted by
 	// the leader of an existing cluster that already added it.
 	Join bool
+	// ForceNewCluster restarts a member on its existing log as the only
+	// member of its cluster (etcd's --force-new-cluster): uncommitted
+	// entries are dropped and every other member is removed through the
+	// log. Ignored for a new log.
+	ForceNewCluster bool
 	// TickInterval is the duration of one Raft tick (etcd's
 	// --heartbeat-interval). 0 means DefaultTickInterval; negative means
 	// no ticker: the caller calls Tick (tests).

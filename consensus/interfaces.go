@@ -33,6 +33,18 @@ type StateMachine[R any] interface {
 	Restore(index, term uint64, r io.Reader) error
 }
 
+// ConfChangeValidator is an optional StateMachine ability: it decides
+// whether a committed membership change takes effect, as etcd validates
+// them against its member table at apply time. A refused change is
+// applied to Raft as an empty change (its node ID replaced by 0), the
+// state machine's ApplyConfChange sees that empty change, and the
+// proposer gets the refusal. The answer must be the same on every member
+// and for every replay: for an index at or below AppliedIndex the state
+// machine answers what it decided when it first applied it.
+type ConfChangeValidator interface {
+	ValidateConfChange(index uint64, cc *raftpb.ConfChangeV2) error
+}
+
 // DurableIndexer is an optional StateMachine ability: the index up to which
 // applied state survives a crash. Log compaction never passes it. State
 // machines without it are treated as durable up to AppliedIndex.
@@ -77,6 +89,13 @@ type PeerManager interface {
 	// UpdatePeer replaces the context (addresses) of a known peer.
 	UpdatePeer(id uint64, context []byte)
 	RemovePeer(id uint64)
+}
+
+// RemovalReporter is an optional Transport handler ability: a transport
+// whose peers refuse this member because it was removed from the cluster
+// says so (etcd's peers answer such a member 410 Gone).
+type RemovalReporter interface {
+	ReportRemoved(by uint64)
 }
 
 // SnapshotReporter is an optional Transport ability: transports that send

@@ -12,6 +12,9 @@ import (
 type MemberContext struct {
 	Name     string   `json:"name,omitempty"`
 	PeerURLs []string `json:"peerURLs"`
+	// IsPromote marks the AddNode that promotes a learner (etcd's
+	// ConfigChangeContext.IsPromote).
+	IsPromote bool `json:"isPromote,omitempty"`
 }
 
 // Encode returns the context's wire form (JSON).

@@ -36,12 +36,22 @@ type Node[R any] struct {
 	sm      StateMachine[R]
 	tr      Transport
 
-	lead      atomic.Uint64
-	term      atomic.Uint64
-	removed   atomic.Bool
-	readyN    atomic.Uint64 // Ready batches handled
-	entriesN  atomic.Uint64 // entries appended to the log
-	committed atomic.Uint64 // proposals of this node applied
+	lead    atomic.Uint64
+	term    atomic.Uint64
+	removed atomic.Bool
+	// removedc is closed when this member learns it was removed.
+	removedc    chan struct{}
+	removedOnce sync.Once
+	// termStarted is the last term whose start TermStarted was told
+	// (raft also turns a refused conf change proposal into an empty entry).
+	termStarted uint64
+	// afterAdvance are the membership-change proposers to answer once
+	// Raft has been told of the change (Advance), so that their next
+	// change is not refused as pending.
+	afterAdvance []func()
+	readyN       atomic.Uint64 // Ready batches handled
+	entriesN     atomic.Uint64 // entries appended to the log
+	committed    atomic.Uint64 // proposals of this node applied
 
 	// smApplied is the state machine's applied index at start: entries up
 	// to it are replayed to Raft (membership) but not to the state machine.
@@ -60,6 +70,7 @@ type Node[R any] struct {
 	confState  *raftpb.ConfState
 	snapIndex  uint64
 	waiters    map[uint64]chan R
+	ccWaiters  map[uint64]chan error
 	nextPropID uint64
 
 	read readBatcher
@@ -99,6 +110,8 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 		leadCh:     make(chan struct{}),
 		confState:  &raftpb.ConfState{},
 		waiters:    map[uint64]chan R{},
+		ccWaiters:  map[uint64]chan error{},
+		removedc:   make(chan struct{}),
 		nextPropID: uint64(time.Now().UnixNano()),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
@@ -109,6 +122,12 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 	if err := n.restore(st); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if cfg.ForceNewCluster && !fresh {
+		if err := n.forceNewCluster(); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	rc := &raft.Config{
 		ID:              cfg.ID,
@@ -312,6 +331,25 @@ func (n *Node[R]) Err() error {
 	return nil
 }
 
+// Removed is closed once this member knows it was removed from the
+// cluster: it applied its own removal, or a peer refused it as removed.
+// A removed member serves nothing more; its owner should stop it.
+func (n *Node[R]) Removed() <-chan struct{} { return n.removedc }
+
+// markRemoved records that this member was removed (by names who said so:
+// this node's own log, or a peer).
+func (n *Node[R]) markRemoved(by uint64) {
+	n.removedOnce.Do(func() {
+		n.removed.Store(true)
+		n.lg.Warn("the member has been permanently removed from the cluster", zap.String("reported-by", toHex(by)))
+		close(n.removedc)
+	})
+}
+
+// ReportRemoved implements RemovalReporter: a peer refused this member
+// because the cluster removed it.
+func (n *Node[R]) ReportRemoved(by uint64) { n.markRemoved(by) }
+
 // fail stops the node because it cannot go on: it logs err once, with the
 // index of the entry it could not apply, and stops in the background (fail
 // is called from the node's own goroutines, which Stop waits for).
@@ -470,7 +508,10 @@ func (n *Node[R]) trigger(id uint64, res R) {
 }
 
 // ProposeConfChange proposes a membership change and waits until it is
-// applied here. context in the change is opaque member data.
+// applied here and Raft knows of it. context in the change is opaque
+// member data. A change the state machine refused (ConfChangeValidator)
+// returns the refusal. Raft drops a change proposed while another is
+// pending: it then fails when ctx ends, as etcd's does.
 func (n *Node[R]) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
 	if n.removed.Load() {
 		return ErrRemoved
@@ -479,25 +520,47 @@ func (n *Node[R]) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) 
 		return ErrNoLeader
 	}
 	v2 := proto.Clone(cc.AsV2()).(*raftpb.ConfChangeV2)
-	id, ch := n.register()
+	n.mu.Lock()
+	n.nextPropID++
+	id := n.nextPropID
+	ch := make(chan error, 1)
+	n.ccWaiters[id] = ch
+	n.mu.Unlock()
+	drop := func() {
+		n.mu.Lock()
+		delete(n.ccWaiters, id)
+		n.mu.Unlock()
+	}
 	tag := make([]byte, idLen, idLen+len(v2.Context))
 	binary.BigEndian.PutUint64(tag, n.id)
 	binary.BigEndian.PutUint64(tag[8:], id)
 	v2.Context = append(tag, v2.Context...)
 	startTerm, startLead := n.term.Load(), n.lead.Load()
 	if err := n.rn.ProposeConfChange(ctx, v2); err != nil {
-		n.unregister(id)
+		drop()
 		return n.mapErr(ctx, err, startTerm, startLead)
 	}
 	select {
-	case <-ch:
-		return nil
+	case err := <-ch:
+		return err
 	case <-ctx.Done():
-		n.unregister(id)
+		drop()
 		return n.mapErr(ctx, ctx.Err(), startTerm, startLead)
 	case <-n.stopc:
-		n.unregister(id)
+		drop()
 		return ErrStopped
+	}
+}
+
+// triggerConfChange answers the proposer of a membership change (after
+// the Ready that applied it is advanced).
+func (n *Node[R]) triggerConfChange(id uint64, err error) {
+	n.mu.Lock()
+	ch, ok := n.ccWaiters[id]
+	delete(n.ccWaiters, id)
+	n.mu.Unlock()
+	if ok {
+		ch <- err
 	}
 }
 
@@ -505,10 +568,10 @@ func (n *Node[R]) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) 
 // before it can be promoted (etcd's readyPercentThreshold).
 const learnerReadyPercent = 0.9
 
-// PromoteLearner turns learner id into a voter once it has caught up: its
-// match must reach 90% of the leader's, as etcd requires. Only the leader
-// can judge that: elsewhere it returns ErrNotLeader.
-func (n *Node[R]) PromoteLearner(ctx context.Context, id uint64) error {
+// LearnerReady reports whether learner id may be promoted: its match must
+// reach 90% of the leader's, as etcd requires. Only the leader can judge
+// that: elsewhere it returns ErrNotLeader.
+func (n *Node[R]) LearnerReady(id uint64) error {
 	st := n.rn.Status()
 	if st.RaftState != raft.StateLeader {
 		return ErrNotLeader
@@ -520,9 +583,18 @@ func (n *Node[R]) PromoteLearner(ctx context.Context, id uint64) error {
 	if float64(pr.Match) < float64(st.Progress[n.id].Match)*learnerReadyPercent {
 		return ErrLearnerNotReady
 	}
+	return nil
+}
+
+// PromoteLearner turns learner id into a voter once it has caught up
+// (LearnerReady); context is the change's member data.
+func (n *Node[R]) PromoteLearner(ctx context.Context, id uint64, context []byte) error {
+	if err := n.LearnerReady(id); err != nil {
+		return err
+	}
 	return n.ProposeConfChange(ctx, &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
 		{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)},
-	}})
+	}, Context: context})
 }
 
 // TransferLeadership asks the current leader to hand leadership to

@@ -185,10 +185,10 @@ func TestLearnerPromoteRemove(t *testing.T) {
 	require.Eventually(t, func() bool { return ln.Status().Progress[4].Match >= idx }, 10*time.Second, 10*time.Millisecond,
 		"the learner catches up, visible in the leader's progress")
 
-	require.ErrorIs(t, ln.PromoteLearner(ctx(t), lead%3+1), consensus.ErrMemberNotLearner)
+	require.ErrorIs(t, ln.PromoteLearner(ctx(t), lead%3+1, nil), consensus.ErrMemberNotLearner)
 	follower := lead%3 + 1
-	require.ErrorIs(t, c.Members[follower].Node.PromoteLearner(ctx(t), 4), consensus.ErrNotLeader)
-	require.NoError(t, ln.PromoteLearner(ctx(t), 4))
+	require.ErrorIs(t, c.Members[follower].Node.PromoteLearner(ctx(t), 4, nil), consensus.ErrNotLeader)
+	require.NoError(t, ln.PromoteLearner(ctx(t), 4, nil))
 	require.Contains(t, ln.Status().Voters, uint64(4))
 	require.ElementsMatch(t, []uint64{1, 2, 3, 4}, c.Members[lead].SM.Members())
 
@@ -300,9 +300,9 @@ func TestPromoteRefusesLaggingLearner(t *testing.T) {
 	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
 		{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(4)},
 	}}))
-	require.ErrorIs(t, ln.PromoteLearner(ctx(t), 4), consensus.ErrLearnerNotReady)
+	require.ErrorIs(t, ln.PromoteLearner(ctx(t), 4, nil), consensus.ErrLearnerNotReady)
 	c.Net.Heal()
-	require.Eventually(t, func() bool { return ln.PromoteLearner(ctx(t), 4) == nil }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return ln.PromoteLearner(ctx(t), 4, nil) == nil }, 20*time.Second, 20*time.Millisecond)
 	require.Contains(t, ln.Status().Voters, uint64(4))
 }
 
@@ -475,4 +475,63 @@ func TestDurableIndexFlushDoesNotBlockTheReadyLoop(t *testing.T) {
 		propose(t, n, fmt.Sprintf("after%d=v", i))
 	}
 	require.Equal(t, 50, sm.Len())
+}
+
+// TestConfChangeRefused: a change the state machine refuses leaves Raft's
+// configuration as it was, its proposer gets the refusal, the next change
+// can be proposed at once, and a restart replays the refusal.
+func TestConfChangeRefused(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{DurableSM: true})
+	lead := c.WaitLeader(ctx(t))
+	for _, m := range c.Members {
+		m.SM.Refuse(9)
+	}
+	ln := c.Members[lead].Node
+	err := ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(9)},
+	}})
+	require.ErrorIs(t, err, consensustest.ErrRefused)
+	require.ElementsMatch(t, []uint64{1, 2, 3}, ln.Status().Voters)
+	// Right after the answer another change is accepted: Raft was told.
+	c.AddMember(4)
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(4)},
+	}}))
+	require.NoError(t, ln.ProposeConfChange(ctx(t), &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{
+		{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(4)},
+	}}))
+	idx := propose(t, ln, "after=changes")
+	follower := lead%3 + 1
+	c.WaitApplied(ctx(t), idx, follower)
+	c.Stop(follower)
+	c.Restart(follower)
+	c.WaitApplied(ctx(t), idx, follower)
+	st := c.Members[follower].Node.Status()
+	require.ElementsMatch(t, []uint64{1, 2, 3}, st.Voters, "the replay refuses node 9 again")
+	require.Empty(t, st.Learners)
+}
+
+// TestForceNewCluster restarts one member of three alone: it keeps its
+// data, becomes leader of a one-member configuration and commits.
+func TestForceNewCluster(t *testing.T) {
+	c := consensustest.NewCluster(t, 3, consensustest.Options{DurableSM: true})
+	lead := c.WaitLeader(ctx(t))
+	idx := propose(t, c.Members[lead].Node, "a=1")
+	c.WaitApplied(ctx(t), idx)
+	for id := range c.Members {
+		c.Stop(id)
+	}
+	c.RestartForced(1)
+	n := c.Members[1].Node
+	require.Equal(t, uint64(1), c.WaitLeader(ctx(t), 1))
+	st := n.Status()
+	require.Equal(t, []uint64{1}, st.Voters)
+	v, ok := c.Members[1].SM.Get("a")
+	require.True(t, ok)
+	require.Equal(t, "1", v)
+	propose(t, n, "b=2")
+	c.Stop(1)
+	c.Restart(1)
+	require.Equal(t, uint64(1), c.WaitLeader(ctx(t), 1), "alone after a plain restart too")
+	require.Equal(t, []uint64{1}, c.Members[1].Node.Status().Voters)
 }

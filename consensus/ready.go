@@ -34,6 +34,10 @@ func (n *Node[R]) run() {
 				return
 			}
 			n.rn.Advance()
+			for _, f := range n.afterAdvance {
+				f()
+			}
+			n.afterAdvance = n.afterAdvance[:0]
 		}
 	}
 }
@@ -258,7 +262,13 @@ func (n *Node[R]) apply(ents []*raftpb.Entry) error {
 			}
 			data := e.GetData()
 			if len(data) < idLen {
-				// The leader's empty entry at the start of a term.
+				// The leader's empty entry at the start of a term (or a
+				// conf change raft refused as pending, which is empty too:
+				// only a term's first counts).
+				if e.GetTerm() <= n.termStarted {
+					break
+				}
+				n.termStarted = e.GetTerm()
 				if ts, ok := n.sm.(TermStarter); ok {
 					ts.TermStarted(idx, e.GetTerm(), n.lead.Load() == n.id && n.term.Load() == e.GetTerm())
 				}
@@ -304,12 +314,26 @@ func (n *Node[R]) applyConfChange(e *raftpb.Entry, replayed bool) error {
 		proposer, propID = binary.BigEndian.Uint64(ctx), binary.BigEndian.Uint64(ctx[8:])
 		v2.Context = ctx[idLen:]
 	}
+	var refusal error
+	if v, ok := n.sm.(ConfChangeValidator); ok {
+		refusal = v.ValidateConfChange(e.GetIndex(), v2)
+	}
+	if refusal != nil {
+		// Raft ignores changes of node 0 (etcd's raft.None), so the
+		// entry's configuration is the one before it.
+		n.lg.Info("refused a membership change", zap.Uint64("raft-index", e.GetIndex()), zap.Error(refusal))
+		v2 = &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(0)}}}
+		cc = v2
+	}
 	cs := n.rn.ApplyConfChange(cc)
 	n.mu.Lock()
 	n.confState = proto.Clone(cs).(*raftpb.ConfState)
 	n.mu.Unlock()
 	for _, ch := range v2.GetChanges() {
 		id := ch.GetNodeId()
+		if id == 0 {
+			continue
+		}
 		switch ch.GetType() {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 			if pm, ok := n.tr.(PeerManager); ok && id != n.id {
@@ -321,8 +345,7 @@ func (n *Node[R]) applyConfChange(e *raftpb.Entry, replayed bool) error {
 			}
 		case raftpb.ConfChangeRemoveNode:
 			if id == n.id {
-				n.removed.Store(true)
-				n.lg.Warn("this member was removed from the cluster")
+				n.markRemoved(n.id)
 			} else if pm, ok := n.tr.(PeerManager); ok {
 				pm.RemovePeer(id)
 			}
@@ -334,8 +357,7 @@ func (n *Node[R]) applyConfChange(e *raftpb.Entry, replayed bool) error {
 		}
 	}
 	if proposer == n.id {
-		var none R // a membership change answers nothing but that it applied
-		n.trigger(propID, none)
+		n.afterAdvance = append(n.afterAdvance, func() { n.triggerConfChange(propID, refusal) })
 	}
 	return nil
 }

@@ -74,6 +74,16 @@ type Config struct {
 	// BcryptCost is --bcrypt-cost (4–31; etcd uses the default outside).
 	BcryptCost uint
 
+	// Membership: etcd's --strict-reconfig-check (refuse a change that
+	// would leave no started quorum), --max-learners and
+	// --force-new-cluster (restart a member alone, keeping its data).
+	StrictReconfigCheck bool
+	MaxLearners         int
+	ForceNewCluster     bool
+	// LearnerAutoPromote promotes a learner as soon as it has caught up
+	// (MetaStore's --experimental-learner-auto-promote; etcd issue 15107).
+	LearnerAutoPromote bool
+
 	// Client TLS: etcd's --cert-file, --key-file, --client-cert-file,
 	// --client-key-file, --trusted-ca-file, --client-cert-auth,
 	// --client-crl-file, --client-cert-allowed-hostname, --auto-tls.
@@ -111,6 +121,10 @@ func (c Config) clusterVersion() string {
 }
 
 // electionTicks is the election timeout in heartbeat ticks.
+func (c Config) electionTimeout() time.Duration {
+	return time.Duration(c.ElectionTimeoutMs) * time.Millisecond
+}
+
 func (c Config) electionTicks() int { return int(c.ElectionTimeoutMs / c.HeartbeatIntervalMs) }
 
 // hasWAL reports whether dataDir holds a member's Raft log.
@@ -152,6 +166,8 @@ func DefaultConfig() Config {
 		AuthToken:                   "simple",
 		AuthTokenTTL:                300,
 		BcryptCost:                  10,
+		StrictReconfigCheck:         true,
+		MaxLearners:                 1,
 		SelfSignedCertValidity:      1,
 		EnableGRPCGateway:           true,
 		TLSMinVersion:               "TLS1.2",
@@ -185,6 +201,10 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuthToken, "auth-token", c.AuthToken, "Specify auth token specific options.")
 	fs.UintVar(&c.AuthTokenTTL, "auth-token-ttl", c.AuthTokenTTL, "The lifetime in seconds of the auth token.")
 	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
+	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", c.StrictReconfigCheck, "Reject reconfiguration requests that would cause quorum loss.")
+	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Sets the maximum number of learners that can be available in the cluster membership.")
+	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster.")
+	fs.BoolVar(&c.LearnerAutoPromote, "experimental-learner-auto-promote", c.LearnerAutoPromote, "Promote a learner to a voting member as soon as it has caught up with the leader (MetaStore).")
 	c.addTLSFlags(fs)
 	fs.BoolVar(&c.EnableGRPCGateway, "enable-grpc-gateway", c.EnableGRPCGateway, "Enable GRPC gateway.")
 	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", c.QuotaBackendBytes, "Sets the maximum size (in bytes) that the etcd backend database may consume. Exceeding this triggers an alarm and puts etcd in read-only mode. Set to 0 to use the default 2GiB limit.")
@@ -250,22 +270,22 @@ func (c Config) Validate() error {
 	if _, err := parseCluster(c.InitialCluster); err != nil {
 		bad("--initial-cluster: %v", err)
 	} else if m, _ := parseCluster(c.InitialCluster); m[c.Name] == nil {
-		bad("--initial-cluster: has no member named %q (--name)", c.Name)
+		bad("--initial-cluster: couldn't find local name %q in the initial cluster configuration", c.Name)
 	}
 	switch c.InitialClusterState {
 	case "new":
 	case "existing":
 		// As etcd, the flag only matters when the data dir is empty: a
-		// member restarting on its data dir ignores it. Joining a running
-		// cluster needs MemberAdd, which is not served yet.
-		if !hasWAL(c.DataDir) {
-			bad("--initial-cluster-state=existing: joining a running cluster (MemberAdd) is not supported yet; %s holds no member data", c.DataDir)
-		}
+		// member restarting on its data dir ignores it; a new one joins
+		// the running cluster that MemberAdd added it to.
 	default:
 		bad("--initial-cluster-state: %q is not new or existing", c.InitialClusterState)
 	}
 	if c.HeartbeatIntervalMs == 0 || c.ElectionTimeoutMs < 5*c.HeartbeatIntervalMs {
 		bad("--election-timeout[%d] should be at least as 5 times as --heartbeat-interval[%d]", c.ElectionTimeoutMs, c.HeartbeatIntervalMs)
+	}
+	if c.MaxLearners < 1 {
+		bad("--max-learners: must be at least 1, got %d", c.MaxLearners)
 	}
 	if c.LeaseCheckpointInterval < 0 {
 		bad("--lease-checkpoint-interval: must not be negative, got %v", c.LeaseCheckpointInterval)

@@ -55,6 +55,6 @@ func TestEtcdOnlyFlags(t *testing.T) {
 	require.Equal(t, []string{
 		"--max-wals=9 has no effect in MetaStore: WAL retention is managed by the consensus module",
 	}, cfg.Warnings())
-	require.NoError(t, fs.Parse([]string{"--force-new-cluster"}))
-	require.ErrorContains(t, cfg.Validate(), "--force-new-cluster=true: not supported")
+	require.NoError(t, fs.Parse([]string{"--discovery-token", "x"}))
+	require.ErrorContains(t, cfg.Validate(), "--discovery-token=x: discovery is not supported")
 }

@@ -75,25 +75,7 @@ func prepareDataDir(dir string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("--data-dir %q: %w", dir, err)
-	}
-	_, err = f.WriteString(dataDirMarkerContent)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(member)
-	}
-	if err != nil {
+	if err := writeFileSync(path, []byte(dataDirMarkerContent)); err != nil {
 		return fmt.Errorf("--data-dir %q: write marker: %w", dir, err)
 	}
 	return nil

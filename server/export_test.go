@@ -18,3 +18,11 @@ func SetRevisionCompactInterval(d time.Duration) func() {
 func WithEngineWrapper(w func(backend.Backend) backend.Backend) Option {
 	return func(s *Server) { s.wrapEngine = w }
 }
+
+// SetHealthInterval shortens how long a peer link must be up to count for
+// --strict-reconfig-check, and returns a function restoring it.
+func SetHealthInterval(d time.Duration) func() {
+	old := healthInterval
+	healthInterval = d
+	return func() { healthInterval = old }
+}

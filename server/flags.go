@@ -40,7 +40,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"socket-reuse-address", "false", false, "not supported yet"},
 	{"raft-read-timeout", "5s", false, "the gRPC peer transport has its own timeouts"},
 	{"raft-write-timeout", "5s", false, "the gRPC peer transport has its own timeouts"},
-	{"strict-reconfig-check", "true", false, "membership changes are not served yet"},
 	{"pre-vote", "true", false, "pre-vote is always on"},
 	{"cors", "*", false, "the gateway allows every origin (etcd's default)"},
 	{"host-whitelist", "*", false, "every host is accepted (etcd's default)"},
@@ -62,7 +61,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"warning-unary-request-duration", "300ms", false, "not applicable"},
 	{"memory-mlock", "false", false, "not supported"},
 	{"bootstrap-defrag-threshold-megabytes", "0", false, "defrag is online in MetaStore"},
-	{"max-learners", "1", false, "membership changes are not served yet"},
 	{"unsafe-no-fsync", "false", false, "MetaStore always fsyncs"},
 	{"v2-deprecation", "write-only", false, "there is no v2 store"},
 	{"feature-gates", "", false, "etcd feature gates do not apply (lease checkpoints are always on)"},
@@ -75,7 +73,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"discovery-insecure-skip-tls-verify", "false", false, "discovery is not supported"},
 
 	// Refused unless left at etcd's default: behaviour MetaStore lacks.
-	{"force-new-cluster", "false", true, "not supported"},
 	{"discovery-endpoints", "", true, "discovery is not supported"},
 	{"discovery-token", "", true, "discovery is not supported"},
 	{"discovery-cert", "", true, "discovery is not supported"},

@@ -40,8 +40,13 @@ import (
 type Server struct {
 	cfg       Config
 	lg        *zap.Logger
+	baseLg    *zap.Logger // lg without the member ID
 	id        uint64
 	clusterID uint64
+	// join: this new member joins a running cluster (no bootstrap).
+	join bool
+	// removed is set once the cluster removed this member.
+	removed atomic.Bool
 
 	store atomic.Pointer[storage.Store]
 	// wrapEngine, if set (tests), wraps every engine the server opens.
@@ -103,7 +108,7 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if err := s.tlsInfos(); err != nil {
 		return nil, err
 	}
-	st, err := s.openState()
+	st, peers, err := s.openState(peers)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +150,7 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	}
 	s := &Server{
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
-		readyc: make(chan struct{}), members: clustersvc.NewMembers(members), peerConns: map[uint64]*grpc.ClientConn{},
+		readyc: make(chan struct{}), members: clustersvc.NewMembers(members, cfg.MaxLearners), peerConns: map[uint64]*grpc.ClientConn{},
 	}
 	s.lessor = lease.New(lease.Config{
 		MinTTL:             lease.MinTTL(cfg.electionTicks(), cfg.tickInterval()),
@@ -159,29 +164,35 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	for _, o := range opts {
 		o(s)
 	}
+	s.baseLg = lg
 	s.lg = lg.With(zap.String("local-member-id", fmt.Sprintf("%x", s.id)))
 	return s, peers
 }
 
-// openState checks and opens the data directory: the store, and the
-// services' state kept beside the key space.
-func (s *Server) openState() (*storage.Store, error) {
+// openState checks and opens the data directory: the member's identity,
+// the store, and the services' state kept beside the key space. It
+// returns the bootstrap peers (none unless a new cluster starts).
+func (s *Server) openState(flagPeers []consensus.Peer) (*storage.Store, []consensus.Peer, error) {
 	if err := checkDataDir(s.cfg.DataDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	peers, err := s.resolveIdentity(flagPeers)
+	if err != nil {
+		return nil, nil, err
 	}
 	st, err := s.openStore()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.store.Store(st)
 	if err := s.recoverServices(st); err != nil {
 		st.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return st, nil
+	return st, peers, nil
 }
 
 // startNode starts the peer transport and the consensus node over the
@@ -202,15 +213,19 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 		}
 	}
 	s.tr = transport.New(tcfg)
-	for _, p := range peers {
-		if p.ID != s.id {
-			s.tr.AddPeer(p.ID, p.Context)
+	// The members as the table knows them (bootstrap, joined or
+	// recovered); Raft's replay of later changes adds and removes more.
+	for _, m := range s.members.List() {
+		if m.ID != s.id {
+			s.tr.AddPeer(m.ID, consensus.MemberContext{Name: m.Name, PeerURLs: m.PeerURLs}.Encode())
 		}
 	}
+	s.tr.AddRemoved(s.members.Removed()...)
 	s.peerSrv = grpc.NewServer(grpc.Creds(tlsConnCreds{}))
 	s.tr.Register(s.peerSrv)
+	clustersvc.RegisterPeer(s.peerSrv, s)
 	node, err := consensus.Start(consensus.Config{
-		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers,
+		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers, Join: s.join, ForceNewCluster: s.cfg.ForceNewCluster,
 		TickInterval: s.cfg.tickInterval(), ElectionTicks: s.cfg.electionTicks(), HeartbeatTicks: 1,
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries, Logger: s.lg,
 	}, &stateMachine{s: s}, s.tr)
@@ -227,8 +242,8 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 func (s *Server) registerServices() {
 	cfg := s.cfg
 	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}),
-		grpc.ChainUnaryInterceptor(s.unaryRequireLeader, s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.streamRequireLeader, s.streamAuth))...)
+		grpc.ChainUnaryInterceptor(s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
 	if s.auth == nil {
 		s.auth = storeAuthorizer{s}
 	}
@@ -281,6 +296,7 @@ func (s *Server) startServing() {
 		s.monitorLeader, s.publish, func(ctx context.Context) { s.runCompactor(ctx, retention) },
 		func(context.Context) { s.waitLeader() }, s.watchLeadership,
 		func(ctx context.Context) { defer s.wg.Done(); s.lessor.Run(ctx, leaseHost{s}) },
+		s.autoPromote, s.watchRemoval,
 	}
 	s.wg.Add(len(loops)) // each loop calls s.wg.Done when it returns
 	for _, loop := range loops {
@@ -368,12 +384,17 @@ func (s *Server) Done() <-chan struct{} { return s.node.Done() }
 // Err returns why the member stopped on its own — it could not apply or
 // persist a committed entry (a *consensus.ApplyError names the index) —
 // or nil. Such a member must be restarted; it replays from its durable
-// state.
+// state. A member the cluster removed stops too, with no error (Removed).
 func (s *Server) Err() error { return s.node.Err() }
+
+// Removed reports whether the cluster removed this member ("the member
+// has been permanently removed from the cluster"); it then stops.
+func (s *Server) Removed() bool { return s.removed.Load() }
 
 // Stop stops serving and closes everything, in reverse order of start.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
+		s.handOverLeadership()
 		s.clientSrv.Stop()
 		for _, hs := range s.httpServers {
 			hs.Close()

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/consensus"
+	clustersvc "github.com/metastore/metastore/services/cluster"
 	"github.com/metastore/metastore/services/kv"
 	"github.com/metastore/metastore/storage"
 )
@@ -35,6 +36,7 @@ type stateMachine struct{ s *Server }
 var (
 	_ consensus.StateMachine[*applyResult] = (*stateMachine)(nil)
 	_ consensus.LiveSnapshotter            = (*stateMachine)(nil)
+	_ consensus.ConfChangeValidator        = (*stateMachine)(nil)
 )
 
 func (sm *stateMachine) store() *storage.Store { return sm.s.store.Load() }
@@ -138,8 +140,7 @@ func (sm *stateMachine) applyRequest(tw *storage.WriteTxn, r *pb.InternalRaftReq
 	case r.GetAlarm() != nil:
 		return sm.s.alarms.Apply(tw, r.GetAlarm()), nil
 	case r.GetClusterMemberAttrSet() != nil:
-		sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
-		return nil, nil
+		return nil, sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
 	case r.GetLeaseGrant() != nil:
 		return le.Grant(tw, r.GetLeaseGrant().ID, r.GetLeaseGrant().TTL)
 	case r.GetLeaseRevoke() != nil:
@@ -194,9 +195,65 @@ func (sm *stateMachine) recordIndex(index, term uint64) error {
 	return nil
 }
 
-// ApplyConfChange implements consensus.StateMachine.
-func (sm *stateMachine) ApplyConfChange(index, term uint64, _ *raftpb.ConfChangeV2, _ *raftpb.ConfState) error {
-	return sm.recordIndex(index, term)
+// errRefusedBefore answers the replay of a membership change the table
+// refused when it first applied it.
+var errRefusedBefore = errors.New("membership change refused when first applied")
+
+// ValidateConfChange implements consensus.ConfChangeValidator with
+// etcd's checks against the replicated member table.
+func (sm *stateMachine) ValidateConfChange(index uint64, cc *raftpb.ConfChangeV2) error {
+	if index <= sm.AppliedIndex() {
+		if sm.s.members.Refused(index) {
+			return errRefusedBefore
+		}
+		return nil
+	}
+	for _, ch := range cc.GetChanges() {
+		c, err := toChange(ch, cc.GetContext())
+		if err != nil {
+			return rpctypes.ErrGRPCMemberBadURLs
+		}
+		if err := sm.s.members.Validate(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyConfChange implements consensus.StateMachine: the member table's
+// change (or the refusal, for an empty change) and the entry's index land
+// in one batch.
+func (sm *stateMachine) ApplyConfChange(index, term uint64, cc *raftpb.ConfChangeV2, _ *raftpb.ConfState) error {
+	tw, err := sm.store().Write()
+	if err != nil {
+		return fmt.Errorf("apply membership change %d: %w", index, err)
+	}
+	refused := true
+	for _, ch := range cc.GetChanges() {
+		if ch.GetNodeId() == 0 {
+			continue
+		}
+		refused = false
+		c, err := toChange(ch, cc.GetContext())
+		if err == nil {
+			err = sm.s.members.Apply(tw, c)
+		}
+		if err != nil {
+			tw.Abort()
+			return fmt.Errorf("apply membership change %d: %w", index, err)
+		}
+		if c.Type == clustersvc.Remove || c.Type == clustersvc.Update {
+			sm.s.dropPeerConn(c.ID)
+		}
+	}
+	if refused {
+		sm.s.members.RecordRefused(tw, index)
+	}
+	tw.SetConsistentIndex(storage.ConsistentIndex{Index: index, Term: term})
+	if _, err := tw.End(); err != nil {
+		return fmt.Errorf("apply membership change %d: %w", index, err)
+	}
+	return nil
 }
 
 // SnapshotTo implements consensus.StateMachine.

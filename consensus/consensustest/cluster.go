@@ -80,8 +80,14 @@ func NewCluster(tb testing.TB, size int, opts Options) *Cluster {
 
 func (c *Cluster) start(m *Member, peers []consensus.Peer, join bool) {
 	c.tb.Helper()
+	c.startWith(m, func(cfg *consensus.Config) { cfg.Peers, cfg.Join = peers, join })
+}
+
+func (c *Cluster) startWith(m *Member, adjust func(*consensus.Config)) {
+	c.tb.Helper()
 	cfg := c.base
-	cfg.ID, cfg.Dir, cfg.Peers, cfg.Join = m.ID, m.Dir, peers, join
+	cfg.ID, cfg.Dir = m.ID, m.Dir
+	adjust(&cfg)
 	cfg.Logger = zaptest.NewLogger(c.tb).Named(fmt.Sprint("m", m.ID))
 	if m.SM == nil || !c.durable {
 		m.SM = NewKV()
@@ -102,6 +108,13 @@ func (c *Cluster) Stop(id uint64) {
 // Restart starts a stopped member again on its data.
 func (c *Cluster) Restart(id uint64) {
 	c.start(c.Members[id], nil, false)
+}
+
+// RestartForced starts a stopped member again on its data as the only
+// member of its cluster (Config.ForceNewCluster).
+func (c *Cluster) RestartForced(id uint64) {
+	c.tb.Helper()
+	c.startWith(c.Members[id], func(cfg *consensus.Config) { cfg.ForceNewCluster = true })
 }
 
 // AddMember starts a new, empty member id that joins the cluster; the

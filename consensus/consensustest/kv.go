@@ -2,6 +2,7 @@ package consensustest
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -23,6 +24,44 @@ type KV struct {
 	gate     chan struct{} // when set, Apply waits for it to close
 	failAt   uint64        // Apply of this index fails with failErr, once
 	failErr  error
+	refuse   map[uint64]bool // node IDs whose changes ValidateConfChange refuses
+	refused  map[uint64]bool // indexes of refused changes
+}
+
+// ErrRefused is what ValidateConfChange answers for a refused node.
+var ErrRefused = errors.New("consensustest: membership change refused")
+
+// Refuse makes ValidateConfChange refuse every later change of node id.
+func (k *KV) Refuse(id uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.refuse == nil {
+		k.refuse = map[uint64]bool{}
+	}
+	k.refuse[id] = true
+}
+
+// ValidateConfChange implements consensus.ConfChangeValidator: changes of
+// refused nodes are refused, and a replay answers as the first time.
+func (k *KV) ValidateConfChange(index uint64, cc *raftpb.ConfChangeV2) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if index <= k.applied {
+		if k.refused[index] {
+			return ErrRefused
+		}
+		return nil
+	}
+	for _, ch := range cc.GetChanges() {
+		if k.refuse[ch.GetNodeId()] {
+			if k.refused == nil {
+				k.refused = map[uint64]bool{}
+			}
+			k.refused[index] = true
+			return ErrRefused
+		}
+	}
+	return nil
 }
 
 // FailAt makes the Apply of entry index fail with err once, like a disk

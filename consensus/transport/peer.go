@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -35,9 +38,12 @@ type peer struct {
 	queue chan *raftpb.Message
 
 	connected atomic.Bool
-	rtt       atomic.Int64
-	sent      atomic.Uint64
-	dropped   atomic.Uint64
+	// activeSince is when the current stream got its first pong (Unix
+	// nanoseconds), 0 while there is none: etcd's ActiveSince.
+	activeSince atomic.Int64
+	rtt         atomic.Int64
+	sent        atomic.Uint64
+	dropped     atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,8 +80,15 @@ func (p *peer) run() {
 		start := time.Now()
 		err := p.stream(addr)
 		p.connected.Store(false)
+		p.activeSince.Store(0)
 		if p.ctx.Err() != nil {
 			return
+		}
+		if isRemovedErr(err) {
+			// The peer's member table says this member was removed.
+			if r, ok := p.t.h().(RemovalReporter); ok {
+				r.ReportRemoved(p.id)
+			}
 		}
 		if time.Since(start) > 5*time.Second {
 			backoff = 50 * time.Millisecond // it was up for a while
@@ -123,6 +136,7 @@ func (p *peer) stream(addr string) error {
 				now := time.Now().UnixNano()
 				p.rtt.Store(now - int64(binary.BigEndian.Uint64(f[1:])))
 				lastPong.Store(now)
+				p.activeSince.CompareAndSwap(0, now)
 			}
 		}
 	}()
@@ -248,4 +262,26 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	return cs.RecvMsg(&wrapperspb.BytesValue{})
 }
 
+// RemovalReporter is an optional Handler ability: told when a peer
+// refuses this member because the cluster removed it
+// (consensus.RemovalReporter).
+type RemovalReporter interface {
+	ReportRemoved(by uint64)
+}
+
+// removedMsg starts the refusal a removed member gets from its peers.
+const removedMsg = "transport: the member has been permanently removed from the cluster"
+
+func isRemovedErr(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.PermissionDenied && strings.HasPrefix(st.Message(), removedMsg)
+}
+
 func toHex(id uint64) string { return strconv.FormatUint(id, 16) }
+
+func (p *peer) activeTime() time.Time {
+	if ns := p.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}

@@ -208,9 +208,11 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 // PeerStats describes one peer's link.
 type PeerStats struct {
 	Connected bool
-	RTT       time.Duration // last measured round trip
-	Sent      uint64        // messages sent
-	Dropped   uint64        // messages dropped (queue full or link down)
+	// ActiveSince is when the link last became active (zero when down).
+	ActiveSince time.Time
+	RTT         time.Duration // last measured round trip
+	Sent        uint64        // messages sent
+	Dropped     uint64        // messages dropped (queue full or link down)
 }
 
 // Stats returns per-peer link statistics.
@@ -219,9 +221,32 @@ func (t *Transport) Stats() map[uint64]PeerStats {
 	defer t.mu.Unlock()
 	out := map[uint64]PeerStats{}
 	for id, p := range t.peers {
-		out[id] = PeerStats{Connected: p.connected.Load(), RTT: time.Duration(p.rtt.Load()), Sent: p.sent.Load(), Dropped: p.dropped.Load()}
+		out[id] = PeerStats{Connected: p.connected.Load(), ActiveSince: p.activeTime(), RTT: time.Duration(p.rtt.Load()), Sent: p.sent.Load(), Dropped: p.dropped.Load()}
 	}
 	return out
+}
+
+// ActiveSince returns when the link to peer id last became active (a
+// stream that answers pings), or the zero time when it is down or id is
+// not a peer, as etcd's Transporter.ActiveSince.
+func (t *Transport) ActiveSince(id uint64) time.Time {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return time.Time{}
+	}
+	return p.activeTime()
+}
+
+// AddRemoved records members the cluster removed (from its persisted
+// member table at start): their streams are refused, and told why.
+func (t *Transport) AddRemoved(ids ...uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		t.removed[id] = true
+	}
 }
 
 // Close stops every peer.
@@ -275,7 +300,7 @@ func (t *Transport) accept(f []byte) (uint64, error) {
 	removed := t.removed[from]
 	t.mu.Unlock()
 	if removed {
-		return 0, status.Errorf(codes.PermissionDenied, "transport: member %x was removed", from)
+		return 0, status.Errorf(codes.PermissionDenied, "%s (member %x)", removedMsg, from)
 	}
 	return from, nil
 }
@@ -312,7 +337,7 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 			removed := t.removed[from]
 			t.mu.Unlock()
 			if removed {
-				return status.Errorf(codes.PermissionDenied, "transport: member %x was removed", from)
+				return status.Errorf(codes.PermissionDenied, "%s (member %x)", removedMsg, from)
 			}
 			msgs, err := decodeBatch(f[1:])
 			if err != nil {

@@ -33,11 +33,11 @@ func TestBadFlagsExitWithOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"--heartbeat-interval", "abc"}, `invalid value "abc" for flag -heartbeat-interval`},
 		{[]string{"--listen-client-urls", "https://127.0.0.1:0"}, "TLS key/cert (--cert-file, --key-file) must be provided, or --auto-tls"},
 		{[]string{"--tls-min-version", "TLS1.0"}, "--tls-min-version"},
-		{[]string{"--force-new-cluster"}, "--force-new-cluster=true: not supported"},
+		{[]string{"--max-learners", "0"}, "--max-learners: must be at least 1, got 0"},
 		{[]string{"--log-format", "xml"}, `--log-format: "xml" is not json or console`},
 		{[]string{"--logger", "capnslog"}, `--logger: "capnslog" is not supported (only zap)`},
 		{[]string{"--auto-compaction-mode", "hourly"}, `--auto-compaction-mode: "hourly" is not periodic or revision`},
-		{[]string{"--initial-cluster-state", "existing", "--data-dir", "/nonexistent"}, "--initial-cluster-state=existing: joining a running cluster (MemberAdd) is not supported yet"},
+		{[]string{"--initial-cluster", "other=http://127.0.0.1:1"}, `--initial-cluster: couldn't find local name "default" in the initial cluster configuration`},
 		{[]string{"--initial-cluster-state", "old"}, `--initial-cluster-state: "old" is not new or existing`},
 		{[]string{"--config-file", "/does/not/exist.yml"}, "--config-file: open /does/not/exist.yml"},
 	} {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -151,18 +152,82 @@ func RequireSameHashKV(t testing.TB, ms Members, rev int64, msgAndArgs ...any) {
 }
 
 // RequireSameHashKVWith is RequireSameHashKV through client c (one with
-// TLS or credentials).
+// TLS or credentials). rev 0 means the first member's current revision;
+// each member is waited for until it has applied rev.
 func RequireSameHashKVWith(t testing.TB, ms Members, rev int64, c *clientv3.Client, msgAndArgs ...any) {
 	t.Helper()
 	var first uint32
 	for i, m := range ms {
-		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		h, err := c.HashKV(ctx, m.Srv.ClientAddrs()[0], rev)
-		cancel()
-		require.NoError(t, err)
+		ep := m.Srv.ClientAddrs()[0]
+		var h *clientv3.HashKVResponse
+		require.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+			defer cancel()
+			if rev == 0 {
+				st, err := c.Status(ctx, ep)
+				if err != nil {
+					return false
+				}
+				rev = st.Header.Revision
+			}
+			var err error
+			h, err = c.HashKV(ctx, ep, rev)
+			return err == nil
+		}, readyTimeout, 10*time.Millisecond, "HashKV of %s at revision %d", m.Cfg.Name, rev)
 		if i == 0 {
 			first = h.Hash
 		}
 		require.Equal(t, first, h.Hash, msgAndArgs...)
 	}
+}
+
+// NewMember makes the configuration of a member named name that is to
+// join the cluster of ms (fresh loopback ports and data dir,
+// --initial-cluster-state existing; --initial-cluster comes from
+// AddMember). Nothing is started; it is stopped at the end of the test.
+func (ms Members) NewMember(t testing.TB, name string) *Member {
+	t.Helper()
+	cfg := ms[0].Cfg
+	cfg.Name = name
+	cfg.DataDir = filepath.Join(t.TempDir(), name)
+	client, peer := "http://"+FreeAddr(t), "http://"+FreeAddr(t)
+	cfg.ListenClientURLs, cfg.AdvertiseClientURLs = client, client
+	cfg.ListenPeerURLs, cfg.InitialAdvertisePeerURLs = peer, peer
+	cfg.InitialClusterState = "existing"
+	cfg.ForceNewCluster = false
+	m := &Member{Cfg: cfg, Opts: ms[0].Opts, t: t}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// AddMember adds m to the cluster through c (MemberAdd, as a learner if
+// asked) and sets m's --initial-cluster to what etcdctl member add prints
+// from the answer. It returns the new member's ID.
+func AddMember(ctx context.Context, c *clientv3.Client, m *Member, learner bool) (uint64, error) {
+	add := c.MemberAdd
+	if learner {
+		add = c.MemberAddAsLearner
+	}
+	resp, err := add(ctx, []string{m.Cfg.InitialAdvertisePeerURLs})
+	if err != nil {
+		return 0, err
+	}
+	m.Cfg.InitialCluster = InitialCluster(resp.Members, resp.Member.ID, m.Cfg.Name)
+	return resp.Member.ID, nil
+}
+
+// InitialCluster is the --initial-cluster etcdctl member add prints: every
+// member's name=peerURL, the new member (id) named name.
+func InitialCluster(members []*pb.Member, id uint64, name string) string {
+	var parts []string
+	for _, m := range members {
+		n := m.Name
+		if m.ID == id {
+			n = name
+		}
+		for _, u := range m.PeerURLs {
+			parts = append(parts, n+"="+u)
+		}
+	}
+	return strings.Join(parts, ",")
 }

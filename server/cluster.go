@@ -372,10 +372,15 @@ func (s *Server) watchRemoval(ctx context.Context) {
 	}
 	s.removed.Store(true)
 	s.lg.Warn(errMemberRemoved.Error())
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(time.Second):
+	if s.members.Member(s.id) == nil && s.node.Status().RaftState == "StateLeader" {
+		// A leader that applied its own removal gives the change a moment
+		// to reach the others' commit index first (etcd waits a second
+		// on every removed member). Others stop at once.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 	go s.node.Stop()
 }

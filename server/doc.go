@@ -13,13 +13,20 @@
 //	lease.go         the Lease service's host (proposals, forwarding, clocks)
 //	maintenance.go   the Maintenance service's backend (Status, HashKV,
 //	                 Alarm, Defragment, Hash, MoveLeader)
-//	cluster.go       the member table: MemberList, publishing attributes
+//	cluster.go       membership: the Cluster service's backend (changes
+//	                 through Raft with etcd's --strict-reconfig-check,
+//	                 promotion forwarding), learners' request rules,
+//	                 leadership hand-over, removal, publishing attributes
+//	join.go          who this member is: member/identity, joining a
+//	                 running cluster (--initial-cluster-state existing)
 //	quota.go         --quota-backend-bytes and the NOSPACE alarm
 //	compactor.go     auto-compaction
 //	leader.go        require-leader semantics, leader monitoring
 //	listen.go, http.go  client/peer/metrics listeners, etcd's HTTP endpoints
 //	authz.go         the single authorization check point
+//	auth.go          auth: tokens and identity, checks at proposal and apply
+//	tls.go, gateway.go  client and peer TLS; etcd's /v3 JSON gateway
 //
-// The Auth, Lock and Election services and the Cluster/Maintenance RPCs not
-// listed answer Unimplemented (see docs/limitations.md).
+// The Lock and Election services and the Maintenance RPCs not listed
+// answer Unimplemented (see docs/limitations.md).
 package server

@@ -59,13 +59,18 @@ func (s *Server) resolveIdentity(flagPeers []consensus.Peer) ([]consensus.Peer, 
 	}
 	peers := flagPeers
 	if hasWAL(s.cfg.DataDir) {
-		peers = nil // a data dir from before identity files: the flags' IDs
+		// A data dir from before identity files: the flags' IDs, and the
+		// bootstrap members were applied back then.
+		peers = nil
+		s.members.ConfirmSeeds()
 	} else if s.cfg.InitialClusterState == "existing" {
 		if err := s.joinExisting(); err != nil {
 			return nil, err
 		}
 		peers = nil
 		s.join = true
+	} else if s.bootstrapped() {
+		return nil, fmt.Errorf("member %s has already been bootstrapped", toHex(s.id))
 	}
 	return peers, writeFileSync(path, fmt.Appendf(nil, `{"member_id":"%x","cluster_id":"%x"}`+"\n", s.id, s.clusterID))
 }
@@ -86,7 +91,7 @@ func (s *Server) joinExisting() error {
 			urls = append(urls, us...)
 		}
 	}
-	existing, err := s.fetchCluster(urls)
+	existing, err := s.fetchCluster(urls, 10*time.Second, true)
 	if err != nil {
 		return fmt.Errorf("cannot fetch cluster info from peer urls: %w", err)
 	}
@@ -118,9 +123,37 @@ func (s *Server) joinExisting() error {
 	return nil
 }
 
+// bootstrapped reports whether a running cluster already counts this new
+// member, started (etcd's isMemberBootstrapped): bootstrapping it again
+// on an empty data dir would bring back a member that forgot what it
+// acknowledged.
+func (s *Server) bootstrapped() bool {
+	local, _ := parseCluster(s.cfg.InitialCluster) // validated
+	var urls []string
+	for name, us := range local {
+		if name != s.cfg.Name {
+			urls = append(urls, us...)
+		}
+	}
+	if len(urls) == 0 {
+		return false
+	}
+	rc, err := s.fetchCluster(urls, time.Second, false)
+	if err != nil {
+		return false
+	}
+	for _, m := range rc.Members {
+		if m.ID == s.id && len(m.ClientURLs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // fetchCluster asks each peer URL in turn for the cluster's members
-// (etcd's GetClusterFromRemotePeers), for up to 10 seconds.
-func (s *Server) fetchCluster(urls []string) (*pb.MemberListResponse, error) {
+// (etcd's GetClusterFromRemotePeers), until one answers or timeout passes;
+// without retry each URL is asked once.
+func (s *Server) fetchCluster(urls []string, timeout time.Duration, retry bool) (*pb.MemberListResponse, error) {
 	creds, err := s.peerDialCreds()
 	if err != nil {
 		return nil, err
@@ -129,9 +162,9 @@ func (s *Server) fetchCluster(urls []string) (*pb.MemberListResponse, error) {
 	if creds != nil {
 		opt = grpc.WithTransportCredentials(creds)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	var last error = errors.New("no peer URL to ask")
-	for time.Now().Before(deadline) {
+	for first := true; first || (retry && time.Now().Before(deadline)); first = false {
 		for _, u := range urls {
 			target := u
 			if pu, err := url.Parse(u); err == nil && pu.Host != "" {
@@ -147,7 +180,11 @@ func (s *Server) fetchCluster(urls []string) (*pb.MemberListResponse, error) {
 				last = err
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			d := time.Now().Add(time.Second)
+			if deadline.Before(d) {
+				d = deadline
+			}
+			ctx, cancel := context.WithDeadline(context.Background(), d)
 			resp, err := clustersvc.FetchMembers(ctx, cc)
 			cancel()
 			cc.Close()
@@ -155,9 +192,13 @@ func (s *Server) fetchCluster(urls []string) (*pb.MemberListResponse, error) {
 				return resp, nil
 			}
 			last = err
-			s.lg.Warn("failed to get cluster members from peer", zap.String("remote-peer-url", u), zap.Error(err))
+			if retry {
+				s.lg.Warn("failed to get cluster members from peer", zap.String("remote-peer-url", u), zap.Error(err))
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		if retry {
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 	return nil, fmt.Errorf("could not retrieve cluster information from the given URLs: %w", last)
 }

@@ -527,3 +527,43 @@ func requireLearnerRefused(t *testing.T, err error) {
 	require.Error(t, err)
 	require.Equal(t, rpctypes.ErrorDesc(rpctypes.ErrGRPCNotSupportedForLearner), rpctypes.ErrorDesc(err))
 }
+
+// TestConcurrentMembershipChanges proposes two changes at once: Raft
+// takes one change at a time, so each either applies or fails (a second
+// one proposed while the first is pending times out, as on etcd); the
+// member list is exactly the changes that were acknowledged, and writes
+// go on.
+func TestConcurrentMembershipChanges(t *testing.T) {
+	defer server.SetHealthInterval(200 * time.Millisecond)()
+	ms := testcluster.Start(t, 3, func(c *server.Config) { c.MaxLearners = 2 })
+	c := testcluster.Client(t, ms...)
+	time.Sleep(300 * time.Millisecond)
+	before := memberIDs(t, c)
+	var wg sync.WaitGroup
+	ids := make([]uint64, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			r, err := c.MemberAddAsLearner(ctx(t), []string{fmt.Sprintf("http://127.0.0.1:%d", 1+i)})
+			if err == nil {
+				ids[i] = r.Member.ID
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	after := memberIDs(t, c)
+	want := len(before)
+	for i, err := range errs {
+		if err == nil {
+			want++
+			require.Contains(t, after, ids[i])
+			continue
+		}
+		require.ErrorIs(t, err, rpctypes.ErrTimeout, "a change dropped as pending times out, as on etcd")
+	}
+	require.Len(t, after, want, "exactly the acknowledged changes: %v", errs)
+	require.Greater(t, want, len(before), "at least one applied")
+	_, err := c.Put(ctx(t), "k", "v")
+	require.NoError(t, err)
+}

@@ -57,6 +57,11 @@ type Cluster struct {
 	exited    []chan error
 	logs      []string
 	tls       *TLS // nil: plain text
+	target    Target
+	dir       string
+	scheme    string
+	tlsArgs   []string
+	started   int // members started, for fresh names
 }
 
 // freePort returns a loopback address nobody listens on right now.
@@ -99,39 +104,49 @@ func Start(ctx context.Context, t Target, members int, dir string, tlsFiles *TLS
 		clients, peers = append(clients, c), append(peers, p)
 		initial = append(initial, fmt.Sprintf("m%d=%s://%s", i, scheme, p))
 	}
-	cl := &Cluster{Endpoints: clients, tls: tlsFiles}
+	cl := &Cluster{tls: tlsFiles, target: t, dir: dir, scheme: scheme, tlsArgs: tlsArgs}
 	for i := range members {
-		logPath := filepath.Join(dir, fmt.Sprintf("m%d.log", i))
-		logf, err := os.Create(logPath)
-		if err != nil {
+		if err := cl.startMember(fmt.Sprintf("m%d", i), clients[i], peers[i], strings.Join(initial, ","), "new"); err != nil {
 			cl.Stop()
 			return nil, err
 		}
-		args := append([]string{
-			"--name", fmt.Sprintf("m%d", i),
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d.data", i)),
-			"--listen-client-urls", scheme + "://" + clients[i], "--advertise-client-urls", scheme + "://" + clients[i],
-			"--listen-peer-urls", scheme + "://" + peers[i], "--initial-advertise-peer-urls", scheme + "://" + peers[i],
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--log-level", "error",
-		}, append(tlsArgs, t.Args...)...)
-		cmd := exec.Command(t.Bin, args...)
-		cmd.Env = append(os.Environ(), t.Env...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			cl.Stop()
-			return nil, fmt.Errorf("start %s: %w", t.Bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); logf.Close() }()
-		cl.procs, cl.exited, cl.logs = append(cl.procs, cmd), append(cl.exited, exited), append(cl.logs, logPath)
 	}
 	if err := cl.waitServing(ctx, time.Minute); err != nil {
 		cl.Stop()
 		return nil, fmt.Errorf("%s (%d members) did not serve: %w%s", t.Name, members, err, cl.logTail())
 	}
 	return cl, nil
+}
+
+// startMember starts one member process; its client endpoint is added to
+// Endpoints.
+func (cl *Cluster) startMember(name, client, peer, initial, state string) error {
+	logPath := filepath.Join(cl.dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	args := append([]string{
+		"--name", name,
+		"--data-dir", filepath.Join(cl.dir, name+".data"),
+		"--listen-client-urls", cl.scheme + "://" + client, "--advertise-client-urls", cl.scheme + "://" + client,
+		"--listen-peer-urls", cl.scheme + "://" + peer, "--initial-advertise-peer-urls", cl.scheme + "://" + peer,
+		"--initial-cluster", initial, "--initial-cluster-state", state,
+		"--log-level", "error",
+	}, append(cl.tlsArgs, cl.target.Args...)...)
+	cmd := exec.Command(cl.target.Bin, args...)
+	cmd.Env = append(os.Environ(), cl.target.Env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", cl.target.Bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
+	cl.started++
+	cl.Endpoints = append(cl.Endpoints, client)
+	cl.procs, cl.exited, cl.logs = append(cl.procs, cmd), append(cl.exited, exited), append(cl.logs, logPath)
+	return nil
 }
 
 // waitServing waits until a linearizable put succeeds through every

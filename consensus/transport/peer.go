@@ -140,6 +140,11 @@ func (p *peer) stream(addr string) error {
 			}
 		}
 	}()
+	// Ping at once: the first pong marks the link active (ActiveSince,
+	// which membership checks read), so it should not wait a tick.
+	if err := cs.SendMsg(wrapperspb.Bytes(binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano())))); err != nil {
+		return err
+	}
 	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	for {

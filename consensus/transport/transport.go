@@ -328,6 +328,13 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 		}
 		switch f[0] {
 		case framePing:
+			// A removed member pings too: tell it at once.
+			t.mu.Lock()
+			removed := t.removed[from]
+			t.mu.Unlock()
+			if removed {
+				return status.Errorf(codes.PermissionDenied, "%s (member %x)", removedMsg, from)
+			}
 			f[0] = framePong
 			if err := ss.SendMsg(wrapperspb.Bytes(f)); err != nil {
 				return err

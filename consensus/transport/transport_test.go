@@ -139,3 +139,50 @@ func TestUpdatePeerRedials(t *testing.T) {
 		return bSink.count() > 0
 	}, 10*time.Second, 50*time.Millisecond, "messages flow to the new address")
 }
+
+// removalSink is a sink that records who said it was removed.
+type removalSink struct {
+	sink
+	by chan uint64
+}
+
+func (s *removalSink) ReportRemoved(by uint64) {
+	select {
+	case s.by <- by:
+	default:
+	}
+}
+
+// TestRemovedMemberIsTold: a member the cluster removed is refused by its
+// peers on its first frame, and its transport reports it; links that are
+// up have an ActiveSince, links that are not do not.
+func TestRemovedMemberIsTold(t *testing.T) {
+	t1, _, addr1 := serve(t, 1, 7)
+	t1.AddRemoved(2)
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lis.Close()
+	t2 := transport.New(transport.Config{ID: 2, ClusterID: 7, Logger: zaptest.NewLogger(t)})
+	s2 := &removalSink{by: make(chan uint64, 1)}
+	t2.SetHandler(s2)
+	t.Cleanup(t2.Close)
+	require.True(t, t2.ActiveSince(1).IsZero(), "not a peer yet")
+	t2.AddPeer(1, []byte(addr1))
+	select {
+	case by := <-s2.by:
+		require.Equal(t, uint64(1), by)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed member was not told")
+	}
+
+	// A member that was not removed gets an active link.
+	t3 := transport.New(transport.Config{ID: 3, ClusterID: 7, Logger: zaptest.NewLogger(t)})
+	t3.SetHandler(&sink{})
+	t.Cleanup(t3.Close)
+	t3.AddPeer(1, []byte(addr1))
+	t3.AddPeer(4, []byte(lis.Addr().String())) // nobody listens there
+	require.Eventually(t, func() bool { return !t3.ActiveSince(1).IsZero() }, 10*time.Second, 5*time.Millisecond)
+	require.True(t, t3.ActiveSince(4).IsZero())
+	require.False(t, t3.Stats()[1].ActiveSince.IsZero())
+}

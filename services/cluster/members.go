@@ -137,7 +137,9 @@ func (t *Members) Recover(r AuxReader) error {
 // Validate decides whether a committed change takes effect, with etcd's
 // errors (ValidateConfigurationChange): an ID removed before, a member
 // added twice, a peer URL another member has, too many learners, a
-// promotion of a voter, a change of an unknown member.
+// promotion of a voter, a change of an unknown member. Only members the
+// log (or the store) confirmed count: seeds are not known to the history
+// a joining member replays, which must be judged as it was.
 func (t *Members) Validate(c Change) error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -145,6 +147,7 @@ func (t *Members) Validate(c Change) error {
 		return rpctypes.ErrGRPCMemberNotFound // etcd's ErrIDRemoved
 	}
 	m, exists := t.m[c.ID]
+	exists = exists && !t.seeded[c.ID]
 	switch c.Type {
 	case Promote:
 		if !exists {
@@ -154,12 +157,6 @@ func (t *Members) Validate(c Change) error {
 			return rpctypes.ErrGRPCMemberNotLearner
 		}
 	case AddMember, AddLearner:
-		if exists && t.seeded[c.ID] {
-			// The log confirms a seed. Its URLs may have been updated
-			// since this entry: Apply takes the entry's, later entries
-			// update them.
-			return nil
-		}
 		if exists {
 			return rpctypes.ErrGRPCMemberExist
 		}
@@ -184,10 +181,11 @@ func (t *Members) Validate(c Change) error {
 	return nil
 }
 
-// urlTaken reports whether a member other than except has one of urls.
+// urlTaken reports whether a confirmed member other than except has one
+// of urls.
 func (t *Members) urlTaken(urls []string, except uint64) bool {
 	for id, m := range t.m {
-		if id == except {
+		if id == except || t.seeded[id] {
 			continue
 		}
 		for _, u := range m.PeerURLs {
@@ -201,12 +199,21 @@ func (t *Members) urlTaken(urls []string, except uint64) bool {
 
 func (t *Members) learners() int {
 	n := 0
-	for _, m := range t.m {
-		if m.IsLearner {
+	for id, m := range t.m {
+		if m.IsLearner && !t.seeded[id] {
 			n++
 		}
 	}
 	return n
+}
+
+// ConfirmSeeds makes the seeds members the log confirmed: for a data dir
+// written before membership changes were recorded, whose bootstrap
+// entries were applied then.
+func (t *Members) ConfirmSeeds() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seeded = map[uint64]bool{}
 }
 
 // Apply records a change Validate accepted, in tw.

@@ -64,6 +64,14 @@ func TestMembershipChanges(t *testing.T) {
 		}
 		return tb.Apply(store, c)
 	}
+	// A joining member replays history its seeds are not part of: an
+	// earlier member on a seed's URL is accepted, as it was then.
+	joiner := NewMembers([]*pb.Member{{ID: 7, PeerURLs: []string{"http://a:2380"}}}, 1)
+	require.NoError(t, joiner.Validate(Change{Type: AddMember, ID: 6, PeerURLs: []string{"http://a:2380"}}))
+	require.ErrorIs(t, joiner.Validate(Change{Type: Remove, ID: 7}), rpctypes.ErrGRPCMemberNotFound, "not confirmed yet")
+	joiner.ConfirmSeeds()
+	require.ErrorIs(t, joiner.Validate(Change{Type: AddMember, ID: 6, PeerURLs: []string{"http://a:2380"}}), rpctypes.ErrGRPCPeerURLExist)
+
 	// The bootstrap entry confirms the seed, even with other URLs.
 	require.NoError(t, apply(Change{Type: AddMember, ID: 1, Name: "a", PeerURLs: []string{"http://old:2380"}}))
 	require.Equal(t, []string{"http://old:2380"}, tb.Member(1).PeerURLs)

@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.plot, "plot", "", "also draw the latency distribution (compare: the ratios) into this file (.png, .svg, .pdf)")
 
 	root.AddCommand(workloadCommands(&g)...)
-	root.AddCommand(newCompare(&g), newBuildEtcd())
+	root.AddCommand(newCompare(&g), newJoin(&g), newBuildEtcd())
 	root.SetContext(context.Background())
 	return root
 }

@@ -85,7 +85,10 @@ func TestServer(t *testing.T) {
 	// Errors pass through unchanged.
 	be.err = rpctypes.ErrGRPCMemberNotFound
 	for _, call := range []func() error{
-		func() error { _, err := s.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://a:1"}}); return err },
+		func() error {
+			_, err := s.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://a:1"}})
+			return err
+		},
 		func() error { _, err := s.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 1}); return err },
 		func() error { _, err := s.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: 1}); return err },
 		func() error { _, err := s.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: 1}); return err },

@@ -80,7 +80,7 @@ func (c *grpcCluster) start(m *grpcMember, peers []consensus.Peer) {
 			m.tr.AddPeer(p.ID, p.Context)
 		}
 	}
-	m.srv = grpc.NewServer()
+	m.srv = grpc.NewServer(transport.ServerOptions()...)
 	m.tr.Register(m.srv)
 	go m.srv.Serve(m.lis)
 	m.sm = consensustest.NewKV()

@@ -63,11 +63,15 @@ type Node[R any] struct {
 	// loop, in order; a job with done set is a barrier.
 	applyc chan applyJob
 
-	mu         sync.Mutex // guards the fields below
-	applied    uint64
-	appliedCh  chan struct{} // closed and replaced when applied moves
-	leadCh     chan struct{} // closed and replaced when the leader changes
-	confState  *raftpb.ConfState
+	mu        sync.Mutex // guards the fields below
+	applied   uint64
+	appliedCh chan struct{} // closed and replaced when applied moves
+	leadCh    chan struct{} // closed and replaced when the leader changes
+	confState *raftpb.ConfState
+	// appliedCS is the configuration as of applied (confState runs one
+	// entry ahead while a conf change is applied): what a live snapshot's
+	// metadata says.
+	appliedCS  *raftpb.ConfState
 	snapIndex  uint64
 	waiters    map[uint64]chan R
 	ccWaiters  map[uint64]chan error
@@ -102,6 +106,7 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 	n := &Node[R]{
 		cfg: cfg, lg: lg, id: cfg.ID,
 		storage:    raft.NewMemoryStorage(),
+		appliedCS:  &raftpb.ConfState{},
 		wal:        w,
 		snaps:      &snapshotter{dir: filepath.Join(cfg.Dir, "snap")},
 		sm:         sm,
@@ -129,11 +134,15 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 			return nil, err
 		}
 	}
+	var rs raft.Storage = n.storage
+	if n.live() {
+		rs = liveStorage[R]{n.storage, n}
+	}
 	rc := &raft.Config{
 		ID:              cfg.ID,
 		ElectionTick:    cfg.ElectionTicks,
 		HeartbeatTick:   cfg.HeartbeatTicks,
-		Storage:         n.storage,
+		Storage:         rs,
 		Applied:         n.applied,
 		MaxSizePerMsg:   cfg.MaxSizePerMsg,
 		MaxInflightMsgs: cfg.MaxInflightMsgs,
@@ -189,6 +198,7 @@ func (n *Node[R]) restore(st *wal.State) error {
 			return err
 		}
 		n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
+		n.appliedCS = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
 		n.snapIndex = m.GetIndex()
 		if n.sm.AppliedIndex() < m.GetIndex() {
 			if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
@@ -247,6 +257,37 @@ func (n *Node[R]) OpenSnapshot(term, index uint64) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(n.sm.SnapshotTo(pw)) }()
 	return pr, nil
+}
+
+// liveStorage is Raft's storage for a LiveSnapshotter: the snapshot Raft
+// sends a peer that needs one carries the metadata of the state as
+// applied now — its index and configuration — since the state streamed
+// (OpenSnapshot) is the current one, at that index or later. The last
+// saved snapshot's configuration may lack the very member being sent to
+// (a learner added after it), which Raft on that member refuses.
+type liveStorage[R any] struct {
+	*raft.MemoryStorage
+	n *Node[R]
+}
+
+// Snapshot implements raft.Storage.
+func (s liveStorage[R]) Snapshot() (*raftpb.Snapshot, error) {
+	base, err := s.MemoryStorage.Snapshot()
+	if err != nil {
+		return base, err
+	}
+	s.n.mu.Lock()
+	idx := s.n.applied
+	cs := proto.Clone(s.n.appliedCS).(*raftpb.ConfState)
+	s.n.mu.Unlock()
+	if idx <= base.GetMetadata().GetIndex() {
+		return base, nil
+	}
+	term, err := s.MemoryStorage.Term(idx)
+	if err != nil {
+		return base, nil
+	}
+	return &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(idx), Term: proto.Uint64(term), ConfState: cs}}, nil
 }
 
 // live reports whether the state machine snapshots itself (LiveSnapshotter).

@@ -60,7 +60,7 @@ func TestClusterChild(t *testing.T) {
 			tr.AddPeer(p.ID, p.Context)
 		}
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(transport.ServerOptions()...)
 	tr.Register(srv)
 	go srv.Serve(lis)
 	sm := consensustest.NewKV()

@@ -230,6 +230,7 @@ func (n *Node[R]) applySnapshot(snap *raftpb.Snapshot) error {
 	n.smApplied = max(n.smApplied, n.sm.AppliedIndex(), m.GetIndex())
 	n.mu.Lock()
 	n.confState = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
+	n.appliedCS = proto.Clone(m.GetConfState()).(*raftpb.ConfState)
 	n.snapIndex = m.GetIndex()
 	n.mu.Unlock()
 	n.setApplied(m.GetIndex())
@@ -239,12 +240,17 @@ func (n *Node[R]) applySnapshot(snap *raftpb.Snapshot) error {
 
 func (n *Node[R]) setApplied(index uint64) {
 	n.mu.Lock()
+	n.advanceApplied(index)
+	n.mu.Unlock()
+}
+
+// advanceApplied moves applied to index; n.mu is held.
+func (n *Node[R]) advanceApplied(index uint64) {
 	if index > n.applied {
 		n.applied = index
 		close(n.appliedCh)
 		n.appliedCh = make(chan struct{})
 	}
-	n.mu.Unlock()
 }
 
 // apply hands committed entries to the state machine in order.
@@ -285,6 +291,12 @@ func (n *Node[R]) apply(ents []*raftpb.Entry) error {
 			if err := n.applyConfChange(e, replayed); err != nil {
 				return err
 			}
+			// The index and its configuration move together (liveStorage).
+			n.mu.Lock()
+			n.appliedCS = proto.Clone(n.confState).(*raftpb.ConfState)
+			n.advanceApplied(idx)
+			n.mu.Unlock()
+			continue
 		}
 		n.setApplied(idx)
 	}

@@ -221,7 +221,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 		}
 	}
 	s.tr.AddRemoved(s.members.Removed()...)
-	s.peerSrv = grpc.NewServer(grpc.Creds(tlsConnCreds{}))
+	s.peerSrv = grpc.NewServer(append(transport.ServerOptions(), grpc.Creds(tlsConnCreds{}))...)
 	s.tr.Register(s.peerSrv)
 	clustersvc.RegisterPeer(s.peerSrv, s)
 	node, err := consensus.Start(consensus.Config{

@@ -166,27 +166,37 @@ func (p *peer) stream(addr string) error {
 				return err
 			}
 		case m := <-p.queue:
-			batch := []*raftpb.Message{m}
-			size := proto.Size(m)
-		drain:
-			for size < maxBatchBytes {
-				select {
-				case m := <-p.queue:
-					batch = append(batch, m)
-					size += proto.Size(m)
-				default:
-					break drain
+			// Frames stay under maxBatchBytes (a message bigger than that
+			// travels alone): what does not fit opens the next frame.
+			for m != nil {
+				batch := []*raftpb.Message{m}
+				size := proto.Size(m)
+				m = nil
+			drain:
+				for size < maxBatchBytes {
+					select {
+					case next := <-p.queue:
+						if n := proto.Size(next); size+n > maxBatchBytes {
+							m = next
+							break drain
+						} else {
+							size += n
+						}
+						batch = append(batch, next)
+					default:
+						break drain
+					}
 				}
+				f, err := encodeBatch(batch)
+				if err != nil {
+					return err
+				}
+				if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
+					p.dropped.Add(uint64(len(batch)))
+					return err
+				}
+				p.sent.Add(uint64(len(batch)))
 			}
-			f, err := encodeBatch(batch)
-			if err != nil {
-				return err
-			}
-			if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
-				p.dropped.Add(uint64(len(batch)))
-				return err
-			}
-			p.sent.Add(uint64(len(batch)))
 		}
 	}
 }

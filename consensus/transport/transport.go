@@ -36,9 +36,14 @@ const (
 
 	// DefaultQueueSize bounds the messages waiting for one peer.
 	DefaultQueueSize = 4096
-	// maxBatchBytes bounds one frame.
+	// maxBatchBytes bounds a frame of several messages; a single message
+	// may be bigger (one large entry) and travels alone.
 	maxBatchBytes = 4 << 20
-	chunkBytes    = 1 << 20
+	// MaxRecvMsgBytes is the largest frame a peer server must accept
+	// (ServerOptions): a single Raft message with one entry of up to
+	// etcd's largest --max-request-bytes.
+	MaxRecvMsgBytes = 1 << 30
+	chunkBytes      = 1 << 20
 )
 
 // ErrClusterIDMismatch is returned to a peer of another cluster.
@@ -260,6 +265,13 @@ func (t *Transport) Close() {
 		p.stop()
 	}
 	t.wg.Wait()
+}
+
+// ServerOptions are the options the gRPC server the transport is
+// registered on needs: gRPC's default 4 MiB receive limit would cut
+// streams carrying a large entry.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxRecvMsgBytes)}
 }
 
 // Register adds the peer service to s.

@@ -21,6 +21,8 @@ func newJoin(g *globals) *cobra.Command {
 		valSize                          int
 		replace                          bool
 		window                           time.Duration
+		serverFlags                      []string
+		only                             string
 	)
 	cmd := &cobra.Command{
 		Use:   "join",
@@ -55,7 +57,12 @@ during and after.`,
 				}
 				defer os.RemoveAll(dataDir)
 			}
-			targets := []compare.Target{{Name: "etcd", Bin: etcdBin}, {Name: "MetaStore", Bin: msBin}}
+			var targets []compare.Target
+			for _, t := range []compare.Target{{Name: "etcd", Bin: etcdBin, Args: serverFlags}, {Name: "MetaStore", Bin: msBin, Args: serverFlags}} {
+				if only == "" || strings.EqualFold(only, t.Name) {
+					targets = append(targets, t)
+				}
+			}
 			out := cmd.OutOrStdout()
 			var results []any
 			if replace {
@@ -100,6 +107,8 @@ during and after.`,
 	f.IntVar(&valSize, "val-size", 256, "value size in bytes")
 	f.BoolVar(&replace, "replace", false, "measure write throughput during a member replacement instead")
 	f.DurationVar(&window, "window", 5*time.Second, "with --replace: how long to measure before and after")
+	f.StringVar(&only, "only", "", "measure only this server (etcd or metastore)")
+	f.StringArrayVar(&serverFlags, "server-flag", nil, "extra flag for every member of both servers (repeatable), e.g. --server-flag=--snapshot-count=1000")
 	return cmd
 }
 

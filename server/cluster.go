@@ -372,14 +372,19 @@ func (s *Server) watchRemoval(ctx context.Context) {
 	}
 	s.removed.Store(true)
 	s.lg.Warn(errMemberRemoved.Error())
-	if s.members.Member(s.id) == nil && s.node.Status().RaftState == "StateLeader" {
-		// A leader that applied its own removal gives the change a moment
-		// to reach the others' commit index first (etcd waits a second
-		// on every removed member). Others stop at once.
+	if s.members.Member(s.id) == nil {
+		// It applied its own removal: a moment lets the answer to a
+		// MemberRemove it was asked reach the client, and a removed
+		// leader's commit index the others (etcd waits a second). One a
+		// peer refused stops at once.
+		wait := 500 * time.Millisecond
+		if s.node.Status().RaftState == "StateLeader" {
+			wait = time.Second
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 	go s.node.Stop()

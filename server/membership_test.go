@@ -282,14 +282,15 @@ func TestRemoveLeaderHandsOver(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	term := lead.Srv.RaftStatus().Term
 	time.Sleep(300 * time.Millisecond) // links count as connected
-	removeMember(t, testcluster.Client(t, lead), lead.Srv.ID())
-	waitStopped(t, lead)
 	var rest testcluster.Members
 	for _, m := range ms {
 		if m != lead {
 			rest = append(rest, m)
 		}
 	}
+	// Through a follower: it hands the leader's leadership over first.
+	removeMember(t, testcluster.Client(t, rest[0]), lead.Srv.ID())
+	waitStopped(t, lead)
 	c.SetEndpoints(rest.Endpoints()...)
 	_, err := c.Put(ctx(t), "k", "v")
 	require.NoError(t, err)

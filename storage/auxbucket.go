@@ -46,8 +46,12 @@ func (s *Store) ForEachAux(bucket string, fn func(key, value []byte) error) erro
 		return err
 	}
 	defer v.snap.Close()
+	return forEachAux(v.snap, bucket, fn)
+}
+
+func forEachAux(r backend.Reader, bucket string, fn func(key, value []byte) error) error {
 	p := auxKey(bucket, nil)
-	it := v.snap.NewIterator(backend.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it := r.NewIterator(backend.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		if !bytes.HasPrefix(it.Key(), p) {

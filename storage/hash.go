@@ -20,10 +20,13 @@ type KVHash struct {
 	CompactRev int64
 }
 
-// HashKV hashes the MVCC history up to rev (0: the current revision). Two
-// stores with the same history and compaction revision get the same hash,
-// whichever engine they run on and however far their physical compaction
-// has progressed, so members can compare it to detect corruption.
+// HashKV hashes the MVCC history up to rev (0: the current revision) as
+// etcd v3.7 does: a CRC-32C, seeded with the name of etcd's key bucket, over
+// etcd's key-bucket pair of every change after the compaction revision and
+// of every survivor of compaction at or before it. A store and an etcd
+// member with the same history and compaction revision get the same hash,
+// however far either's physical compaction has progressed, so members can
+// compare it to detect corruption — across MetaStore and etcd too.
 func (s *Store) HashKV(rev int64) (KVHash, error) {
 	if h, ok := s.rememberedHash(rev); ok {
 		return h, nil
@@ -39,11 +42,14 @@ func (s *Store) HashKV(rev int64) (KVHash, error) {
 		return KVHash{}, err
 	}
 	defer v.snap.Close()
-	return s.hashView(v, rev)
+	return s.hashView(v, rev, false)
 }
 
-// hashView hashes v's history up to rev (0: v's revision).
-func (s *Store) hashView(v view, rev int64) (KVHash, error) {
+// hashView hashes v's history up to rev (0: v's revision) as etcd's
+// hashByRev does. atCompaction selects the hash etcd takes while it
+// compacts at rev (scheduleCompaction), which differs in one corner: see
+// keepEmpty.
+func (s *Store) hashView(v view, rev int64, atCompaction bool) (KVHash, error) {
 	if rev > v.rev {
 		return KVHash{}, ErrFutureRev
 	}
@@ -54,50 +60,74 @@ func (s *Store) hashView(v view, rev int64) (KVHash, error) {
 		return KVHash{}, ErrCompacted
 	}
 	h := crc32.New(crcTable)
-	it := v.snap.NewIterator(backend.IterOptions{
-		LowerBound: []byte{prefixHistory},
-		UpperBound: historyKey(Revision{Main: rev + 1}),
-	})
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		if n++; n%1024 == 0 {
-			select {
-			case <-s.stop:
-				return KVHash{}, ErrClosed
-			default:
+	h.Write([]byte(EtcdKeyBucket))
+	empty := -1 // keepEmpty, once asked
+	err := forEachEtcdKV(v, rev, s.stop, func(c *etcdChange) error {
+		if c.rev.Main <= v.compactRev {
+			// etcd skips a deletion at the compaction revision, and hashes
+			// what compaction kept only if it is still the newest version
+			// of its key at rev — or, when no key is (its keep set is
+			// empty), all of it.
+			if c.tombstone && c.rev.Main == v.compactRev {
+				return nil
 			}
-		}
-		r, err := parseHistoryKey(it.Key())
-		if err != nil {
-			return KVHash{}, err
-		}
-		key, _, err := parseHistoryValue(it.Value())
-		if err != nil {
-			return KVHash{}, err
-		}
-		if r.Main <= v.compactRev {
-			// Only the survivors of compaction count.
-			rec, l, ok, err := latest(v.snap, key, v.compactRev, false)
+			_, l, _, err := latest(v.snap, c.key, rev, false)
 			if err != nil {
-				return KVHash{}, err
+				return err
 			}
-			if !ok || l != r || rec.tombstone {
-				continue
+			if l != c.rev {
+				if empty < 0 {
+					e, err := keepEmpty(v, rev, atCompaction)
+					if err != nil {
+						return err
+					}
+					empty = boolToInt(e)
+				}
+				if empty == 0 {
+					return nil
+				}
 			}
 		}
-		raw, err := recordAt(v.snap, key, r)
-		if err != nil {
-			return KVHash{}, err
-		}
-		// Canonical bytes, whichever key space holds the version.
-		h.Write(versionKey(key, r))
-		h.Write(raw)
-	}
-	if err := it.Error(); err != nil {
+		h.Write(c.k)
+		h.Write(c.v)
+		return nil
+	})
+	if err != nil {
 		return KVHash{}, err
 	}
 	return KVHash{Hash: h.Sum32(), HashRev: rev, CompactRev: v.compactRev}, nil
+}
+
+// keepEmpty reports whether etcd's set of revisions to keep at rev is
+// empty: no key exists at rev — and, for the hash etcd takes while
+// compacting at rev, no key was deleted at exactly rev either (that set
+// keeps such deletions; the one HashKV uses does not).
+func keepEmpty(v view, rev int64, atCompaction bool) (bool, error) {
+	res, err := rangeAt(v.snap, []byte{0}, []byte{0}, rev, RangeOptions{Limit: 1})
+	if err != nil || len(res.KVs) > 0 {
+		return false, err
+	}
+	if !atCompaction {
+		return true, nil
+	}
+	it := v.snap.NewIterator(backend.IterOptions{
+		LowerBound: historyKey(Revision{Main: rev}),
+		UpperBound: historyKey(Revision{Main: rev + 1}),
+	})
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if _, tomb, err := parseHistoryValue(it.Value()); err != nil || tomb {
+			return false, err
+		}
+	}
+	return true, it.Error()
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // maxRememberedHashes is how many compaction-time hashes are kept (etcd:
@@ -130,7 +160,7 @@ func (s *Store) hashBeforeCompaction(v view, rev int64) {
 		if s.hashHook != nil {
 			s.hashHook()
 		}
-		h, err := s.hashView(v, rev)
+		h, err := s.hashView(v, rev, true)
 		v.snap.Close()
 		s.hashMu.Lock()
 		delete(s.hashPending, rev)

@@ -7,6 +7,11 @@
 # COVER_OUT/cover.html. Tests run as in make test (TESTFLAGS, default -short).
 # Usage: tools/cover.sh MODULE...
 set -euo pipefail
+# failed LOG prints what a failed run's log says went wrong, so that CI's
+# output names the test.
+failed() {
+	grep -E -- '^(--- FAIL|FAIL|panic:)|Error Trace|Error:|Messages:' "$1" | head -40 >&2 || true
+}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${COVER_OUT:-$root/bench-out/cover}
 flags=${TESTFLAGS:--short}
@@ -18,7 +23,7 @@ for m in "$@"; do
 	echo "==> cover $m" >&2
 	(cd "$m" && go test $flags -count=1 -cover -coverpkg="$pkgs" ./... \
 		-args -test.gocoverdir="$out/data/${m//\//_}" >"$out/${m//\//_}.log" 2>&1) ||
-		{ echo "cover: tests of $m failed (see $out/${m//\//_}.log)" >&2; exit 1; }
+		{ echo "cover: tests of $m failed (see $out/${m//\//_}.log)" >&2; failed "$out/${m//\//_}.log"; exit 1; }
 done
 # As make test: the endpoint suites also run against bin/metastore.
 if [ -x "$root/bin/metastore" ]; then
@@ -28,14 +33,14 @@ if [ -x "$root/bin/metastore" ]; then
 		(cd "$pkg" && "$root/tools/with-metastore.sh" go test -count=1 -cover -coverpkg="$pkgs" \
 			$( [ "$pkg" = compat-tests ] && echo ./conformance/... ./linearizability/... || echo ./... ) \
 			-args -test.gocoverdir="$d" >"$out/${pkg//\//_}_metastore.log" 2>&1) ||
-			{ echo "cover: $pkg against bin/metastore failed (see $out/${pkg//\//_}_metastore.log)" >&2; exit 1; }
+			{ echo "cover: $pkg against bin/metastore failed (see $out/${pkg//\//_}_metastore.log)" >&2; failed "$out/${pkg//\//_}_metastore.log"; exit 1; }
 	done
 	# The suites that start their own etcd and bin/metastore.
 	d="$out/data/compat-tests_fresh"; mkdir -p "$d"
 	echo "==> cover compat-tests rbac and gateway on bin/metastore" >&2
 	(cd compat-tests && METASTORE_BIN="$root/bin/metastore" go test -count=1 -cover -coverpkg="$pkgs" ./rbac/... ./gateway/... \
 		-args -test.gocoverdir="$d" >"$out/compat-tests_fresh.log" 2>&1) ||
-		{ echo "cover: compat-tests rbac/gateway failed (see $out/compat-tests_fresh.log)" >&2; exit 1; }
+		{ echo "cover: compat-tests rbac/gateway failed (see $out/compat-tests_fresh.log)" >&2; failed "$out/compat-tests_fresh.log"; exit 1; }
 fi
 dirs=$(find "$out/data" -mindepth 1 -maxdepth 1 -type d | paste -sd, -)
 go tool covdata textfmt -i="$dirs" -o "$out/cover.out"

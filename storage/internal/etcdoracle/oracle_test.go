@@ -59,6 +59,8 @@ func randomOp(rng *rand.Rand, cur int64) op {
 		return op{kind: "txn", key: key(), end: key(), puts: rng.IntN(4), deletes: rng.IntN(2), value: []byte(fmt.Sprint(rng.Int64()))}
 	case r < 64:
 		return op{kind: "compact", rev: past() + int64(rng.IntN(3)) - 1}
+	case r < 68:
+		return op{kind: "hash", rev: past() + int64(rng.IntN(3)) - 1}
 	default:
 		end := key()
 		switch rng.IntN(4) {
@@ -139,6 +141,12 @@ func (e etcdKV) apply(o op) string {
 		return errText(err)
 	case "range":
 		return e.rangeOn(e.s, o, o.rev)
+	case "hash":
+		h, _, err := e.s.HashStorage().HashByRev(o.rev)
+		if err != nil {
+			return errText(err)
+		}
+		return fmt.Sprintf("hash %08x at %d compacted at %d", h.Hash, h.Revision, h.CompactRevision)
 	}
 	tw := e.s.Write(traceutil.TODO())
 	var b bytes.Buffer
@@ -197,6 +205,12 @@ func (m ourKV) apply(o op) string {
 		return errText(err)
 	case "range":
 		return m.rangeOn(m.s, o, o.rev)
+	case "hash":
+		h, err := m.s.HashKV(o.rev)
+		if err != nil {
+			return errText(err)
+		}
+		return fmt.Sprintf("hash %08x at %d compacted at %d", h.Hash, h.HashRev, h.CompactRev)
 	}
 	tw, err := m.s.Write()
 	if err != nil {

@@ -179,6 +179,7 @@ func (s *Server) openState(flagPeers []consensus.Peer) (*storage.Store, []consen
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
 		return nil, nil, err
 	}
+	s.removeStaleSnapshots()
 	peers, err := s.resolveIdentity(flagPeers)
 	if err != nil {
 		return nil, nil, err

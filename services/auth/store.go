@@ -137,6 +137,31 @@ func (s *Store) Recover(r AuxReader) error {
 	return nil
 }
 
+// Users returns copies of every user, sorted by name, with their password
+// hashes as stored (for snapshots in etcd's format).
+func (s *Store) Users() []*authpb.User {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*authpb.User, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, proto.Clone(u).(*authpb.User))
+	}
+	slices.SortFunc(out, func(a, b *authpb.User) int { return bytes.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Roles returns copies of every role, sorted by name.
+func (s *Store) Roles() []*authpb.Role {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*authpb.Role, 0, len(s.roles))
+	for _, r := range s.roles {
+		out = append(out, proto.Clone(r).(*authpb.Role))
+	}
+	slices.SortFunc(out, func(a, b *authpb.Role) int { return bytes.Compare(a.Name, b.Name) })
+	return out
+}
+
 // Enabled reports whether auth is on.
 func (s *Store) Enabled() bool { return s.enabledA.Load() }
 

@@ -105,20 +105,24 @@ type AuxReader interface {
 	ForEachAux(bucket string, fn func(key, value []byte) error) error
 }
 
+// ForEachStored calls fn with every lease r holds: its ID, granted TTL
+// and remaining TTL as last checkpointed (0: none), as etcd's leasepb.Lease
+// has them, until fn returns an error.
+func ForEachStored(r AuxReader, fn func(id, ttl, remainingTTL int64) error) error {
+	return r.ForEachAux(Bucket, func(k, v []byte) error {
+		if len(k) != 8 || len(v) != 16 {
+			return fmt.Errorf("lease: corrupt lease record %x", k)
+		}
+		return fn(int64(binary.BigEndian.Uint64(k)), int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])))
+	})
+}
+
 // Recover replaces the table with the one in r (after start-up or a
 // snapshot restore). A primary lessor restarts every clock.
 func (le *Lessor) Recover(r AuxReader) error {
 	leases := map[int64]*lease{}
-	err := r.ForEachAux(Bucket, func(k, v []byte) error {
-		if len(k) != 8 || len(v) != 16 {
-			return fmt.Errorf("lease: corrupt lease record %x", k)
-		}
-		l := &lease{
-			id:        int64(binary.BigEndian.Uint64(k)),
-			ttl:       int64(binary.BigEndian.Uint64(v)),
-			remaining: int64(binary.BigEndian.Uint64(v[8:])),
-		}
-		leases[l.id] = l
+	err := ForEachStored(r, func(id, ttl, remaining int64) error {
+		leases[id] = &lease{id: id, ttl: ttl, remaining: remaining}
 		return nil
 	})
 	if err != nil {

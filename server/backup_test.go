@@ -1,0 +1,204 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/snapshot"
+	utlsnap "go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/server/internal/testcluster"
+	"github.com/metastore/metastore/tools/etcdtest"
+)
+
+// backupWorkload writes a history with every kind of change: puts with
+// and without leases, overwrites, range deletes, multi-op transactions,
+// revoked leases, a compaction in the middle; then users and roles with
+// auth on. It returns the compaction revision.
+func backupWorkload(t *testing.T, c *clientv3.Client) int64 {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var leases []clientv3.LeaseID
+	for range 4 {
+		g, err := c.Grant(ctx(t), 600)
+		require.NoError(t, err)
+		leases = append(leases, g.ID)
+	}
+	key := func() string { return fmt.Sprintf("k/%02d", rng.IntN(40)) }
+	var compactRev int64
+	for i := range 400 {
+		var err error
+		switch r := rng.IntN(100); {
+		case r < 50:
+			_, err = c.Put(ctx(t), key(), fmt.Sprint("v", i))
+		case r < 60:
+			_, err = c.Put(ctx(t), key(), fmt.Sprint("leased", i), clientv3.WithLease(leases[rng.IntN(len(leases))]))
+			if i > 300 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				err = nil // the revoked one
+			}
+		case r < 70:
+			k := key()
+			_, err = c.Delete(ctx(t), k, clientv3.WithRange(k+"5"))
+		case r < 80:
+			_, err = c.Delete(ctx(t), key())
+		default:
+			k := key()
+			_, err = c.Txn(ctx(t)).Then(clientv3.OpPut(k, "t1"), clientv3.OpPut(k+"/x", "t2"), clientv3.OpDelete(k+"/y")).Commit()
+		}
+		require.NoError(t, err)
+		if i == 200 {
+			r, err := c.Get(ctx(t), "k/")
+			require.NoError(t, err)
+			compactRev = r.Header.Revision - 20
+			_, err = c.Compact(ctx(t), compactRev, clientv3.WithCompactPhysical())
+			require.NoError(t, err)
+		}
+		if i == 300 {
+			_, err = c.Revoke(ctx(t), leases[0])
+			require.NoError(t, err)
+		}
+	}
+	return compactRev
+}
+
+// A snapshot MetaStore streams is an etcd v3.7 backend file: etcd's own
+// client saves it, etcdutl reports and restores it, and etcd 3.7.3 serves
+// the restored data dir with the same keys at every revision, the same
+// HashKV at every revision, the same compaction revision, leases and
+// users, roles and passwords.
+func TestSnapshotRestoresIntoEtcd(t *testing.T) {
+	ms := testcluster.Start(t, 1, func(c *server.Config) { c.BcryptCost = 4 })
+	c := testcluster.Client(t, ms[0])
+	compactRev := backupWorkload(t, c)
+	enableAuth(t, ms[0])
+	root := userClient(t, "root", "rootpw", ms[0])
+	alice := userClient(t, "alice", "alicepw", ms[0])
+	_, err := alice.Put(ctx(t), "app/a", "by alice")
+	require.NoError(t, err)
+
+	// The client etcdctl snapshot save runs.
+	db := filepath.Join(t.TempDir(), "backup.db")
+	version, err := snapshot.SaveWithVersion(ctx(t), zap.NewNop(), clientv3.Config{
+		Endpoints: ms.Endpoints(), Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second,
+	}, db)
+	require.NoError(t, err)
+	require.Equal(t, "3.7.0", version)
+	// Only root may take one.
+	_, err = alice.Snapshot(ctx(t))
+	if err == nil {
+		rc, _ := alice.Snapshot(ctx(t))
+		_, err = rc.Read(make([]byte, 1))
+	}
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	entries, _ := os.ReadDir(filepath.Join(ms[0].Cfg.DataDir, "member", "tmp"))
+	require.Empty(t, entries, "the temporary file is removed once sent")
+
+	cur, err := root.Get(ctx(t), "k/")
+	require.NoError(t, err)
+	rev := cur.Header.Revision
+	st, err := utlsnap.NewV3(zap.NewNop()).Status(db)
+	require.NoError(t, err)
+	require.Equal(t, rev, st.Revision, "etcdutl snapshot status")
+	require.Equal(t, "3.7.0", st.Version)
+
+	// etcdutl snapshot restore, then etcd 3.7.3 on the restored dir.
+	ec := etcdtest.StartT(t, etcdtest.Config{Dir: t.TempDir(), Configure: func(_ int, cfg *embed.Config) {
+		var peers []string
+		for _, u := range cfg.AdvertisePeerUrls {
+			peers = append(peers, u.String())
+		}
+		require.NoError(t, utlsnap.NewV3(zap.NewNop()).Restore(utlsnap.RestoreConfig{
+			SnapshotPath: db, Name: cfg.Name, OutputDataDir: cfg.Dir, PeerURLs: peers,
+			InitialCluster: cfg.InitialCluster, InitialClusterToken: cfg.InitialClusterToken,
+		}))
+	}})
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer etcd.Close()
+
+	for r := compactRev; r <= rev; r++ {
+		want, err := root.Get(ctx(t), "", clientv3.WithFromKey(), clientv3.WithRev(r))
+		require.NoError(t, err)
+		got, err := etcd.Get(ctx(t), "", clientv3.WithFromKey(), clientv3.WithRev(r))
+		require.NoError(t, err, "etcd at revision %d", r)
+		require.Equal(t, rev, got.Header.Revision)
+		requireSameKVs(t, want.Kvs, got.Kvs, fmt.Sprint("revision ", r))
+		if r == compactRev {
+			// At the compaction revision a running member answers the hash
+			// it took while compacting (etcd and MetaStore alike); a member
+			// started on a restored file has none and hashes what it has.
+			continue
+		}
+		wh, err := root.HashKV(ctx(t), ms.Endpoints()[0], r)
+		require.NoError(t, err)
+		gh, err := etcd.HashKV(ctx(t), ec.Endpoints[0], r)
+		require.NoError(t, err)
+		require.Equal(t, wh.Hash, gh.Hash, "HashKV at %d", r)
+		require.Equal(t, wh.CompactRevision, gh.CompactRevision, "HashKV at %d", r)
+	}
+	for _, cl := range []*clientv3.Client{root, etcd} {
+		_, err = cl.Get(ctx(t), "k/", clientv3.WithRev(compactRev-1))
+		require.ErrorIs(t, err, rpctypes.ErrCompacted)
+	}
+
+	wl, err := root.Leases(ctx(t))
+	require.NoError(t, err)
+	gl, err := etcd.Leases(ctx(t))
+	require.NoError(t, err)
+	require.ElementsMatch(t, wl.Leases, gl.Leases)
+	require.Len(t, gl.Leases, 3, "the revoked lease is gone")
+	for _, l := range wl.Leases {
+		w, err := root.TimeToLive(ctx(t), l.ID, clientv3.WithAttachedKeys())
+		require.NoError(t, err)
+		g, err := etcd.TimeToLive(ctx(t), l.ID, clientv3.WithAttachedKeys())
+		require.NoError(t, err)
+		require.Equal(t, w.GrantedTTL, g.GrantedTTL)
+		slices.SortFunc(w.Keys, func(a, b []byte) int { return slices.Compare(a, b) })
+		slices.SortFunc(g.Keys, func(a, b []byte) int { return slices.Compare(a, b) })
+		require.Equal(t, w.Keys, g.Keys, "keys of lease %x", l.ID)
+	}
+
+	wu, err := root.UserList(ctx(t))
+	require.NoError(t, err)
+	gu, err := etcd.UserList(ctx(t))
+	require.NoError(t, err)
+	require.Equal(t, wu.Users, gu.Users)
+	wr, err := root.RoleGet(ctx(t), "app")
+	require.NoError(t, err)
+	gr, err := etcd.RoleGet(ctx(t), "app")
+	require.NoError(t, err)
+	require.Equal(t, len(wr.Perm), len(gr.Perm))
+	for i := range wr.Perm {
+		require.True(t, proto.Equal(wr.Perm[i], gr.Perm[i]), "permission %d", i)
+	}
+	// alice's password works on etcd, and her permissions hold.
+	ea, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, Username: "alice", Password: "alicepw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer ea.Close()
+	g, err := ea.Get(ctx(t), "app/a")
+	require.NoError(t, err)
+	require.Equal(t, "by alice", string(g.Kvs[0].Value))
+	_, err = ea.Get(ctx(t), "k/")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+}
+
+func requireSameKVs(t *testing.T, want, got []*mvccpb.KeyValue, what string) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), what)
+	for i := range want {
+		require.True(t, proto.Equal(want[i], got[i]), "%s: kv %d: want %v, got %v", what, i, want[i], got[i])
+	}
+}

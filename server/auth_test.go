@@ -57,7 +57,11 @@ func userClient(t *testing.T, user, pw string, ms ...*testcluster.Member) *clien
 
 // enableAuth creates root and alice (read-write on app/) and turns auth on.
 func enableAuth(t *testing.T, m *testcluster.Member) {
-	c := testcluster.Client(t, m)
+	enableAuthWith(t, testcluster.Client(t, m))
+}
+
+// enableAuthWith is enableAuth through c.
+func enableAuthWith(t *testing.T, c *clientv3.Client) {
 	for _, step := range []func() error{
 		func() error { _, err := c.UserAdd(ctx(t), "root", "rootpw"); return err },
 		func() error { _, err := c.UserGrantRole(ctx(t), "root", "root"); return err },

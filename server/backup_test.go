@@ -129,6 +129,28 @@ func TestSnapshotRestoresIntoEtcd(t *testing.T) {
 	require.NoError(t, err)
 	defer etcd.Close()
 
+	requireSameContent(t, root, ms.Endpoints()[0], etcd, ec.Endpoints[0], compactRev, rev)
+	gl, err := etcd.Leases(ctx(t))
+	require.NoError(t, err)
+	require.Len(t, gl.Leases, 3, "the revoked lease is gone")
+	// alice's password works on etcd, and her permissions hold.
+	ea, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, Username: "alice", Password: "alicepw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer ea.Close()
+	g, err := ea.Get(ctx(t), "app/a")
+	require.NoError(t, err)
+	require.Equal(t, "by alice", string(g.Kvs[0].Value))
+	_, err = ea.Get(ctx(t), "k/")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+}
+
+// requireSameContent requires a and b (clients of the members at aEP and
+// bEP) to serve the same keys at every revision from compactRev to rev,
+// the same HashKV after compactRev, the same compaction revision, the
+// same leases with the same keys, users and roles.
+func requireSameContent(t *testing.T, a *clientv3.Client, aEP string, b *clientv3.Client, bEP string, compactRev, rev int64) {
+	t.Helper()
+	root, etcd := a, b
 	for r := compactRev; r <= rev; r++ {
 		want, err := root.Get(ctx(t), "", clientv3.WithFromKey(), clientv3.WithRev(r))
 		require.NoError(t, err)
@@ -142,15 +164,15 @@ func TestSnapshotRestoresIntoEtcd(t *testing.T) {
 			// started on a restored file has none and hashes what it has.
 			continue
 		}
-		wh, err := root.HashKV(ctx(t), ms.Endpoints()[0], r)
+		wh, err := root.HashKV(ctx(t), aEP, r)
 		require.NoError(t, err)
-		gh, err := etcd.HashKV(ctx(t), ec.Endpoints[0], r)
+		gh, err := etcd.HashKV(ctx(t), bEP, r)
 		require.NoError(t, err)
 		require.Equal(t, wh.Hash, gh.Hash, "HashKV at %d", r)
 		require.Equal(t, wh.CompactRevision, gh.CompactRevision, "HashKV at %d", r)
 	}
 	for _, cl := range []*clientv3.Client{root, etcd} {
-		_, err = cl.Get(ctx(t), "k/", clientv3.WithRev(compactRev-1))
+		_, err := cl.Get(ctx(t), "k/", clientv3.WithRev(compactRev-1))
 		require.ErrorIs(t, err, rpctypes.ErrCompacted)
 	}
 
@@ -159,7 +181,6 @@ func TestSnapshotRestoresIntoEtcd(t *testing.T) {
 	gl, err := etcd.Leases(ctx(t))
 	require.NoError(t, err)
 	require.ElementsMatch(t, wl.Leases, gl.Leases)
-	require.Len(t, gl.Leases, 3, "the revoked lease is gone")
 	for _, l := range wl.Leases {
 		w, err := root.TimeToLive(ctx(t), l.ID, clientv3.WithAttachedKeys())
 		require.NoError(t, err)
@@ -184,15 +205,6 @@ func TestSnapshotRestoresIntoEtcd(t *testing.T) {
 	for i := range wr.Perm {
 		require.True(t, proto.Equal(wr.Perm[i], gr.Perm[i]), "permission %d", i)
 	}
-	// alice's password works on etcd, and her permissions hold.
-	ea, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, Username: "alice", Password: "alicepw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	require.NoError(t, err)
-	defer ea.Close()
-	g, err := ea.Get(ctx(t), "app/a")
-	require.NoError(t, err)
-	require.Equal(t, "by alice", string(g.Kvs[0].Value))
-	_, err = ea.Get(ctx(t), "k/")
-	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
 }
 
 func requireSameKVs(t *testing.T, want, got []*mvccpb.KeyValue, what string) {
@@ -201,4 +213,57 @@ func requireSameKVs(t *testing.T, want, got []*mvccpb.KeyValue, what string) {
 	for i := range want {
 		require.True(t, proto.Equal(want[i], got[i]), "%s: kv %d: want %v, got %v", what, i, want[i], got[i])
 	}
+}
+
+// Migration from etcd: a snapshot etcd 3.7.3 takes, restored with
+// `metastore snapshot restore`, is served by MetaStore with the same keys
+// at every revision, the same HashKV, compaction revision, leases and
+// auth (alice's etcd password works), and MetaStore goes on from there.
+func TestSnapshotFromEtcdRestoresIntoMetaStore(t *testing.T) {
+	ec := etcdtest.StartT(t, etcdtest.Config{Dir: t.TempDir(), Configure: func(_ int, cfg *embed.Config) {}})
+	ep := ec.Endpoints[0]
+	c, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c.Close()
+	compactRev := backupWorkload(t, c)
+	enableAuthWith(t, c)
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer etcd.Close()
+	cur, err := etcd.Get(ctx(t), "k/")
+	require.NoError(t, err)
+	rev := cur.Header.Revision
+
+	db := filepath.Join(t.TempDir(), "etcd.db")
+	_, err = snapshot.SaveWithVersion(ctx(t), zap.NewNop(), clientv3.Config{
+		Endpoints: []string{ep}, Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second,
+	}, db)
+	require.NoError(t, err)
+
+	ms := testcluster.Configs(t, 1, func(c *server.Config) { c.BcryptCost = 4 })
+	require.NoError(t, server.RestoreSnapshot(server.RestoreConfig{SnapshotPath: db, DataDir: ms[0].Cfg.DataDir}))
+	ms.Start()
+	root := userClient(t, "root", "rootpw", ms[0])
+	requireSameContent(t, etcd, ep, root, ms.Endpoints()[0], compactRev, rev)
+	alice := userClient(t, "alice", "alicepw", ms[0])
+	_, err = alice.Put(ctx(t), "app/b", "after the move")
+	require.NoError(t, err)
+	_, err = alice.Get(ctx(t), "k/")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	r, err := root.Put(ctx(t), "k/new", "v")
+	require.NoError(t, err)
+	require.Equal(t, rev+2, r.Header.Revision, "revisions go on from etcd's")
+
+	// A restored data dir is not restored into again; a corrupt file is refused.
+	err = server.RestoreSnapshot(server.RestoreConfig{SnapshotPath: db, DataDir: ms[0].Cfg.DataDir})
+	require.ErrorContains(t, err, "not empty")
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	b, err := os.ReadFile(db)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(bad, b, 0o600))
+	err = server.RestoreSnapshot(server.RestoreConfig{SnapshotPath: bad, DataDir: filepath.Join(t.TempDir(), "x")})
+	require.ErrorContains(t, err, "expected sha256")
+	err = server.RestoreSnapshot(server.RestoreConfig{SnapshotPath: bad[:len(bad)-3], DataDir: filepath.Join(t.TempDir(), "y")})
+	require.Error(t, err)
 }

@@ -121,13 +121,20 @@ func (im *Importer) PutEtcdKV(k, v []byte) error {
 	return im.flushIfFull()
 }
 
-// PutAux adds an entry of an auxiliary bucket (see WriteTxn.PutAux).
-func (im *Importer) PutAux(bucket string, key, value []byte) error {
-	if im.err != nil {
-		return im.err
+// PutAux adds an entry of an auxiliary bucket (see WriteTxn.PutAux). An
+// error is returned by Finish.
+func (im *Importer) PutAux(bucket string, key, value []byte) {
+	if im.err == nil {
+		im.wb.Set(auxKey(bucket, key), value)
+		im.flushIfFull()
 	}
-	im.wb.Set(auxKey(bucket, key), value)
-	return im.flushIfFull()
+}
+
+// DeleteAux removes an entry of an auxiliary bucket written before.
+func (im *Importer) DeleteAux(bucket string, key []byte) {
+	if im.err == nil {
+		im.wb.Delete(auxKey(bucket, key))
+	}
 }
 
 func (im *Importer) flushIfFull() error {
@@ -143,7 +150,10 @@ func (im *Importer) flushIfFull() error {
 }
 
 // Finish records the compaction revision (<= 0: none) and the consistent
-// index and makes the import durable; the engine can then be opened.
+// index and makes the import durable; the engine can then be opened. The
+// pairs may include versions that compaction at compactRev removes (an
+// etcd file whose compaction had not finished): they are removed when the
+// store opens.
 func (im *Importer) Finish(compactRev int64, ci ConsistentIndex) error {
 	if im.err != nil {
 		im.wb.Close()
@@ -155,8 +165,9 @@ func (im *Importer) Finish(compactRev int64, ci ConsistentIndex) error {
 	im.wb.Set(metaFormat, []byte(formatVersion))
 	im.wb.Set(metaRev, encodeInt(max(im.last.Main, 1)))
 	if compactRev > 0 {
+		// Scheduled, not finished: the store compacts once more when it
+		// opens, removing whatever the source had not removed yet.
 		im.wb.Set(metaCompactSched, encodeInt(compactRev))
-		im.wb.Set(metaCompactDone, encodeInt(compactRev))
 	}
 	im.wb.Set(metaConsistentIndex, encodeCI(ci))
 	im.wb.Delete(metaRestoring)

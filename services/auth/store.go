@@ -578,3 +578,28 @@ func (s *Store) roleRevokePermission(tw AuxWriter, r *pb.AuthRoleRevokePermissio
 	s.commit(tw)
 	return &pb.AuthRoleRevokePermissionResponse{}, nil
 }
+
+// Import writes users, roles, whether auth is enabled and the auth
+// revision as the store persists them, for a store being filled from
+// another one's data (an etcd snapshot: password hashes are bcrypt's, as
+// etcd's). Recover loads them afterwards.
+func Import(tw AuxWriter, users []*authpb.User, roles []*authpb.Role, enabled bool, revision uint64) error {
+	s := NewStore(zap.NewNop())
+	for _, u := range users {
+		if err := s.putUser(tw, u); err != nil {
+			return err
+		}
+	}
+	for _, r := range roles {
+		if err := s.putRole(tw, r); err != nil {
+			return err
+		}
+	}
+	on := []byte{0}
+	if enabled {
+		on = []byte{1}
+	}
+	tw.PutAux(MetaBucket, keyEnabled, on)
+	tw.PutAux(MetaBucket, keyRevision, binary.BigEndian.AppendUint64(nil, max(revision, 1)))
+	return nil
+}

@@ -364,3 +364,15 @@ func (le *Lessor) dueCheckpoints(limit int) []*pb.LeaseCheckpoint {
 	sort.Slice(cps, func(i, j int) bool { return cps[i].ID < cps[j].ID })
 	return cps
 }
+
+// AuxPutter writes an auxiliary bucket entry (storage.Importer does).
+type AuxPutter interface {
+	PutAux(bucket string, key, value []byte)
+}
+
+// Import writes a lease as the lessor persists it, for a store being
+// filled from another one's data (an etcd snapshot): its ID, granted TTL
+// and remaining TTL as last checkpointed (0: none).
+func Import(tw AuxPutter, id, ttl, remainingTTL int64) {
+	tw.PutAux(Bucket, encodeID(id), (&lease{id: id, ttl: ttl, remaining: remainingTTL}).encode())
+}

@@ -127,3 +127,9 @@ func (a *Alarms) Active(t pb.AlarmType) bool {
 	}
 	return false
 }
+
+// ImportAlarm writes an active alarm as the table persists it, for a store
+// being filled from another one's data (an etcd snapshot).
+func ImportAlarm(tw AuxWriter, a *pb.AlarmMember) {
+	tw.PutAux(AlarmBucket, alarmKey{a.MemberID, a.Alarm}.encode(), nil)
+}

@@ -27,6 +27,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "gateway" {
 		return runGateway(args[1:], os.Stderr)
 	}
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runSnapshot(args[1:], os.Stderr)
+	}
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("metastore", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line below

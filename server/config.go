@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go.etcd.io/etcd/pkg/v3/featuregate"
+	"go.etcd.io/etcd/server/v3/features"
 	"math"
 	"net/url"
 	"os"
@@ -80,6 +82,17 @@ type Config struct {
 	StrictReconfigCheck bool
 	MaxLearners         int
 	ForceNewCluster     bool
+	// FeatureGates is etcd's --feature-gates, parsed by etcd's own gate
+	// set (unknown gates are refused with etcd's message). MetaStore acts
+	// on InitialCorruptCheck and CompactHashCheck; the others change
+	// nothing (Warnings says so). nil: etcd's defaults.
+	FeatureGates featuregate.FeatureGate
+	// CorruptCheckTime is --corrupt-check-time: how often the leader
+	// compares its HashKV with the followers' (0: never).
+	CorruptCheckTime time.Duration
+	// CompactHashCheckTime is --compact-hash-check-time: how often the
+	// leader compares the hashes taken at compactions (CompactHashCheck).
+	CompactHashCheckTime time.Duration
 	// LearnerAutoPromote promotes a learner as soon as it has caught up
 	// (MetaStore's --experimental-learner-auto-promote; etcd issue 15107).
 	LearnerAutoPromote bool
@@ -168,6 +181,8 @@ func DefaultConfig() Config {
 		BcryptCost:                  10,
 		StrictReconfigCheck:         true,
 		MaxLearners:                 1,
+		FeatureGates:                features.NewDefaultServerFeatureGate("metastore", nil),
+		CompactHashCheckTime:        time.Minute,
 		SelfSignedCertValidity:      1,
 		EnableGRPCGateway:           true,
 		TLSMinVersion:               "TLS1.2",
@@ -203,6 +218,11 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.BcryptCost, "bcrypt-cost", c.BcryptCost, "Specify bcrypt algorithm cost factor for auth password hashing.")
 	fs.BoolVar(&c.StrictReconfigCheck, "strict-reconfig-check", c.StrictReconfigCheck, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.IntVar(&c.MaxLearners, "max-learners", c.MaxLearners, "Sets the maximum number of learners that can be available in the cluster membership.")
+	if mg, ok := c.FeatureGates.(featuregate.MutableFeatureGate); ok {
+		mg.AddFlag(fs, "feature-gates")
+	}
+	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
+	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster.")
 	fs.BoolVar(&c.LearnerAutoPromote, "experimental-learner-auto-promote", c.LearnerAutoPromote, "Promote a learner to a voting member as soon as it has caught up with the leader (MetaStore).")
 	c.addTLSFlags(fs)
@@ -283,6 +303,12 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatIntervalMs == 0 || c.ElectionTimeoutMs < 5*c.HeartbeatIntervalMs {
 		bad("--election-timeout[%d] should be at least as 5 times as --heartbeat-interval[%d]", c.ElectionTimeoutMs, c.HeartbeatIntervalMs)
+	}
+	if c.CompactHashCheckTime <= 0 {
+		bad("--compact-hash-check-time must be >0 (set to %v)", c.CompactHashCheckTime)
+	}
+	if c.CorruptCheckTime < 0 {
+		bad("--corrupt-check-time must be >= 0 (set to %v)", c.CorruptCheckTime)
 	}
 	if c.MaxLearners < 1 {
 		bad("--max-learners: must be at least 1, got %d", c.MaxLearners)
@@ -370,4 +396,20 @@ func clusterID(ids []uint64) uint64 {
 
 func (c Config) tickInterval() time.Duration {
 	return time.Duration(c.HeartbeatIntervalMs) * time.Millisecond
+}
+
+// featureEnabled reports whether an etcd feature gate is on.
+func (c Config) featureEnabled(f featuregate.Feature) bool {
+	return c.FeatureGates != nil && c.FeatureGates.Enabled(f)
+}
+
+// SetFeatureGates sets etcd feature gates from "Name=true,Other=false" as
+// --feature-gates does, refusing unknown gates with etcd's message.
+func (c *Config) SetFeatureGates(v string) error {
+	fg := features.NewDefaultServerFeatureGate("metastore", nil)
+	if err := fg.(featuregate.MutableFeatureGate).Set(v); err != nil {
+		return err
+	}
+	c.FeatureGates = fg
+	return nil
 }

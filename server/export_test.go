@@ -3,6 +3,7 @@ package server
 import (
 	"time"
 
+	"github.com/metastore/metastore/storage"
 	"github.com/metastore/metastore/storage/backend"
 )
 
@@ -26,3 +27,7 @@ func SetHealthInterval(d time.Duration) func() {
 	healthInterval = d
 	return func() { healthInterval = old }
 }
+
+// StoreForTest returns the member's store: tests write to it directly to
+// make a member diverge (corruption checks).
+func (s *Server) StoreForTest() *storage.Store { return s.store.Load() }

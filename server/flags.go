@@ -3,6 +3,8 @@ package server
 import (
 	"flag"
 	"fmt"
+	"go.etcd.io/etcd/pkg/v3/featuregate"
+	"go.etcd.io/etcd/server/v3/features"
 	"os"
 	"sort"
 	"strings"
@@ -52,8 +54,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"distributed-tracing-instance-id", "", false, "tracing is not supported"},
 	{"distributed-tracing-sampling-rate", "0", false, "tracing is not supported"},
 
-	{"corrupt-check-time", "0s", false, "periodic corruption checks are not run"},
-	{"compact-hash-check-time", "1m0s", false, "periodic compaction hash checks are not run"},
 	{"compaction-batch-limit", "1000", false, "storage compaction has its own batching"},
 	{"compaction-sleep-interval", "10ms", false, "storage compaction has its own pacing"},
 	{"downgrade-check-time", "5s", false, "downgrades are not supported"},
@@ -63,7 +63,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"bootstrap-defrag-threshold-megabytes", "0", false, "defrag is online in MetaStore"},
 	{"unsafe-no-fsync", "false", false, "MetaStore always fsyncs"},
 	{"v2-deprecation", "write-only", false, "there is no v2 store"},
-	{"feature-gates", "", false, "etcd feature gates do not apply (lease checkpoints are always on)"},
 	{"discovery-fallback", "exit", false, "discovery is not supported"},
 	{"discovery-dial-timeout", "2s", false, "discovery is not supported"},
 	{"discovery-request-timeout", "5s", false, "discovery is not supported"},
@@ -152,6 +151,12 @@ func (c Config) refusedFlags() []error {
 // MetaStore, one line each, for the log.
 func (c Config) Warnings() []string {
 	var out []string
+	for _, f := range []featuregate.Feature{features.StopGRPCServiceOnDefrag, features.LeaseCheckpoint,
+		features.LeaseCheckpointPersist, features.SetMemberLocalAddr, features.PriorityRequest} {
+		if c.featureEnabled(f) {
+			out = append(out, fmt.Sprintf("--feature-gates=%s=true has no effect in MetaStore", f))
+		}
+	}
 	for _, v := range c.etcdOnlySet() {
 		if !v.f.refuse {
 			out = append(out, fmt.Sprintf("--%s=%s has no effect in MetaStore: %s", v.f.name, v.val, v.f.why))

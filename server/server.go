@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.etcd.io/etcd/server/v3/features"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -85,11 +86,14 @@ type Server struct {
 	// leaderStreams are the open streams that require a leader.
 	leaderStreams leaderStreams
 	members       *clustersvc.Members // the replicated member table
-	restoreMu     sync.Mutex          // serializes Restore with snapshots
-	stopOnce      sync.Once
-	wg            sync.WaitGroup
-	readyc        chan struct{}
-	readyClose    sync.Once
+	// compactChecked is the newest compaction hash the leader's check
+	// found equal on every member (monitorCorruption's only).
+	compactChecked int64
+	restoreMu      sync.Mutex // serializes Restore with snapshots
+	stopOnce       sync.Once
+	wg             sync.WaitGroup
+	readyc         chan struct{}
+	readyClose     sync.Once
 }
 
 // New validates cfg, opens the data directory and the listeners, and
@@ -122,7 +126,10 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.registerServices()
-	s.startServing()
+	if err := s.startServing(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -270,8 +277,10 @@ func (s *Server) registerServices() {
 }
 
 // startServing serves every listener and starts the member's background
-// loops; Stop stops them.
-func (s *Server) startServing() {
+// loops; Stop stops them. With InitialCorruptCheck on, clients are served
+// only once the member's data matches its peers' (etcd's order); a
+// mismatch is the error returned.
+func (s *Server) startServing() error {
 	gwh, err := s.newGateway()
 	if err != nil {
 		s.lg.Warn("the /v3/ gateway is not served", zap.Error(err))
@@ -280,9 +289,15 @@ func (s *Server) startServing() {
 	for _, l := range s.peerLis {
 		s.serve(s.peerSrv, l)
 	}
+	var checkErr error
+	if s.cfg.featureEnabled(features.InitialCorruptCheck) {
+		checkErr = s.initialCorruptCheck()
+	}
 	s.newMetrics()
 	for _, l := range s.clientLis {
-		s.serveClient(l)
+		if checkErr == nil {
+			s.serveClient(l)
+		}
 	}
 	for _, l := range s.clientHTTPLis {
 		s.serveMetrics(l)
@@ -297,12 +312,13 @@ func (s *Server) startServing() {
 		s.monitorLeader, s.publish, func(ctx context.Context) { s.runCompactor(ctx, retention) },
 		func(context.Context) { s.waitLeader() }, s.watchLeadership,
 		func(ctx context.Context) { defer s.wg.Done(); s.lessor.Run(ctx, leaseHost{s}) },
-		s.autoPromote, s.watchRemoval,
+		s.autoPromote, s.watchRemoval, s.monitorCorruption,
 	}
 	s.wg.Add(len(loops)) // each loop calls s.wg.Done when it returns
 	for _, loop := range loops {
 		go loop(ctx)
 	}
+	return checkErr
 }
 
 func (s *Server) openEngine(dir string) (backend.Backend, error) {

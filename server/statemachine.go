@@ -135,6 +135,8 @@ func (sm *stateMachine) applyRequest(tw *storage.WriteTxn, r *pb.InternalRaftReq
 		return resp, err
 	}
 	switch {
+	case sm.s.corruptRefused(r):
+		return nil, rpctypes.ErrGRPCCorrupt
 	case sm.s.cappedByAlarm(r):
 		return nil, rpctypes.ErrGRPCNoSpace
 	case r.GetAlarm() != nil:

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
 	"hash/crc32"
 
 	"github.com/metastore/metastore/storage/backend"
@@ -225,4 +227,15 @@ next:
 		h.Write(it.Value())
 	}
 	return h.Sum32(), v.rev, it.Error()
+}
+
+// CompactionHashes returns the hashes taken at the last compactions (at
+// most 10, as etcd keeps), newest revision first: what etcd's compaction
+// hash check compares across members.
+func (s *Store) CompactionHashes() []KVHash {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	out := slices.Clone(s.hashes)
+	slices.SortFunc(out, func(a, b KVHash) int { return cmp.Compare(b.HashRev, a.HashRev) })
+	return out
 }

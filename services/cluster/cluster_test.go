@@ -48,6 +48,13 @@ func (f *fakeBackend) PromoteLocal(context.Context, uint64) ([]*pb.Member, error
 	return members, f.err
 }
 
+func (f *fakeBackend) PeerHashKV(_ context.Context, rev int64) (*pb.HashKVResponse, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &pb.HashKVResponse{Header: &pb.ResponseHeader{ClusterId: 42, Revision: 9}, Hash: 77, HashRevision: rev}, nil
+}
+
 type header struct{}
 
 func (header) FillHeader(h *pb.ResponseHeader) { h.ClusterId, h.MemberId = 42, 7 }
@@ -117,9 +124,15 @@ func TestPeerService(t *testing.T) {
 	ms, err := ForwardPromote(ctx, cc, 5)
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
+	h, err := FetchHashKV(ctx, cc, 6)
+	require.NoError(t, err)
+	require.Equal(t, uint32(77), h.Hash)
+	require.Equal(t, int64(6), h.HashRevision)
 	be.err = rpctypes.ErrGRPCLearnerNotReady
 	_, err = ForwardPromote(ctx, cc, 5)
 	require.ErrorIs(t, err, rpctypes.ErrGRPCLearnerNotReady, "the leader's answer reaches the follower as is")
 	_, err = FetchMembers(ctx, cc)
 	require.True(t, errors.Is(err, rpctypes.ErrGRPCLearnerNotReady))
+	_, err = FetchHashKV(ctx, cc, 6)
+	require.ErrorIs(t, err, rpctypes.ErrGRPCLearnerNotReady)
 }

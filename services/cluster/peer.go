@@ -16,6 +16,7 @@ const (
 	peerService = "metastore.cluster.Peer"
 	peerMembers = "/" + peerService + "/Members"
 	peerPromote = "/" + peerService + "/Promote"
+	peerHashKV  = "/" + peerService + "/HashKV"
 )
 
 // PeerBackend is what the peer service calls.
@@ -26,6 +27,10 @@ type PeerBackend interface {
 	// PromoteLocal promotes a learner if this member leads, else fails
 	// with etcd's ErrGRPCNotLeader.
 	PromoteLocal(ctx context.Context, id uint64) ([]*pb.Member, error)
+	// PeerHashKV hashes the member's history up to rev for a peer's
+	// corruption check (etcd's /members/hashkv); the header carries the
+	// cluster and member IDs and the member's revision.
+	PeerHashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error)
 }
 
 var peerDesc = grpc.ServiceDesc{
@@ -50,6 +55,13 @@ var peerDesc = grpc.ServiceDesc{
 			}
 			return &pb.MemberPromoteResponse{Header: &pb.ResponseHeader{}, Members: ms}, nil
 		}},
+		{MethodName: "HashKV", Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var r pb.HashKVRequest
+			if err := dec(&r); err != nil {
+				return nil, err
+			}
+			return srv.(PeerBackend).PeerHashKV(ctx, r.Revision)
+		}},
 	},
 }
 
@@ -72,4 +84,13 @@ func ForwardPromote(ctx context.Context, cc grpc.ClientConnInterface, id uint64)
 		return nil, err
 	}
 	return resp.Members, nil
+}
+
+// FetchHashKV asks a peer for its HashKV at rev.
+func FetchHashKV(ctx context.Context, cc grpc.ClientConnInterface, rev int64) (*pb.HashKVResponse, error) {
+	var resp pb.HashKVResponse
+	if err := cc.Invoke(ctx, peerHashKV, &pb.HashKVRequest{Revision: rev}, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }

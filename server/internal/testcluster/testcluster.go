@@ -231,3 +231,21 @@ func InitialCluster(members []*pb.Member, id uint64, name string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// WaitSameLeader waits until every member of ms knows the same leader,
+// one of ms. A request forwarded while a member still follows a leader
+// that just stopped is lost and waits out its deadline (as in etcd).
+func (ms Members) WaitSameLeader(t testing.TB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		lead := ms[0].Srv.RaftStatus().Lead
+		in := false
+		for _, m := range ms {
+			if m.Srv.RaftStatus().Lead != lead {
+				return false
+			}
+			in = in || m.Srv.ID() == lead
+		}
+		return lead != 0 && in
+	}, readyTimeout, 10*time.Millisecond, "the members agree on a leader")
+}

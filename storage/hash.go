@@ -3,8 +3,8 @@ package storage
 import (
 	"bytes"
 	"cmp"
-	"slices"
 	"hash/crc32"
+	"slices"
 
 	"github.com/metastore/metastore/storage/backend"
 )

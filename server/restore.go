@@ -60,7 +60,7 @@ func RestoreSnapshot(cfg RestoreConfig) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("snapshot restore: data-dir %q not empty or could not be read: %w", cfg.DataDir, err)
 	}
-	tmp := cfg.DataDir + ".restoring"
+	tmp := filepath.Join(filepath.Dir(cfg.DataDir), "."+filepath.Base(cfg.DataDir)+".restoring")
 	if err := os.RemoveAll(tmp); err != nil { // a restore interrupted before
 		return err
 	}
@@ -72,28 +72,38 @@ func RestoreSnapshot(cfg RestoreConfig) error {
 	if err := copySnapshotDB(cfg.SnapshotPath, db, cfg.SkipHashCheck); err != nil {
 		return err
 	}
-	if err := prepareDataDir(tmp); err != nil {
-		return err
-	}
-	revs, err := importEtcdDB(db, filepath.Join(tmp, "member", "kv"))
-	if err != nil {
-		return fmt.Errorf("snapshot restore: %s: %w", cfg.SnapshotPath, err)
-	}
-	if err := os.Remove(db); err != nil {
-		return err
-	}
 	if err := os.Remove(cfg.DataDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := os.Rename(tmp, cfg.DataDir); err != nil {
-		return fmt.Errorf("snapshot restore: %w", err)
-	}
-	if err := syncDir(filepath.Dir(cfg.DataDir)); err != nil {
-		return err
+	revs, err := restoreInto(db, cfg.DataDir, lg)
+	if err != nil {
+		return fmt.Errorf("snapshot restore: %s: %w", cfg.SnapshotPath, err)
 	}
 	lg.Info("restored snapshot", zap.String("path", cfg.SnapshotPath), zap.String("data-dir", cfg.DataDir),
 		zap.Int64("revision", revs.rev), zap.Int64("compact-revision", revs.compact))
 	return nil
+}
+
+// restoreInto makes the MetaStore data dir dir (which must not exist)
+// from the etcd backend file db, building it next to dir and renaming it
+// into place once whole.
+func restoreInto(db, dir string, lg *zap.Logger) (importedRevs, error) {
+	tmp := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".importing")
+	if err := os.RemoveAll(tmp); err != nil { // an import interrupted before
+		return importedRevs{}, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := prepareDataDir(tmp); err != nil {
+		return importedRevs{}, err
+	}
+	revs, err := importEtcdDB(db, filepath.Join(tmp, "member", "kv"))
+	if err != nil {
+		return revs, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return revs, err
+	}
+	return revs, syncDir(filepath.Dir(dir))
 }
 
 // copySnapshotDB copies the bbolt part of src to dst, checking the

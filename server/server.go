@@ -65,6 +65,8 @@ type Server struct {
 	gateway       http.Handler      // /v3/ JSON gateway; nil when disabled
 	gwLis         *bufconn.Listener // the gateway's in-memory gRPC connection
 	gwConn        *grpc.ClientConn
+	clientStop    chan struct{} // closed when Stop starts
+	httpMu        sync.Mutex    // guards httpServers
 	httpServers   []*http.Server
 	metrics       metrics
 	health        *health.Server
@@ -103,7 +105,16 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, peers := newServer(cfg.withDefaults(), lg, opts)
+	cfg = cfg.withDefaults()
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	dir, err := adoptEtcdDataDir(cfg.DataDir, lg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = dir
+	s, peers := newServer(cfg, lg, opts)
 	tokens, err := auth.NewTokens(s.authStore, cfg.AuthToken, cfg.tokenTTL(), s.lg)
 	if err != nil {
 		return nil, fmt.Errorf("--auth-token: %w", err)
@@ -157,7 +168,7 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	}
 	s := &Server{
 		cfg: cfg, lg: lg, id: memberID(cluster[cfg.Name], cfg.InitialClusterToken), clusterID: clusterID(ids),
-		readyc: make(chan struct{}), members: clustersvc.NewMembers(members, cfg.MaxLearners), peerConns: map[uint64]*grpc.ClientConn{},
+		readyc: make(chan struct{}), clientStop: make(chan struct{}), members: clustersvc.NewMembers(members, cfg.MaxLearners), peerConns: map[uint64]*grpc.ClientConn{},
 	}
 	s.lessor = lease.New(lease.Config{
 		MinTTL:             lease.MinTTL(cfg.electionTicks(), cfg.tickInterval()),
@@ -294,19 +305,38 @@ func (s *Server) startServing() error {
 		checkErr = s.initialCorruptCheck()
 	}
 	s.newMetrics()
-	for _, l := range s.clientLis {
-		if checkErr == nil {
-			s.serveClient(l)
-		}
-	}
-	for _, l := range s.clientHTTPLis {
-		s.serveMetrics(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if checkErr == nil {
+		// As etcd: client connections are accepted once the member is
+		// ready (it knows a leader), so a client that reconnects to a
+		// restarting member does not get "no leader" for its watches.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-s.readyc:
+			case <-s.clientStop:
+				return
+			}
+			s.httpMu.Lock()
+			defer s.httpMu.Unlock()
+			select {
+			case <-s.clientStop:
+				return
+			default:
+			}
+			for _, l := range s.clientLis {
+				s.serveClient(l)
+			}
+			for _, l := range s.clientHTTPLis {
+				s.serveMetrics(l)
+			}
+		}()
 	}
 	for _, l := range s.metricsLis {
 		s.serveMetrics(l)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
 	retention, _ := parseRetention(s.cfg.AutoCompactionMode, s.cfg.AutoCompactionRetention) // validated
 	loops := []func(context.Context){
 		s.monitorLeader, s.publish, func(ctx context.Context) { s.runCompactor(ctx, retention) },
@@ -412,10 +442,13 @@ func (s *Server) Removed() bool { return s.removed.Load() }
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.handOverLeadership()
+		close(s.clientStop) // before anything is closed: no listener starts serving now
 		s.clientSrv.Stop()
+		s.httpMu.Lock()
 		for _, hs := range s.httpServers {
 			hs.Close()
 		}
+		s.httpMu.Unlock()
 		s.closeListeners() // ends the cmux loops
 		if s.gwConn != nil {
 			s.gwConn.Close()

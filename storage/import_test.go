@@ -81,6 +81,29 @@ func TestExportImportRoundTrip(t *testing.T) {
 	})
 }
 
+// etcdutl's --bump-revision leaves an empty value at the bumped revision:
+// the revision moves, nothing else.
+func TestImportRevisionMarker(t *testing.T) {
+	eng := memory.New()
+	im, err := storage.NewImporter(eng)
+	require.NoError(t, err)
+	kv := &mvccpb.KeyValue{Key: []byte("a"), Value: []byte("v"), CreateRevision: 2, ModRevision: 2, Version: 1}
+	k, v := etcdPair(t, storage.Revision{Main: 2}, false, kv)
+	require.NoError(t, im.PutEtcdKV(k, v))
+	require.NoError(t, im.PutEtcdKV(storage.EtcdRevKey(storage.Revision{Main: 1002}, false), nil))
+	require.NoError(t, im.Finish(1002, storage.ConsistentIndex{}))
+	s, err := storage.Open(eng, storage.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	require.EqualValues(t, 1002, s.Rev())
+	r, err := s.Range([]byte("a"), nil, storage.RangeOptions{})
+	require.NoError(t, err)
+	require.Len(t, r.KVs, 1)
+	rev, err := s.Put([]byte("b"), []byte("v"), 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 1003, rev)
+}
+
 func TestImportRefusesBadInput(t *testing.T) {
 	kv := &mvccpb.KeyValue{Key: []byte("a"), Value: []byte("v"), CreateRevision: 2, ModRevision: 2, Version: 1}
 	k2, v2 := etcdPair(t, storage.Revision{Main: 2}, false, kv)

@@ -49,12 +49,24 @@ if [ "${UPSTREAM_ONLY:-}" != metastore ] && [ ! -x "$etcd" ]; then
 	[ -x "$etcd" ] || { echo "compat-upstream: could not build etcd $version" >&2; exit 1; }
 fi
 [ -x "$etcdctl" ] || { echo "compat-upstream: could not build etcdctl $version" >&2; exit 1; }
+# etcdutl (snapshot status/restore in the snapshot tests), likewise.
+etcdutl=$cache/etcdutl-$version/etcdutl
+if [ ! -x "$etcdutl" ]; then
+	src=$(mktemp -d)
+	printf 'module etcdutlbuild\n\ngo 1.26\n' >"$src/go.mod"
+	(cd "$src" && go get "go.etcd.io/etcd/etcdutl/v3@$version" "google.golang.org/grpc@v1.83.2" >/dev/null &&
+		mkdir -p "$(dirname "$etcdutl")" && go build -o "$etcdutl" go.etcd.io/etcd/etcdutl/v3) || true
+	rm -rf "$src"
+fi
+[ -x "$etcdutl" ] || { echo "compat-upstream: could not build etcdutl $version" >&2; exit 1; }
 [ -x "$root/bin/metastore" ] || { echo "compat-upstream: bin/metastore missing (make build)" >&2; exit 1; }
 mkdir -p "$work/etcd-bin" "$work/metastore-bin"
 ln -sf "$etcd" "$work/etcd-bin/etcd"
 ln -sf "$root/bin/metastore" "$work/metastore-bin/etcd"
 ln -sf "$etcdctl" "$work/etcd-bin/etcdctl"
 ln -sf "$etcdctl" "$work/metastore-bin/etcdctl"
+ln -sf "$etcdutl" "$work/etcd-bin/etcdutl"
+ln -sf "$etcdutl" "$work/metastore-bin/etcdutl"
 
 # run BIN_DIR PATTERN -> prints PASS or FAIL and keeps the log. A pattern
 # "e2e:Test…" is one of tests/v3/e2e's, others are tests/v3/common's.

@@ -57,19 +57,20 @@ func treeSums(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// Started on a stopped etcd member's data dir, metastore refuses with one
-// line naming what it found, and changes no file: etcd serves the same
-// data from it afterwards. (Before, it truncated etcd's 64 MB WAL as a
-// "torn tail" and served an empty store.)
-func TestRefusesEtcdDataDirAndChangesNothing(t *testing.T) {
+// Started on a stopped etcd member's data dir, metastore imports etcd's db
+// into <data-dir>/metastore and serves its data at etcd's revisions,
+// without changing any file of etcd's: etcd serves the same data from it
+// afterwards. A restart serves the imported dir again. (Long ago it
+// truncated etcd's 64 MB WAL as a "torn tail" and served an empty store.)
+func TestAdoptsEtcdDataDirAndChangesNothing(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, embed.DefaultName)
 	ep, stop := startEtcd(t, parent)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	_, err = cli.Put(ctx, "etcd-key", "etcd-value")
+	put, err := cli.Put(ctx, "etcd-key", "etcd-value")
 	require.NoError(t, err)
 	cli.Close()
 	stop()
@@ -77,33 +78,52 @@ func TestRefusesEtcdDataDirAndChangesNothing(t *testing.T) {
 	before := treeSums(t, dir)
 	require.Contains(t, before, filepath.Join("member", "snap", "db"))
 	client, peer := freePort(t), freePort(t)
-	type result struct {
-		code int
-		out  string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, out := runCaptured(t, "--data-dir", dir,
-			"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-			"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-			"--initial-cluster", "default=http://"+peer)
-		done <- result{code, out}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(30 * time.Second):
-		// It started serving instead of refusing: stop it (run handles
-		// SIGTERM) and fail.
+	serve := func(check func(c *clientv3.Client)) {
+		done := make(chan int, 1)
+		go func() {
+			code, out := runCaptured(t, "--data-dir", dir,
+				"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+				"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+				"--initial-cluster", "default=http://"+peer)
+			if code != 0 {
+				t.Logf("metastore: %s", out)
+			}
+			done <- code
+		}()
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			defer ccancel()
+			_, err := c.Get(cctx, "etcd-key")
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond, "metastore serves etcd's data dir")
+		check(c)
+		c.Close()
 		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
-		r = <-done
-		t.Fatalf("metastore served etcd's data dir instead of refusing it:\n%s", r.out)
+		require.Equal(t, 0, <-done)
 	}
-	code, out := r.code, r.out
-	require.Equal(t, 1, code, out)
-	require.Contains(t, out, "is an etcd data dir (member/snap/db): MetaStore does not open it and changed nothing")
-	require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1-strings.Count(out, `"level":"warn"`), "one line (besides flag warnings):\n%s", out)
-	require.Equal(t, before, treeSums(t, dir), "no file of etcd's data dir changed")
+	serve(func(c *clientv3.Client) {
+		r, err := c.Get(ctx, "etcd-key")
+		require.NoError(t, err)
+		require.Len(t, r.Kvs, 1)
+		require.Equal(t, "etcd-value", string(r.Kvs[0].Value))
+		require.Equal(t, put.Header.Revision, r.Kvs[0].ModRevision, "etcd's revisions are kept")
+		_, err = c.Put(ctx, "metastore-key", "v")
+		require.NoError(t, err)
+	})
+	serve(func(c *clientv3.Client) {
+		r, err := c.Get(ctx, "metastore-key")
+		require.NoError(t, err)
+		require.Len(t, r.Kvs, 1, "a restart serves the imported data dir again")
+	})
+	after := treeSums(t, dir)
+	for f := range after {
+		if strings.HasPrefix(f, "metastore"+string(filepath.Separator)) {
+			delete(after, f)
+		}
+	}
+	require.Equal(t, before, after, "no file of etcd's data dir changed")
 
 	ep, stop = startEtcd(t, parent)
 	defer stop()

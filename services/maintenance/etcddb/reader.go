@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/authpb"
@@ -27,8 +28,10 @@ type Reader struct {
 
 // Open opens the etcd backend file at path read-only.
 func Open(path string) (*Reader, error) {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
-	if err != nil {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("etcddb: %s is in use (is etcd running on it?)", path)
+	} else if err != nil {
 		return nil, fmt.Errorf("etcddb: %s: %w", path, err)
 	}
 	r := &Reader{db: db}

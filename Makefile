@@ -96,6 +96,10 @@ gateway: build ## the /v3/ JSON gateway (compat-tests/gateway): the same JSON re
 bench-tls: build ## put/range throughput plain vs mutual client TLS, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
 	@tools/bench-tls.sh 3
 
+.PHONY: bench-snapshot
+bench-snapshot: build ## snapshot save and restore times and sizes, etcd 3.7.3 and bin/metastore side by side (KEYS=100000; docs/benchmarks.md)
+	@tools/bench-snapshot.sh $(or $(KEYS),100000)
+
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac

@@ -4,7 +4,8 @@
 //	server.go        Server, New (build, open state, start node, register
 //	                 services, serve) and Stop
 //	config.go, flags.go  etcd-compatible configuration, flags, env, file
-//	datadir.go       refuses data dirs MetaStore did not write
+//	datadir.go       refuses data dirs MetaStore did not write (etcd's
+//	                 are imported: etcdimport.go)
 //	statemachine.go  the Raft state machine: applies committed requests to
 //	                 storage and the services' state in one batch; a storage
 //	                 failure stops the member (it never skips an entry)
@@ -26,7 +27,12 @@
 //	authz.go         the single authorization check point
 //	auth.go          auth: tokens and identity, checks at proposal and apply
 //	tls.go, gateway.go  client and peer TLS; etcd's /v3 JSON gateway
+//	backup.go        Maintenance.Snapshot: the store as an etcd backend file
+//	restore.go       metastore snapshot restore: a data dir from an etcd
+//	                 snapshot
+//	etcdimport.go    starting on an etcd data dir (imported once)
+//	corrupt.go       etcd's corruption checks and the CORRUPT alarm
 //
-// The Lock and Election services and the Maintenance RPCs not listed
-// answer Unimplemented (see docs/limitations.md).
+// The Lock and Election services and Maintenance.Downgrade answer
+// Unimplemented (see docs/limitations.md).
 package server

@@ -3,6 +3,8 @@
 // through Raft and is applied to the replicated alarm table (alarm.go),
 // which the server consults to refuse writes while NOSPACE is raised.
 // Defragment compacts this member's engine online; Hash hashes the whole
-// store; MoveLeader hands leadership over. Snapshot and Downgrade are not
-// built yet and return Unimplemented.
+// store; MoveLeader hands leadership over. Snapshot streams a file in
+// etcd's backend format (built by the server with package etcddb) in
+// etcd's chunks with the SHA-256 trailer. Downgrade is not built yet and
+// returns Unimplemented.
 package maintenance

@@ -190,17 +190,22 @@ func versionAt(r backend.Reader, key []byte, rev int64) (mod Revision, raw []byt
 }
 
 // recordAt returns the record of key's version at exactly rv.
+//
+// The latest version is looked up first: it is the one asked for most
+// (history walks of recent or once-written keys), and a hit there saves a
+// lookup in the older versions that misses.
 func recordAt(r backend.Reader, key []byte, rv Revision) ([]byte, error) {
+	v, err := r.Get(latestKey(key))
+	if err == nil {
+		if mod, raw, err := splitLatest(v); err == nil && mod == rv {
+			return raw, nil
+		}
+	} else if !errors.Is(err, backend.ErrNotFound) {
+		return nil, err
+	}
 	raw, err := r.Get(versionKey(key, rv))
 	if err == nil || !errors.Is(err, backend.ErrNotFound) {
 		return raw, err
-	}
-	v, err := r.Get(latestKey(key))
-	if err == nil {
-		mod, raw, err := splitLatest(v)
-		if err == nil && mod == rv {
-			return raw, nil
-		}
 	}
 	return nil, fmt.Errorf("%w: no version of %q at %d/%d", ErrCorrupt, key, rv.Main, rv.Sub)
 }

@@ -76,6 +76,15 @@ func Open(dir string, cfg Config) (*Backend, error) {
 	}
 	b.bbto.SetCacheIndexAndFilterBlocks(true)
 	b.bbto.SetPinL0FilterAndIndexBlocksInCache(true)
+	// Partitioned index and filters: a point read loads one small filter
+	// and index partition, not a table's whole filter block (hundreds of
+	// KiB for a large table), which data blocks would push out of the
+	// cache again; only the top-level index stays pinned.
+	b.bbto.SetIndexType(grocksdb.KTwoLevelIndexSearchIndexType)
+	b.bbto.SetPartitionFilters(true)
+	b.bbto.SetMetadataBlockSize(4096)
+	b.bbto.SetPinTopLevelIndexAndFilter(true)
+	b.bbto.SetCacheIndexAndFilterBlocksWithHighPriority(true)
 
 	o := grocksdb.NewDefaultOptions()
 	o.SetCreateIfMissing(true)

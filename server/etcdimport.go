@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/services/maintenance/etcddb"
+	"github.com/metastore/metastore/storage"
+	"github.com/metastore/metastore/storage/rocksdb"
 )
 
 // adoptedDirName is where MetaStore keeps its own state inside an etcd
@@ -30,8 +32,12 @@ const adoptedDirName = "metastore"
 // (never changing etcd's files) and bootstraps a new cluster from the
 // flags, as a restored etcd member does; later starts serve that dir. It
 // returns the data dir MetaStore uses. A data dir that is not etcd's is
-// returned as is.
-func adoptEtcdDataDir(dataDir string, lg *zap.Logger) (string, error) {
+// returned as is. Committed entries of etcd's WAL that its db had not
+// applied (etcd stopped before its backend committed them) are applied to
+// the imported store, before it is moved into place, so nothing etcd
+// acknowledged is missing.
+func (s *Server) adoptEtcdDataDir(dataDir string) (string, error) {
+	lg := s.lg
 	db := filepath.Join(dataDir, "member", "snap", "db")
 	if _, err := os.Stat(db); err != nil {
 		return dataDir, nil // not etcd's
@@ -47,11 +53,13 @@ func adoptEtcdDataDir(dataDir string, lg *zap.Logger) (string, error) {
 	if _, err := os.Stat(inner); !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("--data-dir %q is an etcd data dir holding %s, which is not MetaStore's: changed nothing", dataDir, inner)
 	}
-	if err := checkEtcdApplied(dataDir, db, lg); err != nil {
+	pending, err := etcdUnapplied(dataDir, db, lg)
+	if err != nil {
 		return "", err
 	}
-	lg.Info("importing an etcd data dir", zap.String("db", db), zap.String("into", inner))
-	revs, err := restoreInto(db, inner, lg)
+	lg.Info("importing an etcd data dir", zap.String("db", db), zap.String("into", inner),
+		zap.Int("wal-entries-to-apply", len(pending)))
+	revs, err := restoreInto(db, inner, lg, func(tmp string) error { return s.replayEtcdEntries(tmp, pending) })
 	if err != nil {
 		return "", fmt.Errorf("--data-dir %q: import of etcd's db: %w", dataDir, err)
 	}
@@ -60,64 +68,124 @@ func adoptEtcdDataDir(dataDir string, lg *zap.Logger) (string, error) {
 	return inner, nil
 }
 
-// checkEtcdApplied refuses an etcd data dir whose WAL holds committed
-// entries its db has not applied (etcd stopped mid-apply): MetaStore
-// imports the db only, so they would be lost. etcd replays them; starting
-// etcd on the dir once and stopping it cleanly applies them.
-func checkEtcdApplied(dataDir, db string, lg *zap.Logger) error {
+// etcdUnapplied returns the requests of the entries of an etcd data dir's
+// WAL that its db has not applied (etcd stopped before its
+// backend committed them), in log order. Membership entries are left out:
+// the new cluster's membership comes from the flags. An entry MetaStore
+// cannot read refuses the data dir.
+func etcdUnapplied(dataDir, db string, lg *zap.Logger) ([]*etcdserverpb.InternalRaftRequest, error) {
 	r, err := etcddb.Open(db)
 	if err != nil {
-		return fmt.Errorf("--data-dir %q: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: %w", dataDir, err)
 	}
 	meta, err := r.Meta()
 	r.Close()
 	if err != nil {
-		return fmt.Errorf("--data-dir %q: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: %w", dataDir, err)
 	}
 	walDir := filepath.Join(dataDir, "member", "wal")
 	if !wal.Exist(walDir) {
-		return nil // a bare db (copied from a backup)
+		return nil, nil // a bare db (copied from a backup)
 	}
 	walSnaps, err := wal.ValidSnapshotEntries(lg, walDir)
 	if err != nil {
-		return fmt.Errorf("--data-dir %q: read etcd's WAL: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: read etcd's WAL: %w", dataDir, err)
 	}
 	start := &walpb.Snapshot{}
 	if sn, err := snap.New(lg, filepath.Join(dataDir, "member", "snap")).LoadNewestAvailable(walSnaps); err == nil {
 		md := sn.GetMetadata()
 		start = &walpb.Snapshot{Index: proto.Uint64(md.GetIndex()), Term: proto.Uint64(md.GetTerm()), ConfState: md.GetConfState()}
 	} else if !errors.Is(err, snap.ErrNoSnapshot) {
-		return fmt.Errorf("--data-dir %q: read etcd's snapshots: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: read etcd's snapshots: %w", dataDir, err)
 	}
 	w, err := wal.OpenForRead(lg, walDir, start)
 	if err != nil {
-		return fmt.Errorf("--data-dir %q: open etcd's WAL: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: open etcd's WAL: %w", dataDir, err)
 	}
 	defer w.Close()
-	_, hs, ents, err := w.ReadAll()
+	// Every entry of the log after the db's index, not only those up to
+	// the commit index the WAL's hard state records: that lags (the entry
+	// an acknowledged write was in may be committed in a hard state etcd
+	// had not written yet), and etcd restarted alone on the dir would
+	// commit its whole log too. ReadAll has dropped overwritten entries.
+	_, _, ents, err := w.ReadAll()
 	if err != nil {
-		return fmt.Errorf("--data-dir %q: read etcd's WAL: %w", dataDir, err)
+		return nil, fmt.Errorf("--data-dir %q: read etcd's WAL: %w", dataDir, err)
 	}
+	var out []*etcdserverpb.InternalRaftRequest
 	for _, e := range ents {
-		if e.GetIndex() <= meta.ConsistentIndex || e.GetIndex() > hs.GetCommit() || !changesData(e) {
+		if e.GetIndex() <= meta.ConsistentIndex || e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
 			continue
 		}
-		return fmt.Errorf("--data-dir %q: etcd's WAL holds committed entries its db has not applied (index %d > consistent index %d): "+
-			"start etcd on it once and stop it cleanly, or restore a snapshot (changed nothing)", dataDir, e.GetIndex(), meta.ConsistentIndex)
+		req := &etcdserverpb.InternalRaftRequest{}
+		if err := proto.Unmarshal(e.GetData(), req); err != nil {
+			return nil, fmt.Errorf("--data-dir %q: etcd's WAL entry %d is not a request MetaStore reads: %v (changed nothing)", dataDir, e.GetIndex(), err)
+		}
+		if changesData(req) {
+			out = append(out, req)
+		}
 	}
-	return nil
+	return out, nil
 }
 
-// changesData reports whether a WAL entry changes the key space or
-// service state (the leader's empty entries and conf changes do not: the
-// new cluster's membership comes from the flags).
-func changesData(e *raftpb.Entry) bool {
-	if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
-		return false
+// replayEtcdEntries applies reqs to the store of the MetaStore data dir
+// dir (being imported) as committed entries are applied — refused
+// requests are refused as etcd refused them — without a consistent index:
+// the new cluster's log starts again.
+func (s *Server) replayEtcdEntries(dir string, reqs []*etcdserverpb.InternalRaftRequest) error {
+	if len(reqs) == 0 {
+		return nil
 	}
-	var r etcdserverpb.InternalRaftRequest
-	if err := proto.Unmarshal(e.GetData(), &r); err != nil {
-		return true // not understood: assume it matters
+	eng, err := rocksdb.Open(filepath.Join(dir, "member", "kv"), rocksdb.DefaultConfig())
+	if err != nil {
+		return err
 	}
-	return r.ClusterVersionSet == nil && r.ClusterMemberAttrSet == nil && r.DowngradeInfoSet == nil
+	st, err := storage.Open(eng, storage.Config{Logger: s.lg})
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	defer st.Close()
+	s.store.Store(st)
+	defer s.store.Store(nil)
+	if err := s.recoverServices(st); err != nil {
+		return err
+	}
+	sm := &stateMachine{s: s}
+	for i, r := range reqs {
+		if c := r.GetCompaction(); c != nil {
+			done, err := st.Compact(c.Revision)
+			if err != nil && !isRequestError(err) {
+				return err
+			}
+			if err == nil {
+				<-done
+			}
+			continue
+		}
+		tw, err := st.Write()
+		if err != nil {
+			return err
+		}
+		if _, err := sm.applyRequest(tw, r); err != nil {
+			tw.Abort()
+			if !isRequestError(err) {
+				return fmt.Errorf("etcd WAL request %d of %d: %w", i+1, len(reqs), err)
+			}
+			continue
+		}
+		if _, err := tw.End(); err != nil {
+			return err
+		}
+	}
+	s.lg.Info("applied etcd's committed WAL entries its db had not", zap.Int("entries", len(reqs)), zap.Int64("revision", st.Rev()))
+	return st.Sync()
+}
+
+// changesData reports whether a request changes the key space or service
+// state (cluster version and member attributes do not: the new cluster's
+// come from its flags and binary).
+func changesData(r *etcdserverpb.InternalRaftRequest) bool {
+	return r.ClusterVersionSet == nil && r.ClusterMemberAttrSet == nil && r.DowngradeInfoSet == nil &&
+		r.DowngradeVersionTest == nil
 }

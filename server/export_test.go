@@ -31,3 +31,6 @@ func SetHealthInterval(d time.Duration) func() {
 // StoreForTest returns the member's store: tests write to it directly to
 // make a member diverge (corruption checks).
 func (s *Server) StoreForTest() *storage.Store { return s.store.Load() }
+
+// CheckEtcdStorageVersion is checkEtcdStorageVersion.
+var CheckEtcdStorageVersion = checkEtcdStorageVersion

@@ -147,12 +147,21 @@ func removeMember(t *testing.T, c *clientv3.Client, id uint64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		_, err := c.MemberRemove(ctx(t), id)
-		if errors.Is(err, rpctypes.ErrUnhealthy) {
+		switch {
+		case errors.Is(err, rpctypes.ErrUnhealthy):
 			return false
+		case errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+			errors.Is(err, rpctypes.ErrLeaderChanged), errors.Is(err, rpctypes.ErrNoLeader):
+			// Removing the leader moves leadership: the answer may be lost
+			// (as with etcd), the removal not. Ask again; a second removal
+			// of a removed member is ErrMemberNotFound.
+			return false
+		case errors.Is(err, rpctypes.ErrMemberNotFound):
+			return true
 		}
 		require.NoError(t, err)
 		return true
-	}, 20*time.Second, 50*time.Millisecond)
+	}, 30*time.Second, 50*time.Millisecond)
 }
 
 func waitStopped(t *testing.T, m *testcluster.Member) {

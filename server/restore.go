@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	gosemver "github.com/coreos/go-semver/semver"
 	"io"
 	"io/fs"
 	"os"
@@ -75,7 +76,7 @@ func RestoreSnapshot(cfg RestoreConfig) error {
 	if err := os.Remove(cfg.DataDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	revs, err := restoreInto(db, cfg.DataDir, lg)
+	revs, err := restoreInto(db, cfg.DataDir, lg, nil)
 	if err != nil {
 		return fmt.Errorf("snapshot restore: %s: %w", cfg.SnapshotPath, err)
 	}
@@ -86,8 +87,8 @@ func RestoreSnapshot(cfg RestoreConfig) error {
 
 // restoreInto makes the MetaStore data dir dir (which must not exist)
 // from the etcd backend file db, building it next to dir and renaming it
-// into place once whole.
-func restoreInto(db, dir string, lg *zap.Logger) (importedRevs, error) {
+// into place once whole; finish, if set, runs on the built dir before.
+func restoreInto(db, dir string, lg *zap.Logger, finish func(tmp string) error) (importedRevs, error) {
 	tmp := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".importing")
 	if err := os.RemoveAll(tmp); err != nil { // an import interrupted before
 		return importedRevs{}, err
@@ -99,6 +100,11 @@ func restoreInto(db, dir string, lg *zap.Logger) (importedRevs, error) {
 	revs, err := importEtcdDB(db, filepath.Join(tmp, "member", "kv"))
 	if err != nil {
 		return revs, err
+	}
+	if finish != nil {
+		if err := finish(tmp); err != nil {
+			return revs, err
+		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return revs, err
@@ -159,6 +165,9 @@ func importEtcdDB(db, dir string) (importedRevs, error) {
 	if err != nil {
 		return importedRevs{}, err
 	}
+	if err := checkEtcdStorageVersion(meta.StorageVersion); err != nil {
+		return importedRevs{}, err
+	}
 	eng, err := rocksdb.Open(dir, rocksdb.DefaultConfig())
 	if err != nil {
 		return importedRevs{}, err
@@ -211,6 +220,23 @@ func importServices(r *etcddb.Reader, im *storage.Importer) error {
 	}
 	for _, a := range alarms {
 		maintenance.ImportAlarm(im, a)
+	}
+	return nil
+}
+
+// checkEtcdStorageVersion refuses a backend file of a newer etcd than
+// 3.7, whose schema MetaStore does not know. Files of etcd 3.5 and earlier
+// have no storage version; their key bucket is the same.
+func checkEtcdStorageVersion(v string) error {
+	if v == "" {
+		return nil
+	}
+	sv, err := gosemver.NewVersion(v)
+	if err != nil {
+		return fmt.Errorf("unreadable etcd storage version %q", v)
+	}
+	if sv.Major != 3 || sv.Minor > 7 {
+		return fmt.Errorf("etcd storage version %s is newer than 3.7, the newest MetaStore reads", v)
 	}
 	return nil
 }

@@ -105,16 +105,12 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
-	if lg == nil {
-		lg = zap.NewNop()
-	}
-	dir, err := adoptEtcdDataDir(cfg.DataDir, lg)
+	s, peers := newServer(cfg.withDefaults(), lg, opts)
+	dir, err := s.adoptEtcdDataDir(s.cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	cfg.DataDir = dir
-	s, peers := newServer(cfg, lg, opts)
+	s.cfg.DataDir = dir
 	tokens, err := auth.NewTokens(s.authStore, cfg.AuthToken, cfg.tokenTTL(), s.lg)
 	if err != nil {
 		return nil, fmt.Errorf("--auth-token: %w", err)

@@ -266,7 +266,7 @@ func (cl *Cluster) replaceLast(ctx context.Context, c *clientv3.Client) error {
 	<-cl.exited[i]
 	for _, m := range ms.Members {
 		if len(m.ClientURLs) > 0 && strings.HasSuffix(m.ClientURLs[0], cl.Endpoints[i]) {
-			if _, err := c.MemberRemove(ctx, m.ID); err != nil {
+			if err := removeWithRetry(ctx, c, m.ID); err != nil {
 				return fmt.Errorf("member remove: %w", err)
 			}
 		}
@@ -274,4 +274,24 @@ func (cl *Cluster) replaceLast(ctx context.Context, c *clientv3.Client) error {
 	cl.procs, cl.exited, cl.logs, cl.Endpoints = cl.procs[:i], cl.exited[:i], cl.logs[:i], cl.Endpoints[:i]
 	_, _, err = cl.Join(ctx, false, st.Header.Revision)
 	return err
+}
+
+// removeWithRetry removes member id, each attempt bounded as an operator's
+// etcdctl call is (a removal proposed while the cluster re-elects or
+// applies an earlier change may get no answer), for up to a minute; a
+// removal that already applied answers ErrMemberNotFound on the next try.
+func removeWithRetry(ctx context.Context, c *clientv3.Client, id uint64) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := c.MemberRemove(actx, id)
+		cancel()
+		switch {
+		case err == nil, errors.Is(err, rpctypes.ErrMemberNotFound):
+			return nil
+		case ctx.Err() != nil || time.Now().After(deadline):
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -56,6 +56,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 ./...) || fail=1; \
 	done; \
 	$(MAKE) --no-print-directory build >/dev/null || fail=1; \
+	echo "==> etcd, etcdctl and etcdutl v3.7.3 (tools/etcd-tools.sh)"; \
+	tools/etcd-tools.sh || fail=1; \
 	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
 	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test examples against bin/metastore"; \

@@ -6,8 +6,8 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/metastore
 etcd=$cache/etcd-v3.7.3/etcd
 etcdctl=$cache/etcdctl-v3.7.3/etcdctl
 bench=$root/bin/metastore-bench
-[ -x "$etcd" ] || "$bench" build-etcd --etcd-version v3.7.3 >/dev/null
-[ -x "$etcdctl" ] || { echo "bench: $etcdctl missing (make test builds it)" >&2; exit 1; }
+etcdutl=$cache/etcdutl-v3.7.3/etcdutl
+"$root/tools/etcd-tools.sh" || exit 1
 work=$(mktemp -d)
 pid=""
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT

@@ -10,8 +10,6 @@
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 keys=${1:-100000}
-etcdutl=$cache/etcdutl-v3.7.3/etcdutl
-[ -x "$etcdutl" ] || { echo "bench: $etcdutl missing (make compat-upstream builds it)" >&2; exit 1; }
 secs() { local t0=$1; awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b-a}'; }
 mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN {printf "%.1f", b/1048576}'; }
 echo "| server | keys | snapshot save | file | MB/s | server CPU s | peak RSS MB | put/s alone | put/s during save | etcdutl restore | metastore snapshot restore |"

@@ -38,27 +38,12 @@ fixtures=$(cd "$work" && GOFLAGS= go env GOMODCACHE)/go.etcd.io/etcd/tests/v3@$v
 # e.g. the JWT keys), which is $work.
 ln -sfn "$fixtures" "$cache/fixtures"
 
-# etcdctl (and etcd, unless only MetaStore runs) v3.7.3, built from the
-# module proxy as the server tests build them.
-etcd=$cache/etcd-$version/etcd etcdctl=$cache/etcdctl-$version/etcdctl
-if [ ! -x "$etcdctl" ]; then
-	(cd "$root/server" && go test -count=1 -run '^TestEtcdctlAgainstBinary$' . >/dev/null) || true
-fi
-if [ "${UPSTREAM_ONLY:-}" != metastore ] && [ ! -x "$etcd" ]; then
-	"$root/bin/metastore-bench" build-etcd --etcd-version "$version" >/dev/null || true
-	[ -x "$etcd" ] || { echo "compat-upstream: could not build etcd $version" >&2; exit 1; }
-fi
-[ -x "$etcdctl" ] || { echo "compat-upstream: could not build etcdctl $version" >&2; exit 1; }
-# etcdutl (snapshot status/restore in the snapshot tests), likewise.
-etcdutl=$cache/etcdutl-$version/etcdutl
-if [ ! -x "$etcdutl" ]; then
-	src=$(mktemp -d)
-	printf 'module etcdutlbuild\n\ngo 1.26\n' >"$src/go.mod"
-	(cd "$src" && go get "go.etcd.io/etcd/etcdutl/v3@$version" "google.golang.org/grpc@v1.83.2" >/dev/null &&
-		mkdir -p "$(dirname "$etcdutl")" && go build -o "$etcdutl" go.etcd.io/etcd/etcdutl/v3) || true
-	rm -rf "$src"
-fi
-[ -x "$etcdutl" ] || { echo "compat-upstream: could not build etcdutl $version" >&2; exit 1; }
+# etcdctl, etcdutl (snapshot status/restore in the snapshot tests) and,
+# unless only MetaStore runs, etcd: v3.7.3, built from the module proxy.
+etcd=$cache/etcd-$version/etcd etcdctl=$cache/etcdctl-$version/etcdctl etcdutl=$cache/etcdutl-$version/etcdutl
+tools=(etcdctl etcdutl)
+[ "${UPSTREAM_ONLY:-}" = metastore ] || tools+=(etcd)
+"$root/tools/etcd-tools.sh" "${tools[@]}" || exit 1
 [ -x "$root/bin/metastore" ] || { echo "compat-upstream: bin/metastore missing (make build)" >&2; exit 1; }
 mkdir -p "$work/etcd-bin" "$work/metastore-bin"
 ln -sf "$etcd" "$work/etcd-bin/etcd"

@@ -102,6 +102,10 @@ bench-tls: build ## put/range throughput plain vs mutual client TLS, etcd 3.7.3 
 bench-snapshot: build ## snapshot save and restore times and sizes, etcd 3.7.3 and bin/metastore side by side (KEYS=100000; docs/benchmarks.md)
 	@tools/bench-snapshot.sh $(or $(KEYS),100000)
 
+.PHONY: bench-lock
+bench-lock: build ## Lock+Unlock latency through the server's Lock service and the client-side mutex, 1 and 10 clients, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
+	@tools/bench-lock.sh $(or $(TOTAL),1000)
+
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 )
 
 // KeyConfig shapes the keys and values of write workloads (etcd
@@ -147,6 +148,36 @@ func Lock(name string) Op {
 			return err
 		}
 		return m.Unlock(ctx)
+	})
+}
+
+// ServerLock is Lock through the server's Lock service (v3lockpb, what
+// non-Go clients and the /v3/lock gateway route use): Lock(name, lease)
+// then Unlock(key), one lease per connection.
+func ServerLock(name string) Op {
+	var mu sync.Mutex
+	leases := map[*clientv3.Client]clientv3.LeaseID{}
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
+		mu.Lock()
+		id, ok := leases[c]
+		mu.Unlock()
+		if !ok {
+			l, err := c.Grant(ctx, 60)
+			if err != nil {
+				return err
+			}
+			id = l.ID
+			mu.Lock()
+			leases[c] = id
+			mu.Unlock()
+		}
+		lc := v3lockpb.NewLockClient(c.ActiveConnection())
+		r, err := lc.Lock(ctx, &v3lockpb.LockRequest{Name: []byte(name), Lease: int64(id)})
+		if err != nil {
+			return err
+		}
+		_, err = lc.Unlock(ctx, &v3lockpb.UnlockRequest{Key: r.Key})
+		return err
 	})
 }
 

@@ -14,7 +14,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require go.etcd.io/etcd/server/v3 v3.7.3 // indirect
+require go.etcd.io/etcd/server/v3 v3.7.3
 
 require (
 	github.com/VividCortex/ewma v1.2.0 // indirect

@@ -51,9 +51,15 @@ func (s *Server) authInfo(ctx context.Context) (*auth.AuthInfo, error) {
 // certAuthInfo is etcd's identity for a request without a token: the
 // CommonName of the client certificate the TLS handshake verified (with
 // --client-cert-auth), except on requests the gateway forwards (they come
-// with the gateway's own certificate).
+// with the gateway's own certificate); on the Lock and Election services'
+// own requests, the CommonName of the caller they serve.
 func (s *Server) certAuthInfo(ctx context.Context) *auth.AuthInfo {
 	p, ok := peer.FromContext(ctx)
+	if ok {
+		if _, self := p.Addr.(selfAddr); self {
+			return s.selfCN(ctx)
+		}
+	}
 	if !ok || p.AuthInfo == nil {
 		return nil
 	}

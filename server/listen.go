@@ -104,6 +104,9 @@ func (s *Server) closeListeners() {
 	if s.gwLis != nil {
 		s.gwLis.Close()
 	}
+	if s.selfLis != nil {
+		s.selfLis.Close()
+	}
 }
 
 // ClientAddrs returns the addresses the client listeners are bound to.

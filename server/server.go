@@ -18,6 +18,7 @@ import (
 	"github.com/metastore/metastore/services/auth"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -65,6 +66,8 @@ type Server struct {
 	gateway       http.Handler      // /v3/ JSON gateway; nil when disabled
 	gwLis         *bufconn.Listener // the gateway's in-memory gRPC connection
 	gwConn        *grpc.ClientConn
+	selfLis       *bufconn.Listener // Lock and Election's in-memory gRPC connection
+	selfClient    *clientv3.Client
 	clientStop    chan struct{} // closed when Stop starts
 	httpMu        sync.Mutex    // guards httpServers
 	httpServers   []*http.Server
@@ -278,6 +281,12 @@ func (s *Server) registerServices() {
 		}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	pb.RegisterAuthServer(s.clientSrv, auth.NewServer(s.authStore, s.tokens, authBackend{s}, int(cfg.BcryptCost), s.lg))
+	if c, err := s.newSelfClient(); err != nil {
+		s.lg.Warn("the Lock and Election services are not served", zap.Error(err))
+	} else {
+		s.selfClient = c
+		s.registerLockElection(c)
+	}
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.clientSrv, s.health)
@@ -293,6 +302,9 @@ func (s *Server) startServing() error {
 		s.lg.Warn("the /v3/ gateway is not served", zap.Error(err))
 	}
 	s.gateway = gwh
+	if s.selfLis != nil {
+		s.serve(s.clientSrv, selfListener{s.selfLis})
+	}
 	for _, l := range s.peerLis {
 		s.serve(s.peerSrv, l)
 	}
@@ -448,6 +460,9 @@ func (s *Server) Stop() {
 		s.closeListeners() // ends the cmux loops
 		if s.gwConn != nil {
 			s.gwConn.Close()
+		}
+		if s.selfClient != nil {
+			s.selfClient.Close()
 		}
 		s.cancel()
 		s.node.Stop()

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -21,7 +22,10 @@ import (
 	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/metastore/metastore/server"
 	"github.com/metastore/metastore/server/internal/testcluster"
@@ -181,11 +185,28 @@ func TestMutualTLSAndCertificateIdentity(t *testing.T) {
 	require.NoError(t, err, "alice by her certificate, no password")
 	_, err = alice.Put(ctx(t), "other", "1")
 	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	// The Lock and Election services act as the certificate's user too.
+	l, err := alice.Grant(ctx(t), 60)
+	require.NoError(t, err)
+	lk, err := v3lockpb.NewLockClient(alice.ActiveConnection()).Lock(ctx(t), &v3lockpb.LockRequest{Name: []byte("app/lock"), Lease: int64(l.ID)})
+	require.NoError(t, err, "alice locks under app/ by her certificate")
+	require.Equal(t, fmt.Sprintf("app/lock/%x", l.ID), string(lk.Key))
+	_, err = v3lockpb.NewLockClient(alice.ActiveConnection()).Lock(ctx(t), &v3lockpb.LockRequest{Name: []byte("other/lock"), Lease: int64(l.ID)})
+	require.ErrorContains(t, err, rpctypes.ErrPermissionDenied.Error())
+	_, err = v3electionpb.NewElectionClient(alice.ActiveConnection()).Campaign(ctx(t), &v3electionpb.CampaignRequest{Name: []byte("app/e"), Lease: int64(l.ID), Value: []byte("a")})
+	require.NoError(t, err, "alice campaigns under app/ by her certificate")
 	nobodyCert, nobodyKey := ca.issue("nobody", "")
 	nobody, err := tlsClient(t, eps, ca.clientTLS(nobodyCert, nobodyKey), "", "")
 	require.NoError(t, err)
 	_, err = nobody.Get(ctx(t), "app/x")
 	require.ErrorIs(t, err, rpctypes.ErrUserEmpty, "a certificate without a CommonName is nobody")
+	// The metadata the Lock and Election services pass a CommonName in is
+	// believed only on their in-memory connection.
+	spoof := metadata.AppendToOutgoingContext(ctx(t), "metastore-self-cn", "root")
+	_, err = nobody.Get(spoof, "app/x")
+	require.ErrorIs(t, err, rpctypes.ErrUserEmpty, "a client cannot claim an identity in metadata")
+	_, err = v3lockpb.NewLockClient(nobody.ActiveConnection()).Lock(spoof, &v3lockpb.LockRequest{Name: []byte("app/lock"), Lease: int64(l.ID)})
+	require.ErrorContains(t, err, rpctypes.ErrUserEmpty.Error())
 }
 
 // Certificates are re-read on every handshake: replacing the files

@@ -22,19 +22,20 @@ port() {
 }
 
 # start TARGET SCHEME EXTRA-FLAGS... starts etcd or metastore, sets
-# $client (host:port) and $pid, and waits until it serves.
+# $client (host:port) and $pid, and waits until it serves; on a fresh
+# data dir unless keep_data is set.
 start() {
 	local target=$1 scheme=$2 bin=$etcd
 	shift 2
 	[ "$target" = metastore ] && bin=$root/bin/metastore
 	client=127.0.0.1:$(port)
 	local peer=127.0.0.1:$(port)
-	rm -rf "$work/data"
+	[ -n "${keep_data:-}" ] || rm -rf "$work/data"
 	"$bin" --data-dir "$work/data" --listen-client-urls "$scheme://$client" --advertise-client-urls "$scheme://$client" \
 		--listen-peer-urls "http://$peer" --initial-advertise-peer-urls "http://$peer" --initial-cluster "default=http://$peer" \
 		"$@" >"$work/$target.log" 2>&1 &
 	pid=$!
-	for _ in $(seq 100); do grep -q "ready to serve client requests" "$work/$target.log" && return; sleep 0.1; done
+	for _ in $(seq "${start_tries:-100}"); do grep -q "ready to serve client requests" "$work/$target.log" && return; sleep 0.1; done
 	echo "bench: $target did not start:" >&2
 	tail -5 "$work/$target.log" >&2
 	exit 1

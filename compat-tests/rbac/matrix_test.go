@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	lpb "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -254,6 +256,26 @@ func ops() []op {
 			_, err := au(f).RoleList(c, &pb.AuthRoleListRequest{})
 			return err
 		}},
+		// The Lock and Election services act as their caller.
+		{"lock p/lock, unlock", func(c context.Context, f *fixture) error {
+			return lockUnlock(c, f, "p/lock", f.pLease)
+		}},
+		{"lock secret/lock, unlock", func(c context.Context, f *fixture) error {
+			return lockUnlock(c, f, "secret/lock", f.sLease)
+		}},
+		{"election leader p/elect", func(c context.Context, f *fixture) error {
+			_, err := epb.NewElectionClient(f.conn).Leader(c, &epb.LeaderRequest{Name: []byte("p/elect")})
+			return err
+		}},
+		{"campaign p/elect, resign", func(c context.Context, f *fixture) error {
+			ec := epb.NewElectionClient(f.conn)
+			r, err := ec.Campaign(c, &epb.CampaignRequest{Name: []byte("p/elect"), Lease: f.pLease, Value: []byte("x")})
+			if err != nil {
+				return err
+			}
+			_, err = ec.Resign(c, &epb.ResignRequest{Leader: r.Leader})
+			return err
+		}},
 		// State-changing requests last.
 		{"lease revoke secret lease", func(c context.Context, f *fixture) error {
 			_, err := le(f).LeaseRevoke(c, &pb.LeaseRevokeRequest{ID: f.sLease})
@@ -277,6 +299,20 @@ func ops() []op {
 			return err
 		}},
 	}
+}
+
+// lockUnlock takes the lock name with lease and releases it (nothing else
+// holds it, so Lock does not wait).
+func lockUnlock(c context.Context, f *fixture, name string, lease int64) error {
+	c, cancel := context.WithTimeout(c, 5*time.Second)
+	defer cancel()
+	lc := lpb.NewLockClient(f.conn)
+	r, err := lc.Lock(c, &lpb.LockRequest{Name: []byte(name), Lease: lease})
+	if err != nil {
+		return err
+	}
+	_, err = lc.Unlock(c, &lpb.UnlockRequest{Key: r.Key})
+	return err
 }
 
 // run sends every request as every principal and returns the answers, one

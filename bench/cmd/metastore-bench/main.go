@@ -207,9 +207,16 @@ func workloadCommands(g *globals) []*cobra.Command {
 		}}
 	ka.Flags().Int64Var(&ttl, "ttl", 60, "TTL of the leases")
 	var lockName string
-	lock := &cobra.Command{Use: "lock", Short: "Benchmark mutex acquire+release under contention (etcd's concurrency.Mutex)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, "lock", bench.Lock(lockName), nil) }}
+	var serverSide bool
+	lock := &cobra.Command{Use: "lock", Short: "Benchmark mutex acquire+release under contention (etcd's concurrency.Mutex, or with --server-side the server's Lock service)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if serverSide {
+				return run(cmd, "lock", bench.ServerLock(lockName), nil)
+			}
+			return run(cmd, "lock", bench.Lock(lockName), nil)
+		}}
 	lock.Flags().StringVar(&lockName, "name", "metastore-bench-lock", "the lock's key prefix")
+	lock.Flags().BoolVar(&serverSide, "server-side", false, "lock through the server's Lock service (v3lockpb Lock/Unlock) instead of client-side")
 
 	return append([]*cobra.Command{put, txnPut, rng, mixed, ka, lock}, watchCommands(g)...)
 }

@@ -135,6 +135,9 @@ func TestWorkloadsAgainstEtcd(t *testing.T) {
 	txt = runBench(t, "--endpoints", ep, "--total", "20", "--clients", "4", "--conns", "4", "lock")
 	require.Contains(t, txt, "Summary (lock):")
 	require.NotContains(t, txt, "Error distribution")
+	txt = runBench(t, "--endpoints", ep, "--total", "20", "--clients", "4", "--conns", "4", "lock", "--server-side")
+	require.Contains(t, txt, "Summary (lock):")
+	require.NotContains(t, txt, "Error distribution")
 
 	// txn-mixed keeps the read/write ratio: one client, 3 reads per write.
 	sums = runJSON(t, "--endpoints", ep, "--total", "200", "txn-mixed", "k", "--rw-ratio", "3", "--key-space-size", "20")

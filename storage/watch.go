@@ -184,12 +184,16 @@ func (ws *WatchStream) RequestProgress(id WatchID) {
 
 // RequestProgressAll sends one response with WatchID ProgressWatchID and the
 // current revision if every watcher on the stream is synced, and reports
-// whether it did. Callers retry later when it returns false.
+// whether it did. Callers retry later when it returns false. A stream
+// with no watchers gets no response (as etcd) and it reports true.
 func (ws *WatchStream) RequestProgressAll() bool {
 	ws.st.mu.Lock()
 	defer ws.st.mu.Unlock()
 	if ws.closed {
 		return false
+	}
+	if len(ws.watchers) == 0 {
+		return true // nothing to report progress of: no response, as etcd
 	}
 	for _, w := range ws.watchers {
 		if w.state != stateSynced {

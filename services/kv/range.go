@@ -23,7 +23,7 @@ func defaultOrder(r *pb.RangeRequest) bool {
 // Range executes r with etcd 3.7's semantics: Count covers the whole range
 // (unless withTotalCount is false, as for RangeStream) and ignores the
 // revision filters; a non-default sort reads everything, sorts, then cuts
-// to the limit; keys_only drops values.
+// to the limit; keys_only drops values, and leases unless sorted by value.
 func Range(rv RangeReader, r *pb.RangeRequest, withTotalCount bool) (*pb.RangeResponse, error) {
 	sorted := !defaultOrder(r) || (r.SortTarget != pb.RangeRequest_KEY && r.SortOrder == pb.RangeRequest_NONE)
 	opts := storage.RangeOptions{
@@ -54,6 +54,11 @@ func Range(rv RangeReader, r *pb.RangeRequest, withTotalCount bool) (*pb.RangeRe
 	if r.KeysOnly {
 		for _, kv := range kvs {
 			kv.Value = nil
+			if opts.KeysOnly {
+				// etcd 3.7 answers these from its in-memory index, which
+				// keeps no lease.
+				kv.Lease = 0
+			}
 		}
 	}
 	return &pb.RangeResponse{

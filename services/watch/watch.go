@@ -182,6 +182,13 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 			})
 		}
 	}
+	if c.StartRevision < 0 {
+		// As etcd 3.7: refused in one response, not a watch.
+		return ss.send(&pb.WatchResponse{
+			Header: ss.header(ss.s.store().Rev()), WatchId: -1,
+			Created: true, Canceled: true, CancelReason: rpctypes.ErrCompacted.Error(),
+		})
+	}
 	key, end := c.Key, c.RangeEnd
 	if len(key) == 0 {
 		key = []byte{0} // the smallest key, as etcd
@@ -266,8 +273,12 @@ func (ss *serverStream) sendLoop(ctx context.Context) error {
 func (ss *serverStream) deliver(r storage.WatchResponse) error {
 	ss.createMu.Lock() // a watcher being created gets its created response first
 	ss.createMu.Unlock()
+	rev := r.Revision
+	if r.CompactRevision != 0 {
+		rev = 0 // etcd's cancel for a compacted start has an empty header
+	}
 	wr := &pb.WatchResponse{
-		Header:          ss.header(r.Revision),
+		Header:          ss.header(rev),
 		WatchId:         int64(r.WatchID),
 		Events:          r.Events, // shared with other watchers: read-only, safe to marshal concurrently
 		CompactRevision: r.CompactRevision,

@@ -70,6 +70,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> the authorization matrix on etcd and bin/metastore"; \
 	$(MAKE) --no-print-directory rbac || fail=1; \
+	echo "==> the request-field matrix on etcd and bin/metastore"; \
+	$(MAKE) --no-print-directory fields || fail=1; \
 	echo "==> the JSON gateway on etcd and bin/metastore"; \
 	$(MAKE) --no-print-directory gateway || fail=1; \
 	echo "==> etcd's robustness traffic on etcd (3 members) and bin/metastore (1 and 3 members)"; \
@@ -105,6 +107,10 @@ bench-snapshot: build ## snapshot save and restore times and sizes, etcd 3.7.3 a
 .PHONY: bench-lock
 bench-lock: build ## Lock+Unlock latency through the server's Lock service and the client-side mutex, 1 and 10 clients, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
 	@tools/bench-lock.sh $(or $(TOTAL),1000)
+
+.PHONY: fields
+fields: build ## the request-field matrix (compat-tests/fields): every documented Range and Watch field combination, on etcd 3.7.3 and bin/metastore
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./fields
 
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore

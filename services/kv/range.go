@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"math"
 	"sort"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -15,46 +16,60 @@ type RangeReader interface {
 	Range(key, end []byte, opts storage.RangeOptions) (*storage.RangeResult, error)
 }
 
-func defaultOrder(r *pb.RangeRequest) bool {
-	return r.SortOrder == pb.RangeRequest_NONE ||
-		(r.SortTarget == pb.RangeRequest_KEY && r.SortOrder == pb.RangeRequest_ASCEND)
+// defaultOrder reports whether results in key order need no sort: no
+// order asked for, or ascending keys (etcd's IsDefaultOrdering).
+func defaultOrder(target pb.RangeRequest_SortTarget, order pb.RangeRequest_SortOrder) bool {
+	return order == pb.RangeRequest_NONE || (target == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND)
+}
+
+func hasRevisionFilters(r *pb.RangeRequest) bool {
+	return r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0
 }
 
 // Range executes r with etcd 3.7's semantics: Count covers the whole range
 // (unless withTotalCount is false, as for RangeStream) and ignores the
-// revision filters; a non-default sort reads everything, sorts, then cuts
-// to the limit; keys_only drops values, and leases unless sorted by value.
+// revision filters; keys_only drops values, and leases unless sorted by
+// value. The limit is applied as etcd applies it: with a sort order or a
+// revision filter everything is read, filtered, sorted and cut to the
+// limit; otherwise the first limit+1 keys are read — and then sorted
+// when a target other than the key is given without an order (etcd sorts
+// those ascending after the read, so such a reply is the sorted first
+// limit+1 keys, cut to the limit).
 func Range(rv RangeReader, r *pb.RangeRequest, withTotalCount bool) (*pb.RangeResponse, error) {
-	sorted := !defaultOrder(r) || (r.SortTarget != pb.RangeRequest_KEY && r.SortOrder == pb.RangeRequest_NONE)
+	fastKeysOnly := r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE
 	opts := storage.RangeOptions{
 		Rev:          r.Revision,
 		CountOnly:    r.CountOnly,
-		KeysOnly:     r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE,
+		KeysOnly:     fastKeysOnly,
 		MinModRev:    r.MinModRevision,
 		MaxModRev:    r.MaxModRevision,
 		MinCreateRev: r.MinCreateRevision,
 		MaxCreateRev: r.MaxCreateRevision,
 		NoTotalCount: !withTotalCount,
 	}
-	if !sorted {
-		opts.Limit = r.Limit
+	if defaultOrder(r.SortTarget, r.SortOrder) && !hasRevisionFilters(r) && r.Limit > 0 && r.Limit < math.MaxInt64 {
+		opts.Limit = r.Limit + 1
 	}
 	res, err := rv.Range(r.Key, r.RangeEnd, opts)
 	if err != nil {
 		return nil, err
 	}
 	kvs := res.KVs
-	more := res.More
-	if sorted {
-		sortKVs(kvs, r)
-		if r.Limit > 0 && int64(len(kvs)) > r.Limit {
-			kvs, more = kvs[:r.Limit], true
-		}
+	order := r.SortOrder
+	if r.SortTarget != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
+		order = pb.RangeRequest_ASCEND
+	}
+	if !defaultOrder(r.SortTarget, order) {
+		sortKVs(kvs, r.SortTarget, order)
+	}
+	more := false
+	if r.Limit > 0 && int64(len(kvs)) > r.Limit {
+		kvs, more = kvs[:r.Limit], true
 	}
 	if r.KeysOnly {
 		for _, kv := range kvs {
 			kv.Value = nil
-			if opts.KeysOnly {
+			if fastKeysOnly {
 				// etcd 3.7 answers these from its in-memory index, which
 				// keeps no lease.
 				kv.Lease = 0
@@ -69,14 +84,12 @@ func Range(rv RangeReader, r *pb.RangeRequest, withTotalCount bool) (*pb.RangeRe
 	}, nil
 }
 
-// sortKVs sorts as etcd does: a target with no order sorts ascending.
-func sortKVs(kvs []*mvccpb.KeyValue, r *pb.RangeRequest) {
-	order := r.SortOrder
-	if order == pb.RangeRequest_NONE {
-		order = pb.RangeRequest_ASCEND
-	}
+// sortKVs sorts by target in order (ASCEND or DESCEND) exactly as etcd
+// does — sort.Sort, reversed for DESCEND, over the same comparisons — so
+// that keys comparing equal end in etcd's order too.
+func sortKVs(kvs []*mvccpb.KeyValue, target pb.RangeRequest_SortTarget, order pb.RangeRequest_SortOrder) {
 	var less func(a, b *mvccpb.KeyValue) bool
-	switch r.SortTarget {
+	switch target {
 	case pb.RangeRequest_KEY:
 		less = func(a, b *mvccpb.KeyValue) bool { return bytes.Compare(a.Key, b.Key) < 0 }
 	case pb.RangeRequest_VERSION:
@@ -87,12 +100,21 @@ func sortKVs(kvs []*mvccpb.KeyValue, r *pb.RangeRequest) {
 		less = func(a, b *mvccpb.KeyValue) bool { return a.ModRevision < b.ModRevision }
 	case pb.RangeRequest_VALUE:
 		less = func(a, b *mvccpb.KeyValue) bool { return bytes.Compare(a.Value, b.Value) < 0 }
+	default:
+		return
 	}
+	var data sort.Interface = kvSorter{kvs, less}
 	if order == pb.RangeRequest_DESCEND {
-		asc := less
-		less = func(a, b *mvccpb.KeyValue) bool { return asc(b, a) }
+		data = sort.Reverse(data)
 	}
-	// Stable, like etcd's sort.Sort on an already key-ordered slice for
-	// equal elements is not guaranteed; stable keeps key order for ties.
-	sort.SliceStable(kvs, func(i, j int) bool { return less(kvs[i], kvs[j]) })
+	sort.Sort(data)
 }
+
+type kvSorter struct {
+	kvs  []*mvccpb.KeyValue
+	less func(a, b *mvccpb.KeyValue) bool
+}
+
+func (s kvSorter) Len() int           { return len(s.kvs) }
+func (s kvSorter) Swap(i, j int)      { s.kvs[i], s.kvs[j] = s.kvs[j], s.kvs[i] }
+func (s kvSorter) Less(i, j int) bool { return s.less(s.kvs[i], s.kvs[j]) }

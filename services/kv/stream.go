@@ -35,7 +35,7 @@ func (s *Server) RangeStream(r *pb.RangeRequest, rs pb.KV_RangeStreamServer) err
 	if err := CheckRange(r); err != nil {
 		return err
 	}
-	if !defaultOrder(r) {
+	if !defaultOrder(r.SortTarget, r.SortOrder) {
 		return status.Errorf(codes.Unimplemented, "RangeStream does not support custom sort orders")
 	}
 	if r.MinModRevision != 0 || r.MaxModRevision != 0 || r.MinCreateRevision != 0 || r.MaxCreateRevision != 0 {

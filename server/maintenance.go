@@ -3,16 +3,20 @@ package server
 import (
 	"context"
 
+	gosemver "github.com/coreos/go-semver/semver"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/services/maintenance"
 	"github.com/metastore/metastore/services/rpcerr"
 )
 
 // Status implements maintenance.StatusSource.
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	st := s.node.Status()
+	dg := s.downgrades.Info()
 	sizes, err := s.store.Load().Sizes()
 	if err != nil {
 		return nil, err
@@ -30,7 +34,35 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		IsLearner:        st.IsLearner,
 		DbSizeQuota:      max(s.quotaBytes(), 0),
 		Errors:           s.statusErrors(st.Lead),
+		DowngradeInfo:    &pb.DowngradeInfo{Enabled: dg.Enabled, TargetVersion: dg.TargetVersion},
 	}, nil
+}
+
+// Downgrade implements maintenance.Downgrader: etcd's rules over the
+// replicated downgrade state, against the cluster version MetaStore
+// emulates.
+func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	return maintenance.Downgrade(ctx, downgradeHost{s}, r)
+}
+
+type downgradeHost struct{ s *Server }
+
+func (h downgradeHost) ClusterVersion() *gosemver.Version {
+	return gosemver.Must(gosemver.NewVersion(h.s.cfg.clusterVersion()))
+}
+
+func (h downgradeHost) ReadIndex(ctx context.Context) error {
+	ctx, cancel := requestCtx(ctx)
+	defer cancel()
+	_, err := h.s.node.ReadIndex(ctx)
+	return err
+}
+
+func (h downgradeHost) DowngradeInfo() maintenance.DowngradeInfo { return h.s.downgrades.Info() }
+
+func (h downgradeHost) ProposeDowngrade(ctx context.Context, r *membershippb.DowngradeInfoSetRequest) error {
+	_, err := h.s.propose(ctx, &pb.InternalRaftRequest{DowngradeInfoSet: r})
+	return err
 }
 
 func (s *Server) statusErrors(lead uint64) []string {

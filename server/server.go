@@ -77,6 +77,7 @@ type Server struct {
 	lessor        *lease.Lessor
 	lessorTerm    atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms        *maintenance.Alarms
+	downgrades    *maintenance.Downgrades // the replicated downgrade state
 	sizes         sizeCache
 	peerConnMu    sync.Mutex
 	peerConns     map[uint64]*grpc.ClientConn
@@ -176,6 +177,7 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
 	s.alarms = maintenance.NewAlarms()
+	s.downgrades = maintenance.NewDowngrades()
 	s.authStore = auth.NewStore(lg)
 	s.leaderStreams.m = map[*leaderStream]struct{}{}
 	for _, o := range opts {

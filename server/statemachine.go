@@ -141,6 +141,9 @@ func (sm *stateMachine) applyRequest(tw *storage.WriteTxn, r *pb.InternalRaftReq
 		return nil, rpctypes.ErrGRPCNoSpace
 	case r.GetAlarm() != nil:
 		return sm.s.alarms.Apply(tw, r.GetAlarm()), nil
+	case r.GetDowngradeInfoSet() != nil:
+		sm.s.downgrades.Apply(tw, r.GetDowngradeInfoSet())
+		return &pb.DowngradeResponse{}, nil
 	case r.GetClusterMemberAttrSet() != nil:
 		return nil, sm.s.members.ApplyAttrSet(tw, r.GetClusterMemberAttrSet())
 	case r.GetLeaseGrant() != nil:
@@ -309,5 +312,8 @@ func (s *Server) recoverServices(st *storage.Store) error {
 	if err := s.authStore.Recover(st); err != nil {
 		return err
 	}
-	return s.alarms.Recover(st)
+	if err := s.alarms.Recover(st); err != nil {
+		return err
+	}
+	return s.downgrades.Recover(st)
 }

@@ -256,6 +256,10 @@ func ops() []op {
 			_, err := au(f).RoleList(c, &pb.AuthRoleListRequest{})
 			return err
 		}},
+		{"downgrade validate 3.6", func(c context.Context, f *fixture) error {
+			_, err := mt(f).Downgrade(c, &pb.DowngradeRequest{Action: pb.DowngradeRequest_VALIDATE, Version: "3.6"})
+			return err
+		}},
 		// The Lock and Election services act as their caller.
 		{"lock p/lock, unlock", func(c context.Context, f *fixture) error {
 			return lockUnlock(c, f, "p/lock", f.pLease)

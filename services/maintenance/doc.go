@@ -5,6 +5,6 @@
 // Defragment compacts this member's engine online; Hash hashes the whole
 // store; MoveLeader hands leadership over. Snapshot streams a file in
 // etcd's backend format (built by the server with package etcddb) in
-// etcd's chunks with the SHA-256 trailer. Downgrade is not built yet and
-// returns Unimplemented.
+// etcd's chunks with the SHA-256 trailer. Downgrade runs etcd's rules
+// (Downgrade) over the replicated downgrade state (Downgrades).
 package maintenance

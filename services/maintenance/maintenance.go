@@ -123,3 +123,27 @@ func (s *Server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRes
 	s.hdr.FillHeader(resp.Header)
 	return resp, nil
 }
+
+// Downgrader is implemented by a Backend that runs downgrades (the rules
+// are Downgrade's).
+type Downgrader interface {
+	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
+}
+
+// Downgrade implements pb.MaintenanceServer: VALIDATE, ENABLE or CANCEL a
+// cluster downgrade (Unimplemented for a Backend without Downgrader).
+func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	d, ok := s.b.(Downgrader)
+	if !ok {
+		return s.UnimplementedMaintenanceServer.Downgrade(ctx, r)
+	}
+	resp, err := d.Downgrade(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header == nil {
+		resp.Header = &pb.ResponseHeader{}
+	}
+	s.hdr.FillHeader(resp.Header)
+	return resp, nil
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,8 +172,12 @@ func watchAnswer(t *testing.T, conn *grpc.ClientConn, r *pb.WatchCreateRequest) 
 	c, cancel := context.WithCancel(ctx(t))
 	defer cancel()
 	ws, err := pb.NewWatchClient(conn).Watch(c)
-	require.NoError(t, err)
-	require.NoError(t, ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: r}}))
+	if err != nil {
+		return "watch: " + errString(err)
+	}
+	if err := ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: r}}); err != nil {
+		return "send: " + errString(err)
+	}
 	ch := make(chan *pb.WatchResponse, 16)
 	go func() {
 		defer close(ch)
@@ -193,7 +198,7 @@ func watchAnswer(t *testing.T, conn *grpc.ClientConn, r *pb.WatchCreateRequest) 
 			}
 			parts = append(parts, watchResponse(wr))
 			continue
-		case <-time.After(150 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 		return strings.Join(parts, " | ")
 	}
@@ -228,10 +233,23 @@ func rangeMatrix(t *testing.T, conn *grpc.ClientConn) string {
 	return b.String()
 }
 
+// watchMatrix runs every watch on a stream of its own, all at once (each
+// waits for a quiet spell), and lists the answers in request order.
 func watchMatrix(t *testing.T, conn *grpc.ClientConn) string {
+	reqs := watchRequests()
+	answers := make([]string, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i] = watchAnswer(t, conn, r)
+		}()
+	}
+	wg.Wait()
 	var b strings.Builder
-	for _, r := range watchRequests() {
-		fmt.Fprintf(&b, "%s -> %s\n", describeWatch(r), watchAnswer(t, conn, r))
+	for i, r := range reqs {
+		fmt.Fprintf(&b, "%s -> %s\n", describeWatch(r), answers[i])
 	}
 	return b.String()
 }

@@ -104,24 +104,39 @@ func rangeOpts(end, consistency string, limit int64) ([]clientv3.OpOption, error
 // LeaseKeepAlive renews one lease per client connection (etcd benchmark's
 // lease-keepalive): request i is one keepalive round trip.
 func LeaseKeepAlive(ttl int64) Op {
+	lease := leasePerClient(ttl)
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
+		id, err := lease(ctx, c)
+		if err != nil {
+			return err
+		}
+		_, err = c.KeepAliveOnce(ctx, id)
+		return err
+	})
+}
+
+// leasePerClient returns a function that grants one lease of ttl per
+// client connection, the first time that connection asks, and returns it
+// ever after.
+func leasePerClient(ttl int64) func(context.Context, *clientv3.Client) (clientv3.LeaseID, error) {
 	var mu sync.Mutex
 	leases := map[*clientv3.Client]clientv3.LeaseID{}
-	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
+	return func(ctx context.Context, c *clientv3.Client) (clientv3.LeaseID, error) {
 		mu.Lock()
 		id, ok := leases[c]
 		mu.Unlock()
-		if !ok {
-			g, err := c.Grant(ctx, ttl)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			leases[c], id = g.ID, g.ID
-			mu.Unlock()
+		if ok {
+			return id, nil
 		}
-		_, err := c.KeepAliveOnce(ctx, id)
-		return err
-	})
+		g, err := c.Grant(ctx, ttl)
+		if err != nil {
+			return 0, err
+		}
+		mu.Lock()
+		leases[c] = g.ID
+		mu.Unlock()
+		return g.ID, nil
+	}
 }
 
 // Lock measures mutex acquire+release under contention: every request
@@ -155,21 +170,11 @@ func Lock(name string) Op {
 // non-Go clients and the /v3/lock gateway route use): Lock(name, lease)
 // then Unlock(key), one lease per connection.
 func ServerLock(name string) Op {
-	var mu sync.Mutex
-	leases := map[*clientv3.Client]clientv3.LeaseID{}
+	lease := leasePerClient(60)
 	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
-		mu.Lock()
-		id, ok := leases[c]
-		mu.Unlock()
-		if !ok {
-			l, err := c.Grant(ctx, 60)
-			if err != nil {
-				return err
-			}
-			id = l.ID
-			mu.Lock()
-			leases[c] = id
-			mu.Unlock()
+		id, err := lease(ctx, c)
+		if err != nil {
+			return err
 		}
 		lc := v3lockpb.NewLockClient(c.ActiveConnection())
 		r, err := lc.Lock(ctx, &v3lockpb.LockRequest{Name: []byte(name), Lease: int64(id)})

@@ -89,10 +89,7 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 	if resp == nil {
 		resp = &pb.AlarmResponse{}
 	}
-	if resp.Header == nil {
-		resp.Header = &pb.ResponseHeader{}
-	}
-	s.hdr.FillHeader(resp.Header)
+	resp.Header = s.header(resp.Header)
 	return resp, nil
 }
 
@@ -104,10 +101,7 @@ func (s *Server) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVRes
 	if err != nil {
 		return nil, err
 	}
-	if resp.Header == nil {
-		resp.Header = &pb.ResponseHeader{}
-	}
-	s.hdr.FillHeader(resp.Header)
+	resp.Header = s.header(resp.Header)
 	return resp, nil
 }
 
@@ -117,10 +111,7 @@ func (s *Server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRes
 	if err != nil {
 		return nil, err
 	}
-	if resp.Header == nil {
-		resp.Header = &pb.ResponseHeader{}
-	}
-	s.hdr.FillHeader(resp.Header)
+	resp.Header = s.header(resp.Header)
 	return resp, nil
 }
 
@@ -141,9 +132,15 @@ func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.Dow
 	if err != nil {
 		return nil, err
 	}
-	if resp.Header == nil {
-		resp.Header = &pb.ResponseHeader{}
-	}
-	s.hdr.FillHeader(resp.Header)
+	resp.Header = s.header(resp.Header)
 	return resp, nil
+}
+
+// header fills h (made if missing) with the member's header fields.
+func (s *Server) header(h *pb.ResponseHeader) *pb.ResponseHeader {
+	if h == nil {
+		h = &pb.ResponseHeader{}
+	}
+	s.hdr.FillHeader(h)
+	return h
 }

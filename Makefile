@@ -46,7 +46,9 @@ build: deps ## build every module (binaries go to bin/)
 	cd bench && $(GO) build -o $(BIN)/metastore-bench ./cmd/metastore-bench
 
 .PHONY: run
-run: build ## start a single-node MetaStore on localhost:2379 with its data in ./default.metastore
+run: deps ## start a single-node MetaStore on localhost:2379 with its data in ./default.metastore
+	@mkdir -p $(BIN)
+	@cd server && $(GO) build -o $(BIN)/metastore ./cmd/metastore # only what changed: go build caches the rest
 	$(BIN)/metastore --data-dir $(DATA_DIR)
 
 .PHONY: test

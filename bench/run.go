@@ -46,6 +46,9 @@ type Config struct {
 	// Sample adds a per-second timeline to the summary (requests finished
 	// and the slowest of them, each second), which shows stalls.
 	Sample bool
+	// Errors, if set, gets each new kind of request error as it first
+	// happens (one line each).
+	Errors io.Writer
 	// Progress, if set and a terminal, shows a live progress bar.
 	Progress io.Writer
 }
@@ -206,6 +209,11 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 	var mu sync.Mutex
 	samples := make([]sample, 0, min(cfg.Total, 1<<20))
 	start := time.Now()
+	runCtx, giveUp := context.WithCancelCause(runCtx)
+	defer giveUp(nil)
+	health := newRunHealth(start, cfg)
+	stopWatch := health.watch(giveUp)
+	defer stopWatch()
 	var wg sync.WaitGroup
 	for w := range cfg.Clients {
 		c := conns[w%len(conns)]
@@ -227,6 +235,7 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 				d := time.Since(t0)
 				cancel()
 				mine = append(mine, sample{class, d, err, time.Since(start)})
+				health.done(err)
 				if bar != nil {
 					bar.Increment()
 				}
@@ -245,7 +254,74 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 	if cfg.Sample {
 		sums[0].PerSecond = timeline(samples, elapsed)
 	}
+	if err := context.Cause(runCtx); errors.Is(err, ErrGaveUp) {
+		return sums, err
+	}
 	return sums, ctx.Err()
+}
+
+// ErrGaveUp ends a run in which no request succeeded for the request
+// timeout while requests failed (the server died or is unreachable); the
+// summary so far is returned with it.
+var ErrGaveUp = errors.New("bench: no request succeeded within the request timeout; giving up")
+
+// runHealth follows a run's answers: each new kind of error is reported
+// when it first happens (Config.Errors), and the run gives up when only
+// errors came back for a whole request timeout.
+type runHealth struct {
+	cfg    Config
+	lastOK atomic.Int64 // unix nanos of the last success (or the start)
+	failed atomic.Bool  // a request failed since the last success
+	mu     sync.Mutex
+	seen   map[string]bool
+}
+
+func newRunHealth(start time.Time, cfg Config) *runHealth {
+	h := &runHealth{cfg: cfg, seen: map[string]bool{}}
+	h.lastOK.Store(start.UnixNano())
+	return h
+}
+
+func (h *runHealth) done(err error) {
+	if err == nil {
+		h.lastOK.Store(time.Now().UnixNano())
+		h.failed.Store(false)
+		return
+	}
+	h.failed.Store(true)
+	if h.cfg.Errors == nil {
+		return
+	}
+	msg := err.Error()
+	h.mu.Lock()
+	first := !h.seen[msg]
+	h.seen[msg] = true
+	h.mu.Unlock()
+	if first {
+		fmt.Fprintf(h.cfg.Errors, "bench: %s: %s\n", time.Now().Format(time.TimeOnly), msg)
+	}
+}
+
+// watch gives the run up (through giveUp) once only errors came back for
+// the request timeout; the returned function stops watching.
+func (h *runHealth) watch(giveUp context.CancelCauseFunc) func() {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(min(h.cfg.Timeout/10, 100*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h.failed.Load() && time.Since(time.Unix(0, h.lastOK.Load())) >= h.cfg.Timeout {
+					giveUp(ErrGaveUp)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(stop) }
 }
 
 // timeline buckets the finished requests by the second they finished in.

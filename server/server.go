@@ -115,20 +115,23 @@ func New(cfg Config, lg *zap.Logger, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.cfg.DataDir = dir
-	tokens, err := auth.NewTokens(s.authStore, cfg.AuthToken, cfg.tokenTTL(), s.lg)
-	if err != nil {
-		return nil, fmt.Errorf("--auth-token: %w", err)
-	}
-	s.tokens = tokens
 	if err := s.tlsInfos(); err != nil {
 		return nil, err
 	}
-	st, peers, err := s.openState(peers)
-	if err != nil {
+	// The listeners first, as etcd: a port in use is refused before the
+	// data dir is made or touched.
+	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	if err := s.listen(); err != nil {
-		st.Close()
+	tokens, err := auth.NewTokens(s.authStore, cfg.AuthToken, cfg.tokenTTL(), s.lg)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("--auth-token: %w", err)
+	}
+	s.tokens = tokens
+	st, peers, err := s.openState(peers)
+	if err != nil {
+		s.closeListeners()
 		return nil, err
 	}
 	if err := s.startNode(peers); err != nil {

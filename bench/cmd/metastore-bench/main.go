@@ -81,6 +81,7 @@ func (g *globals) prepare(cmd *cobra.Command) error {
 	}
 	g.cfg.Endpoints = g.endpoints
 	g.cfg.Progress = os.Stderr
+	g.cfg.Errors = os.Stderr
 	if g.user != "" {
 		name, pass, hasPass := strings.Cut(g.user, ":")
 		switch {
@@ -153,6 +154,9 @@ func workloadCommands(g *globals) []*cobra.Command {
 		}
 		if err := g.emit(cmd, name, sums); err != nil {
 			return err
+		}
+		if errors.Is(err, bench.ErrGaveUp) {
+			return err // after the partial summary
 		}
 		return allFailed(sums[0])
 	}

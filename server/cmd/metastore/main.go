@@ -19,6 +19,28 @@ import (
 	"github.com/metastore/metastore/server"
 )
 
+// usage is the hint printed after a flag error, as etcd prints its own.
+const usage = `Usage:
+
+  metastore [flags]
+    Start a MetaStore server (etcd's flags; metastore -h lists them).
+
+  metastore --version
+    Show the version of MetaStore and of the etcd it emulates.
+
+  metastore -h | --help
+    Show the flags.
+
+  metastore --config-file FILE
+    Start with the flags in a YAML file; other flags and environment variables are then ignored.
+
+  metastore snapshot restore FILE --data-dir DIR [--name ... --initial-cluster ...]
+    Restore a snapshot (etcd's format) into a new data dir.
+
+  metastore gateway start --endpoints ...
+    Run etcd's stateless TCP gateway.
+`
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -43,10 +65,12 @@ func run(args []string) int {
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, "metastore:", err)
+		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "metastore: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}
 	if *version {
@@ -85,7 +109,8 @@ func run(args []string) int {
 	}
 	s, err := server.New(cfg, lg)
 	if err != nil {
-		lg.Error("failed to start", zap.Error(err))
+		// One line, no stack trace: the error says what is wrong.
+		lg.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("failed to start", zap.Error(err))
 		return 1
 	}
 	sig := make(chan os.Signal, 1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,9 +44,33 @@ func TestBadFlagsExitWithOneLineNamingTheFlag(t *testing.T) {
 	} {
 		code, out := runCaptured(t, tc.args...)
 		require.Equal(t, 2, code, "%v", tc.args)
-		require.Contains(t, out, tc.want, "%v", tc.args)
-		require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one line for %v: %q", tc.args, out)
+		first, rest, _ := strings.Cut(out, "\n")
+		require.Contains(t, first, tc.want, "%v", tc.args)
+		if strings.Contains(tc.want, "flag -") || strings.Contains(tc.want, "not defined") {
+			// A flag that does not parse: the usage hint follows, as etcd's.
+			require.True(t, strings.HasPrefix(rest, "Usage:\n"), "usage after %v: %q", tc.args, rest)
+		} else {
+			require.Empty(t, strings.TrimSpace(rest), "one line for %v: %q", tc.args, out)
+		}
 	}
+}
+
+// A port in use: one line naming the flag and the address, exit 1, and
+// no data dir made (the listeners are opened before it is).
+func TestPortInUseRefusedInOneLineLeavingNothing(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	url := "http://" + l.Addr().String()
+	code, out := runCaptured(t, "--data-dir", dir, "--listen-client-urls", url, "--advertise-client-urls", url,
+		"--listen-peer-urls", "http://127.0.0.1:0")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "--listen-client-urls: listen tcp "+l.Addr().String()+": bind: address already in use")
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one line: %q", out)
+	require.NotContains(t, out, "stacktrace")
+	_, err = os.Stat(dir)
+	require.True(t, os.IsNotExist(err), "no data dir left behind: %v", err)
 }
 
 func TestConfigFileReplacesFlags(t *testing.T) {

@@ -58,3 +58,18 @@ func TestEtcdOnlyFlags(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"--discovery-token", "x"}))
 	require.ErrorContains(t, cfg.Validate(), "--discovery-token=x: discovery is not supported")
 }
+
+// The sample config file the repository ships loads without a warning
+// and validates: every key in it is one MetaStore implements.
+func TestSampleConfigFileLoads(t *testing.T) {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("metastore", flag.ContinueOnError)
+	cfg.AddFlags(fs)
+	warnings, err := server.LoadConfigFile(fs, filepath.Join("..", "metastore.conf.yml.sample"))
+	require.NoError(t, err)
+	require.Empty(t, warnings)
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, "default", cfg.Name)
+	require.Equal(t, "default.metastore", cfg.DataDir)
+	require.Equal(t, "default=http://localhost:2380", cfg.InitialCluster)
+}

@@ -27,7 +27,9 @@ func tools(t *testing.T) []string {
 	}
 	for i := 1; i < len(args); i += 2 {
 		if _, err := os.Stat(args[i]); err != nil {
-			if testing.Short() && os.Getenv("CI") == "" {
+			if testing.Short() {
+				// make test's module pass runs before the build; its
+				// pass over the examples after it runs this in full.
 				t.Skipf("%s not built (tools/etcd-tools.sh, make build): %v", args[i], err)
 			}
 			t.Fatalf("%s missing (tools/etcd-tools.sh, make build): %v", args[i], err)

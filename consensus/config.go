@@ -72,6 +72,9 @@ type Config struct {
 	WALSegmentBytes int64
 	// Logger receives the node's and raft's logs; nil means none.
 	Logger *zap.Logger
+	// WALSyncObserver, if set, is called after every fsync of the log
+	// with its duration (etcd's etcd_disk_wal_fsync_duration_seconds).
+	WALSyncObserver func(time.Duration)
 }
 
 // DefaultConfig returns a Config with every default spelled out; ID, Dir

@@ -50,6 +50,7 @@ type Node[R any] struct {
 	// change is not refused as pending.
 	afterAdvance []func()
 	readyN       atomic.Uint64 // Ready batches handled
+	leaderN      atomic.Uint64 // leader changes seen (to a leader, not to none)
 	entriesN     atomic.Uint64 // entries appended to the log
 	committed    atomic.Uint64 // proposals of this node applied
 
@@ -99,7 +100,7 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 	}
 	cfg = cfg.withDefaults()
 	lg := cfg.Logger.With(zap.String("member-id", fmt.Sprintf("%x", cfg.ID)))
-	w, st, err := wal.Open(filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: lg, SegmentBytes: cfg.WALSegmentBytes})
+	w, st, err := wal.Open(filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: lg, SegmentBytes: cfg.WALSegmentBytes, SyncObserver: cfg.WALSyncObserver})
 	if err != nil {
 		return nil, err
 	}
@@ -689,6 +690,9 @@ type Status struct {
 	ReadyBatches, LogEntries, Fsyncs, ProposalsApplied uint64
 	// ReadRounds counts ReadIndex rounds; ReadIndex calls share them.
 	ReadRounds uint64
+	// LeaderChanges counts the changes to a new leader this node saw
+	// (etcd's etcd_server_leader_changes_seen_total).
+	LeaderChanges uint64
 }
 
 // Status returns the node's current state.
@@ -704,6 +708,7 @@ func (n *Node[R]) Status() Status {
 		Voters: cs.GetVoters(), Learners: cs.GetLearners(),
 		ReadyBatches: n.readyN.Load(), LogEntries: n.entriesN.Load(), Fsyncs: n.wal.Syncs(),
 		ProposalsApplied: n.committed.Load(), ReadRounds: n.read.rounds.Load(),
+		LeaderChanges: n.leaderN.Load(),
 	}
 	for _, l := range cs.GetLearners() {
 		if l == n.id {

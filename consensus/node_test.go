@@ -221,6 +221,7 @@ func TestTransferLeadership(t *testing.T) {
 	propose(t, c.Members[lead].Node, "x=1")
 	require.NoError(t, c.Members[lead].Node.TransferLeadership(ctx(t), target))
 	require.Equal(t, target, c.WaitLeader(ctx(t)))
+	require.GreaterOrEqual(t, c.Members[target].Node.Status().LeaderChanges, uint64(2), "the first leader, then the new one")
 	propose(t, c.Members[target].Node, "y=2")
 }
 

@@ -190,6 +190,9 @@ func (n *Node[R]) setLeader(lead uint64) {
 	if n.lead.Swap(lead) == lead {
 		return
 	}
+	if lead != 0 {
+		n.leaderN.Add(1)
+	}
 	n.lg.Info("leader changed", zap.String("leader", toHex(lead)))
 	n.mu.Lock()
 	close(n.leadCh)

@@ -55,6 +55,9 @@ type Config struct {
 	Logger                   string // only "zap", as etcd 3.7
 	LogOutputs               string // comma-separated: default, stderr, stdout, file paths
 	LogFormat                string // json or console
+	// Metrics is etcd's --metrics: "extensive" adds the gRPC handling
+	// time histograms; anything else is "basic".
+	Metrics string
 	// WatchProgressNotifyInterval is how often watchers that asked for
 	// progress notifications get one.
 	WatchProgressNotifyInterval time.Duration
@@ -170,6 +173,7 @@ func DefaultConfig() Config {
 		Logger:                      "zap",
 		LogOutputs:                  "default",
 		LogFormat:                   "json",
+		Metrics:                     "basic",
 		WatchProgressNotifyInterval: 10 * time.Minute,
 		AutoCompactionMode:          "periodic",
 		AutoCompactionRetention:     "0",
@@ -233,6 +237,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Logger, "logger", c.Logger, "Currently only supports 'zap' for structured logging.")
 	fs.StringVar(&c.LogOutputs, "log-outputs", c.LogOutputs, "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "Configures log format. Only supports json, console.")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", c.WatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.StringVar(&c.AutoCompactionMode, "auto-compaction-mode", c.AutoCompactionMode, "interpret 'auto-compaction-retention' one of: periodic|revision.")
 	fs.StringVar(&c.AutoCompactionRetention, "auto-compaction-retention", c.AutoCompactionRetention, "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")

@@ -47,7 +47,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"host-whitelist", "*", false, "every host is accepted (etcd's default)"},
 	{"enable-log-rotation", "false", false, "log rotation is not supported"},
 	{"log-rotation-config-json", "", false, "log rotation is not supported"},
-	{"metrics", "basic", false, "MetaStore exports one fixed set of metrics"},
 	{"enable-distributed-tracing", "false", false, "tracing is not supported"},
 	{"distributed-tracing-address", "localhost:4317", false, "tracing is not supported"},
 	{"distributed-tracing-service-name", "etcd", false, "tracing is not supported"},
@@ -56,7 +55,7 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 
 	{"compaction-batch-limit", "1000", false, "storage compaction has its own batching"},
 	{"compaction-sleep-interval", "10ms", false, "storage compaction has its own pacing"},
-	{"downgrade-check-time", "5s", false, "downgrades are not supported"},
+	{"downgrade-check-time", "5s", false, "MetaStore does not change its cluster version in a downgrade"},
 	{"warning-apply-duration", "100ms", false, "not applicable"},
 	{"warning-unary-request-duration", "300ms", false, "not applicable"},
 	{"memory-mlock", "false", false, "not supported"},

@@ -149,7 +149,6 @@ func (s *Server) newMetrics() {
 	gauge("server", "proposals_committed_total", "The total number of consensus proposals committed.", func() float64 { return float64(s.node.Status().Commit) })
 	gauge("server", "proposals_applied_total", "The total number of consensus proposals applied.", func() float64 { return float64(s.node.Status().Applied) })
 	gauge("server", "quota_backend_bytes", "Current backend storage quota size in bytes.", func() float64 { return float64(s.quotaBytes()) })
-	gauge("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", func() float64 { return 1 })
 	gauge("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", func() float64 { return float64(s.dbSize()) })
 	gauge("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", func() float64 {
 		sz, err := s.store.Load().Sizes()
@@ -168,6 +167,7 @@ func (s *Server) newMetrics() {
 	s.metrics.healthOK = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_success", Help: "The total number of successful health checks"})
 	s.metrics.healthFailed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_failures", Help: "The total number of failed health checks"})
 	reg.MustRegister(s.metrics.healthOK, s.metrics.healthFailed)
+	s.registerInstruments(reg)
 	s.metrics.reg = reg
 }
 

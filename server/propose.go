@@ -38,8 +38,11 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	}
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
+	s.inst.proposalsPending.Add(1)
 	ar, err := s.node.Propose(ctx, data)
+	s.inst.proposalsPending.Add(-1)
 	if err != nil {
+		s.inst.proposalsFailed.Add(1)
 		return nil, err
 	}
 	return ar, ar.err

@@ -77,6 +77,7 @@ type Server struct {
 	lessor        *lease.Lessor
 	lessorTerm    atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms        *maintenance.Alarms
+	inst          *instruments // metrics fed by events (metrics.go)
 	downgrades    *maintenance.Downgrades // the replicated downgrade state
 	sizes         sizeCache
 	peerConnMu    sync.Mutex
@@ -180,6 +181,7 @@ func newServer(cfg Config, lg *zap.Logger, opts []Option) (*Server, []consensus.
 	})
 	s.kvApplier = kv.Applier{Leases: s.lessor}
 	s.alarms = maintenance.NewAlarms()
+	s.inst = newInstruments(cfg)
 	s.downgrades = maintenance.NewDowngrades()
 	s.authStore = auth.NewStore(lg)
 	s.leaderStreams.m = map[*leaderStream]struct{}{}
@@ -251,6 +253,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers, Join: s.join, ForceNewCluster: s.cfg.ForceNewCluster,
 		TickInterval: s.cfg.tickInterval(), ElectionTicks: s.cfg.electionTicks(), HeartbeatTicks: 1,
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries, Logger: s.lg,
+		WALSyncObserver: s.inst.observeWALFsync,
 	}, &stateMachine{s: s}, s.tr)
 	if err != nil {
 		return err
@@ -264,9 +267,9 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 // (and lease forwarding on the peer server).
 func (s *Server) registerServices() {
 	cfg := s.cfg
-	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}),
-		grpc.ChainUnaryInterceptor(s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
+	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}), grpc.StatsHandler(s.inst),
+		grpc.ChainUnaryInterceptor(s.inst.grpc.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.inst.grpc.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
 	if s.auth == nil {
 		s.auth = storeAuthorizer{s}
 	}
@@ -286,15 +289,18 @@ func (s *Server) registerServices() {
 		}))
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	pb.RegisterAuthServer(s.clientSrv, auth.NewServer(s.authStore, s.tokens, authBackend{s}, int(cfg.BcryptCost), s.lg))
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.clientSrv, s.health)
+	// As etcd: zero series for the services above; Lock and Election,
+	// registered after, get theirs when first called.
+	s.inst.grpc.InitializeMetrics(s.clientSrv)
 	if c, err := s.newSelfClient(); err != nil {
 		s.lg.Warn("the Lock and Election services are not served", zap.Error(err))
 	} else {
 		s.selfClient = c
 		s.registerLockElection(c)
 	}
-	s.health = health.NewServer()
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(s.clientSrv, s.health)
 }
 
 // startServing serves every listener and starts the member's background

@@ -104,7 +104,7 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 		return &applyResult{err: err}, nil
 	}
 	tw.SetConsistentIndex(ci)
-	rev, err := tw.End()
+	rev, err := sm.s.commitTimed(tw.End)
 	if err != nil {
 		return nil, fmt.Errorf("commit write transaction: %w", err)
 	}
@@ -194,7 +194,7 @@ func (sm *stateMachine) recordIndex(index, term uint64) error {
 		return fmt.Errorf("record applied index %d: %w", index, err)
 	}
 	tw.SetConsistentIndex(storage.ConsistentIndex{Index: index, Term: term})
-	if _, err := tw.End(); err != nil {
+	if _, err := sm.s.commitTimed(tw.End); err != nil {
 		return fmt.Errorf("record applied index %d: %w", index, err)
 	}
 	return nil
@@ -255,7 +255,7 @@ func (sm *stateMachine) ApplyConfChange(index, term uint64, cc *raftpb.ConfChang
 		sm.s.members.RecordRefused(tw, index)
 	}
 	tw.SetConsistentIndex(storage.ConsistentIndex{Index: index, Term: term})
-	if _, err := tw.End(); err != nil {
+	if _, err := sm.s.commitTimed(tw.End); err != nil {
 		return fmt.Errorf("apply membership change %d: %w", index, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -59,6 +60,9 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment starts.
 	// Default DefaultSegmentBytes.
 	SegmentBytes int64
+	// SyncObserver, if set, is called after every fsync with its
+	// duration (etcd's etcd_disk_wal_fsync_duration_seconds).
+	SyncObserver func(time.Duration)
 }
 
 // WAL is an open write-ahead log. Its methods are safe for concurrent use,
@@ -532,8 +536,12 @@ func (w *WAL) syncLocked() error {
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("wal: flush: %w", err)
 	}
+	t0 := time.Now()
 	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("wal: fsync: %w", err)
+	}
+	if w.opts.SyncObserver != nil {
+		w.opts.SyncObserver(time.Since(t0))
 	}
 	w.dirty = false
 	w.syncs++

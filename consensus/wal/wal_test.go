@@ -384,3 +384,21 @@ func TestUnfinishedSegmentIsRemoved(t *testing.T) {
 // headerLenForTest is a record header's size: uint32 length, uint32 CRC,
 // uint8 type (the format in doc.go).
 const headerLenForTest = 9
+
+// The sync observer sees every fsync, with its duration; a Sync with
+// nothing written is no fsync.
+func TestSyncObserverSeesEveryFsync(t *testing.T) {
+	var seen []time.Duration
+	w, _, err := wal.Open(t.TempDir(), wal.Options{SyncObserver: func(d time.Duration) { seen = append(seen, d) }})
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, w.Save(hardState(1, 1, 0), []*raftpb.Entry{entry(1, 1, "a")}))
+	require.NoError(t, w.Sync())
+	n := len(seen)
+	require.NoError(t, w.Sync())
+	require.Len(t, seen, n, "nothing written: no fsync")
+	require.Len(t, seen, int(w.Syncs()))
+	for _, d := range seen {
+		require.Positive(t, d)
+	}
+}

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	goruntime "runtime"
+	"sync/atomic"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/version"
+	"go.etcd.io/etcd/pkg/v3/featuregate"
+	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
+	"google.golang.org/grpc/stats"
+)
+
+// instruments are the metrics fed by events rather than read on scrape:
+// etcd's names, types, help and buckets. They exist from the start of
+// New (the Raft log's fsyncs begin before anything serves) and join the
+// registry in newMetrics.
+type instruments struct {
+	grpc             *grpcprom.ServerMetrics
+	walFsync         prometheus.Histogram
+	backendCommit    prometheus.Histogram
+	proposalsPending atomic.Int64
+	proposalsFailed  atomic.Uint64
+	// clientBytesIn and clientBytesOut are the gRPC message bytes from and
+	// to clients (etcd counts them in its codec).
+	clientBytesIn, clientBytesOut atomic.Uint64
+}
+
+// HandleRPC implements stats.Handler: it counts the client message bytes.
+func (in *instruments) HandleRPC(_ context.Context, st stats.RPCStats) {
+	switch p := st.(type) {
+	case *stats.InPayload:
+		in.clientBytesIn.Add(uint64(p.Length))
+	case *stats.OutPayload:
+		in.clientBytesOut.Add(uint64(p.Length))
+	}
+}
+
+// TagRPC, TagConn and HandleConn complete stats.Handler.
+func (in *instruments) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (in *instruments) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (in *instruments) HandleConn(context.Context, stats.ConnStats) {}
+
+// etcdDiskBuckets are etcd's buckets for disk latencies: 1 ms to 8.192 s.
+var etcdDiskBuckets = prometheus.ExponentialBuckets(0.001, 2, 14)
+
+func newInstruments(cfg Config) *instruments {
+	var opts []grpcprom.ServerMetricsOption
+	if cfg.Metrics == "extensive" {
+		opts = append(opts, grpcprom.WithServerHandlingTimeHistogram())
+	}
+	return &instruments{
+		grpc: grpcprom.NewServerMetrics(opts...),
+		walFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
+			Help: "The latency distributions of fsync called by WAL.", Buckets: etcdDiskBuckets,
+		}),
+		backendCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_commit_duration_seconds",
+			Help: "The latency distributions of commit called by backend.", Buckets: etcdDiskBuckets,
+		}),
+	}
+}
+
+// observeWALFsync is the consensus log's fsync observer.
+func (in *instruments) observeWALFsync(d time.Duration) { in.walFsync.Observe(d.Seconds()) }
+
+// register adds the instruments, and etcd's metrics read from the
+// member's state on scrape, to reg.
+func (s *Server) registerInstruments(reg *prometheus.Registry) {
+	in := s.inst
+	reg.MustRegister(in.grpc, in.walFsync, in.backendCommit)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "proposals_pending",
+		Help: "The current number of pending proposals to commit.",
+	}, func() float64 { return float64(in.proposalsPending.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",
+		Help: "The total number of failed proposals seen.",
+	}, func() float64 { return float64(in.proposalsFailed.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "leader_changes_seen_total",
+		Help: "The number of leader changes seen.",
+	}, func() float64 { return float64(s.node.Status().LeaderChanges) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "network", Name: "client_grpc_received_bytes_total",
+		Help: "The total number of bytes received from grpc clients.",
+	}, func() float64 { return float64(in.clientBytesIn.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "network", Name: "client_grpc_sent_bytes_total",
+		Help: "The total number of bytes sent to grpc clients.",
+	}, func() float64 { return float64(in.clientBytesOut.Load()) }))
+	one := func(namespace, subsystem, name, help, label, value string) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
+			ConstLabels: prometheus.Labels{label: value},
+		}, func() float64 { return 1 }))
+	}
+	one("etcd", "cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version",
+		"cluster_version", version.Cluster(s.cfg.clusterVersion()))
+	one("etcd", "server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.",
+		"server_go_version", goruntime.Version())
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd_debugging", Subsystem: "auth", Name: "revision", Help: "The current revision of auth store.",
+	}, func() float64 { return float64(s.authStore.Revision()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "os", Subsystem: "fd", Name: "used", Help: "The number of used file descriptors.",
+	}, func() float64 { n, _ := etcdruntime.FDUsage(); return float64(n) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "os", Subsystem: "fd", Name: "limit", Help: "The file descriptor limit.",
+	}, func() float64 { n, _ := etcdruntime.FDLimit(); return float64(n) }))
+	features := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "etcd_server_feature_enabled", Help: "Whether or not a feature is enabled. 1 is enabled, 0 is not.",
+	}, []string{"name", "stage"})
+	if mg, ok := s.cfg.FeatureGates.(featuregate.MutableFeatureGate); ok {
+		for f, spec := range mg.GetAll() {
+			v := 0.0
+			if mg.Enabled(f) {
+				v = 1
+			}
+			features.With(prometheus.Labels{"name": string(f), "stage": string(spec.PreRelease)}).Set(v)
+		}
+	}
+	reg.MustRegister(features)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "server", Name: "id",
+		Help:        "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+		ConstLabels: prometheus.Labels{"server_id": fmt.Sprintf("%x", s.id)},
+	}, func() float64 { return 1 }))
+}
+
+// commitTimed ends a write transaction, timing it as etcd times its
+// backend commits.
+func (s *Server) commitTimed(end func() (int64, error)) (int64, error) {
+	t0 := time.Now()
+	rev, err := end()
+	s.inst.backendCommit.Observe(time.Since(t0).Seconds())
+	return rev, err
+}

@@ -1,0 +1,74 @@
+package server_test
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/server/internal/testcluster"
+)
+
+// metricValue is the value of the sample line named exactly series
+// (name{labels}) in a /metrics body, or -1.
+func metricValue(body, series string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// The event-fed metrics the etcd mixin's alerts read, under etcd's names:
+// gRPC requests by method and code, the Raft log's fsyncs, storage
+// commits, proposals, leader changes, and the member ID label.
+func TestMetricsFedByEvents(t *testing.T) {
+	for _, mode := range []string{"basic", "extensive"} {
+		t.Run(mode, func(t *testing.T) {
+			ms := testcluster.Start(t, 1, func(c *server.Config) { c.Metrics = mode })
+			c := testcluster.Client(t, ms[0])
+			for i := range 5 {
+				_, err := c.Put(ctx(t), fmt.Sprint("k", i), "v")
+				require.NoError(t, err)
+			}
+			_, err := c.Get(ctx(t), "nope")
+			require.NoError(t, err)
+			code, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+			require.Equal(t, 200, code)
+
+			put := `grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
+			require.Equal(t, 5.0, metricValue(body, put), "handled puts")
+			require.Equal(t, 5.0, metricValue(body, `grpc_server_started_total{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`))
+			require.Equal(t, 0.0, metricValue(body, `grpc_server_handled_total{grpc_code="OK",grpc_method="Defragment",grpc_service="etcdserverpb.Maintenance",grpc_type="unary"}`),
+				"every method has its series from the start, as etcd")
+			require.GreaterOrEqual(t, metricValue(body, "etcd_disk_wal_fsync_duration_seconds_count"), 5.0)
+			require.GreaterOrEqual(t, metricValue(body, "etcd_disk_backend_commit_duration_seconds_count"), 5.0)
+			require.Contains(t, body, `etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"}`)
+			require.Contains(t, body, `etcd_disk_wal_fsync_duration_seconds_bucket{le="8.192"}`, "etcd's buckets")
+			require.Equal(t, 1.0, metricValue(body, "etcd_server_leader_changes_seen_total"))
+			require.Equal(t, 0.0, metricValue(body, "etcd_server_proposals_pending"))
+			require.Equal(t, 0.0, metricValue(body, "etcd_server_proposals_failed_total"))
+			st, err := c.Status(ctx(t), ms[0].Srv.ClientAddrs()[0])
+			require.NoError(t, err)
+			require.Equal(t, 1.0, metricValue(body, fmt.Sprintf(`etcd_server_id{server_id="%x"}`, st.Header.MemberId)))
+			require.Positive(t, metricValue(body, "etcd_network_client_grpc_received_bytes_total"))
+			require.Positive(t, metricValue(body, "etcd_network_client_grpc_sent_bytes_total"))
+			require.Equal(t, 1.0, metricValue(body, `etcd_cluster_version{cluster_version="3.7"}`))
+			require.Positive(t, metricValue(body, "os_fd_used"))
+			require.Positive(t, metricValue(body, "os_fd_limit"))
+			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_auth_revision"))
+			require.Regexp(t, `etcd_server_feature_enabled\{name="InitialCorruptCheck",stage="[A-Z]+"\} 0`, body)
+			require.Contains(t, body, `etcd_server_go_version{server_go_version="go`)
+			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
+			if mode == "extensive" {
+				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")
+			} else {
+				require.Equal(t, -1.0, metricValue(body, hist), "basic: no histograms, as etcd")
+			}
+		})
+	}
+}

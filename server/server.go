@@ -77,7 +77,7 @@ type Server struct {
 	lessor        *lease.Lessor
 	lessorTerm    atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms        *maintenance.Alarms
-	inst          *instruments // metrics fed by events (metrics.go)
+	inst          *instruments            // metrics fed by events (metrics.go)
 	downgrades    *maintenance.Downgrades // the replicated downgrade state
 	sizes         sizeCache
 	peerConnMu    sync.Mutex

@@ -45,6 +45,9 @@ func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 		resp, err = kv.Range(rd, r, true)
 		return err
 	})
+	if err == nil {
+		b.s.inst.countOps(resp)
+	}
 	return resp, err
 }
 
@@ -68,6 +71,9 @@ func (b *kvBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 			resp, err = kv.ReadOnlyTxn(rd, rd.Rev(), r)
 			return err
 		})
+		if err == nil {
+			b.s.inst.countOps(resp)
+		}
 		return resp, err
 	}
 	if err := b.s.checkQuota(ctx, costTxn(r)); err != nil {

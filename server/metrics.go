@@ -9,10 +9,12 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/pkg/v3/featuregate"
 	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/protobuf/proto"
 )
 
 // instruments are the metrics fed by events rather than read on scrape:
@@ -28,6 +30,48 @@ type instruments struct {
 	// clientBytesIn and clientBytesOut are the gRPC message bytes from and
 	// to clients (etcd counts them in its codec).
 	clientBytesIn, clientBytesOut atomic.Uint64
+	// The key-space operations this member ran (etcd's etcd_mvcc_*_total):
+	// applied writes on every member, reads where they were served.
+	ranges, puts, deletes, txns, putBytes atomic.Uint64
+}
+
+// countOps counts the key-space operations an answer shows were run, as
+// etcd's store counts them: each range, put and delete, nested txns'
+// included, and one txn when a request ran more than one operation.
+func (in *instruments) countOps(resp proto.Message) {
+	if n := in.countOp(resp); n > 1 {
+		in.txns.Add(1)
+	}
+}
+
+func (in *instruments) countOp(resp proto.Message) int {
+	switch r := resp.(type) {
+	case *pb.RangeResponse:
+		in.ranges.Add(1)
+		return 1
+	case *pb.PutResponse:
+		in.puts.Add(1)
+		return 1
+	case *pb.DeleteRangeResponse:
+		in.deletes.Add(1)
+		return 1
+	case *pb.TxnResponse:
+		n := 0
+		for _, op := range r.Responses {
+			switch {
+			case op.GetResponseRange() != nil:
+				n += in.countOp(op.GetResponseRange())
+			case op.GetResponsePut() != nil:
+				n += in.countOp(op.GetResponsePut())
+			case op.GetResponseDeleteRange() != nil:
+				n += in.countOp(op.GetResponseDeleteRange())
+			case op.GetResponseTxn() != nil:
+				n += in.countOp(op.GetResponseTxn())
+			}
+		}
+		return n
+	}
+	return 0
 }
 
 // HandleRPC implements stats.Handler: it counts the client message bytes.
@@ -96,6 +140,19 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "network", Name: "client_grpc_sent_bytes_total",
 		Help: "The total number of bytes sent to grpc clients.",
 	}, func() float64 { return float64(in.clientBytesOut.Load()) }))
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"range_total", "Total number of ranges seen by this member.", &in.ranges},
+		{"put_total", "Total number of puts seen by this member.", &in.puts},
+		{"delete_total", "Total number of deletes seen by this member.", &in.deletes},
+		{"txn_total", "Total number of txns seen by this member.", &in.txns},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: c.name, Help: c.help,
+		}, func() float64 { return float64(c.v.Load()) }))
+	}
 	one := func(namespace, subsystem, name, help, label, value string) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,

@@ -63,6 +63,9 @@ func TestMetricsFedByEvents(t *testing.T) {
 			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_auth_revision"))
 			require.Regexp(t, `etcd_server_feature_enabled\{name="InitialCorruptCheck",stage="[A-Z]+"\} 0`, body)
 			require.Contains(t, body, `etcd_server_go_version{server_go_version="go`)
+			require.Equal(t, 5.0, metricValue(body, "etcd_mvcc_put_total"))
+			require.Equal(t, 1.0, metricValue(body, "etcd_mvcc_range_total"))
+			require.Equal(t, 0.0, metricValue(body, "etcd_mvcc_txn_total"))
 			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
 			if mode == "extensive" {
 				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")

@@ -108,6 +108,7 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 	if err != nil {
 		return nil, fmt.Errorf("commit write transaction: %w", err)
 	}
+	sm.s.inst.countOps(resp)
 	switch resp := resp.(type) {
 	case *pb.PutResponse:
 		resp.Header.Revision = rev

@@ -32,7 +32,11 @@ type instruments struct {
 	clientBytesIn, clientBytesOut atomic.Uint64
 	// The key-space operations this member ran (etcd's etcd_mvcc_*_total):
 	// applied writes on every member, reads where they were served.
-	ranges, puts, deletes, txns, putBytes atomic.Uint64
+	ranges, puts, deletes, txns atomic.Uint64
+	// Leases granted and revoked (applied, on every member) and the TTLs
+	// granted.
+	leasesGranted, leasesRevoked atomic.Uint64
+	leaseTTLs                    prometheus.Histogram
 }
 
 // countOps counts the key-space operations an answer shows were run, as
@@ -55,6 +59,11 @@ func (in *instruments) countOp(resp proto.Message) int {
 	case *pb.DeleteRangeResponse:
 		in.deletes.Add(1)
 		return 1
+	case *pb.LeaseGrantResponse:
+		in.leasesGranted.Add(1)
+		in.leaseTTLs.Observe(float64(r.TTL))
+	case *pb.LeaseRevokeResponse:
+		in.leasesRevoked.Add(1)
 	case *pb.TxnResponse:
 		n := 0
 		for _, op := range r.Responses {
@@ -105,6 +114,10 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
 			Help: "The latency distributions of fsync called by WAL.", Buckets: etcdDiskBuckets,
 		}),
+		leaseTTLs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "lease", Name: "ttl_total",
+			Help: "Bucketed histogram of lease TTLs.", Buckets: prometheus.ExponentialBuckets(1, 2, 24),
+		}),
 		backendCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "backend_commit_duration_seconds",
 			Help: "The latency distributions of commit called by backend.", Buckets: etcdDiskBuckets,
@@ -119,7 +132,20 @@ func (in *instruments) observeWALFsync(d time.Duration) { in.walFsync.Observe(d.
 // member's state on scrape, to reg.
 func (s *Server) registerInstruments(reg *prometheus.Registry) {
 	in := s.inst
-	reg.MustRegister(in.grpc, in.walFsync, in.backendCommit)
+	reg.MustRegister(in.grpc, in.walFsync, in.backendCommit, in.leaseTTLs)
+	for _, c := range []struct {
+		namespace, subsystem, name, help string
+		v                                func() uint64
+	}{
+		{"etcd_debugging", "lease", "granted_total", "The total number of granted leases.", in.leasesGranted.Load},
+		{"etcd_debugging", "lease", "revoked_total", "The total number of revoked leases.", in.leasesRevoked.Load},
+		{"etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader.", func() uint64 { return s.lessor.Stats().Renewed }},
+		{"etcd_debugging", "server", "lease_expired_total", "The total number of expired leases.", func() uint64 { return s.lessor.Stats().Expired }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: c.namespace, Subsystem: c.subsystem, Name: c.name, Help: c.help,
+		}, func() float64 { return float64(c.v()) }))
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd", Subsystem: "server", Name: "proposals_pending",
 		Help: "The current number of pending proposals to commit.",

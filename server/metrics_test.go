@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -37,6 +38,18 @@ func TestMetricsFedByEvents(t *testing.T) {
 			}
 			_, err := c.Get(ctx(t), "nope")
 			require.NoError(t, err)
+			l, err := c.Grant(ctx(t), 1)
+			require.NoError(t, err)
+			_, err = c.KeepAliveOnce(ctx(t), l.ID)
+			require.NoError(t, err)
+			l2, err := c.Grant(ctx(t), 600)
+			require.NoError(t, err)
+			_, err = c.Revoke(ctx(t), l2.ID)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+				return metricValue(body, "etcd_debugging_server_lease_expired_total") == 1
+			}, 15*time.Second, 50*time.Millisecond, "the 1 s lease expires and is counted")
 			code, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 			require.Equal(t, 200, code)
 
@@ -66,6 +79,10 @@ func TestMetricsFedByEvents(t *testing.T) {
 			require.Equal(t, 5.0, metricValue(body, "etcd_mvcc_put_total"))
 			require.Equal(t, 1.0, metricValue(body, "etcd_mvcc_range_total"))
 			require.Equal(t, 0.0, metricValue(body, "etcd_mvcc_txn_total"))
+			require.Equal(t, 2.0, metricValue(body, "etcd_debugging_lease_granted_total"))
+			require.Equal(t, 2.0, metricValue(body, "etcd_debugging_lease_revoked_total"), "the revoked lease and the expired one")
+			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_lease_renewed_total"))
+			require.Equal(t, 2.0, metricValue(body, "etcd_debugging_lease_ttl_total_count"))
 			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
 			if mode == "extensive" {
 				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -76,6 +77,24 @@ type Lessor struct {
 	mu      sync.RWMutex
 	leases  map[int64]*lease
 	primary bool
+
+	renewedN, expiredN atomic.Uint64 // since start, for Stats
+}
+
+// Stats are counters since the lessor started.
+type Stats struct {
+	// Renewed counts keepalives this member renewed as the primary
+	// (etcd's etcd_debugging_lease_renewed_total).
+	Renewed uint64
+	// Expired counts expired leases whose revoke this member proposed
+	// successfully as the primary (etcd's
+	// etcd_debugging_server_lease_expired_total).
+	Expired uint64
+}
+
+// Stats returns the lessor's counters.
+func (le *Lessor) Stats() Stats {
+	return Stats{Renewed: le.renewedN.Load(), Expired: le.expiredN.Load()}
 }
 
 // New returns an empty lessor; call Recover to load the table of a store.
@@ -267,6 +286,7 @@ func (le *Lessor) Renew(id int64) (ttl int64, clearRemaining bool, err error) {
 	}
 	l.expiry = now.Add(time.Duration(l.ttl) * time.Second)
 	l.cpAt = now
+	le.renewedN.Add(1)
 	return l.ttl, l.remaining > 0, nil
 }
 

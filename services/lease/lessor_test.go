@@ -121,6 +121,7 @@ func TestPrimaryClocks(t *testing.T) {
 	require.True(t, clear, "a renew makes the checkpointed remaining TTL stale")
 	_, _, err = le.Renew(7)
 	require.Equal(t, rpctypes.ErrGRPCLeaseNotFound, err)
+	require.EqualValues(t, 2, le.Stats().Renewed, "two renewals; the refused ones do not count")
 
 	clk.advance(10 * time.Second)
 	require.Equal(t, []int64{1}, le.expired(10))

@@ -55,9 +55,13 @@ func (le *Lessor) Run(ctx context.Context, p Proposer) {
 				defer func() { <-sem }()
 				cctx, cancel := context.WithTimeout(ctx, le.cfg.RetryInterval)
 				defer cancel()
-				if _, err := p.ProposeRevoke(cctx, id); err != nil && ctx.Err() == nil {
-					le.lg.Debug("failed to revoke expired lease", zap.Int64("lease-id", id), zap.Error(err))
+				if _, err := p.ProposeRevoke(cctx, id); err != nil {
+					if ctx.Err() == nil {
+						le.lg.Debug("failed to revoke expired lease", zap.Int64("lease-id", id), zap.Error(err))
+					}
+					return
 				}
+				le.expiredN.Add(1)
 			}(id)
 		}
 		for {

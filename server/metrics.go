@@ -15,6 +15,8 @@ import (
 	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/services/watch"
 )
 
 // instruments are the metrics fed by events rather than read on scrape:
@@ -179,6 +181,16 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 			Namespace: "etcd", Subsystem: "mvcc", Name: c.name, Help: c.help,
 		}, func() float64 { return float64(c.v.Load()) }))
 	}
+	watchGauge := func(name, help string, v func(watch.Stats) int64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: name, Help: help,
+		}, func() float64 { return float64(v(s.watchSrv.Stats())) }))
+	}
+	watchGauge("watch_stream_total", "Total number of watch streams.", func(st watch.Stats) int64 { return st.Streams })
+	watchGauge("watcher_total", "Total number of watchers.", func(st watch.Stats) int64 { return st.Watchers })
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "events_total", Help: "Total number of events sent by this member.",
+	}, func() float64 { return float64(s.watchSrv.Stats().Events) }))
 	one := func(namespace, subsystem, name, help, label, value string) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/metastore/metastore/server"
 	"github.com/metastore/metastore/server/internal/testcluster"
@@ -50,6 +52,10 @@ func TestMetricsFedByEvents(t *testing.T) {
 				_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 				return metricValue(body, "etcd_debugging_server_lease_expired_total") == 1
 			}, 15*time.Second, 50*time.Millisecond, "the 1 s lease expires and is counted")
+			wctx, stopWatch := context.WithCancel(ctx(t))
+			defer stopWatch()
+			w := c.Watch(wctx, "k", clientv3.WithPrefix(), clientv3.WithRev(1))
+			require.Len(t, (<-w).Events, 5)
 			code, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 			require.Equal(t, 200, code)
 
@@ -83,6 +89,9 @@ func TestMetricsFedByEvents(t *testing.T) {
 			require.Equal(t, 2.0, metricValue(body, "etcd_debugging_lease_revoked_total"), "the revoked lease and the expired one")
 			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_lease_renewed_total"))
 			require.Equal(t, 2.0, metricValue(body, "etcd_debugging_lease_ttl_total_count"))
+			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_mvcc_watch_stream_total"))
+			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_mvcc_watcher_total"))
+			require.Equal(t, 5.0, metricValue(body, "etcd_debugging_mvcc_events_total"))
 			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
 			if mode == "extensive" {
 				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")

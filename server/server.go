@@ -77,7 +77,8 @@ type Server struct {
 	lessor        *lease.Lessor
 	lessorTerm    atomic.Uint64 // the term the lessor runs the clocks for; 0: none
 	alarms        *maintenance.Alarms
-	inst          *instruments            // metrics fed by events (metrics.go)
+	inst          *instruments // metrics fed by events (metrics.go)
+	watchSrv      *watch.Server
 	downgrades    *maintenance.Downgrades // the replicated downgrade state
 	sizes         sizeCache
 	peerConnMu    sync.Mutex
@@ -282,11 +283,12 @@ func (s *Server) registerServices() {
 	pb.RegisterLeaseServer(s.clientSrv, leaseSrv)
 	leaseSrv.RegisterForwarding(s.peerSrv)
 	pb.RegisterMaintenanceServer(s.clientSrv, maintenance.NewServer(s, s))
-	pb.RegisterWatchServer(s.clientSrv, watch.NewServer(func() watch.Store { return s.store.Load() }, s,
+	s.watchSrv = watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{
 			MaxResponseBytes: int(cfg.MaxRequestBytes), ProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
 			Authorizer: watchAuth, Logger: s.lg,
-		}))
+		})
+	pb.RegisterWatchServer(s.clientSrv, s.watchSrv)
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
 	pb.RegisterAuthServer(s.clientSrv, auth.NewServer(s.authStore, s.tokens, authBackend{s}, int(cfg.BcryptCost), s.lg))
 	s.health = health.NewServer()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -61,6 +62,22 @@ type Server struct {
 	store func() Store
 	hdr   HeaderFiller
 	cfg   Config
+
+	streams, watchers atomic.Int64  // open now
+	events            atomic.Uint64 // sent since start
+}
+
+// Stats are the service's gauges and counters (etcd's
+// etcd_debugging_mvcc_watch_stream_total, _watcher_total and
+// _events_total).
+type Stats struct {
+	Streams, Watchers int64  // open now
+	Events            uint64 // events sent since start
+}
+
+// Stats returns the service's current counts.
+func (s *Server) Stats() Stats {
+	return Stats{Streams: s.streams.Load(), Watchers: s.watchers.Load(), Events: s.events.Load()}
 }
 
 var _ pb.WatchServer = (*Server)(nil)
@@ -105,6 +122,13 @@ type serverStream struct {
 func (s *Server) Watch(gs pb.Watch_WatchServer) error {
 	ss := &serverStream{s: s, gs: gs, ws: s.store().NewWatchStream(0), opts: map[storage.WatchID]watcherOpts{}}
 	defer ss.ws.Close()
+	s.streams.Add(1)
+	defer func() {
+		s.streams.Add(-1)
+		ss.mu.Lock()
+		s.watchers.Add(-int64(len(ss.opts)))
+		ss.mu.Unlock()
+	}()
 	ctx, cancel := context.WithCancel(gs.Context())
 	defer cancel()
 	errc := make(chan error, 2)
@@ -134,7 +158,21 @@ func (ss *serverStream) header(rev int64) *pb.ResponseHeader {
 func (ss *serverStream) send(wr *pb.WatchResponse) error {
 	ss.sendMu.Lock()
 	defer ss.sendMu.Unlock()
-	return ss.gs.Send(wr)
+	if err := ss.gs.Send(wr); err != nil {
+		return err
+	}
+	ss.s.events.Add(uint64(len(wr.Events)))
+	return nil
+}
+
+// forget drops watcher id's options, if it still has them.
+func (ss *serverStream) forget(id storage.WatchID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.opts[id]; ok {
+		delete(ss.opts, id)
+		ss.s.watchers.Add(-1)
+	}
 }
 
 func (ss *serverStream) recvLoop(ctx context.Context) error {
@@ -151,9 +189,7 @@ func (ss *serverStream) recvLoop(ctx context.Context) error {
 		case req.GetCancelRequest() != nil:
 			id := storage.WatchID(req.GetCancelRequest().WatchId)
 			if ss.ws.Cancel(id) == nil {
-				ss.mu.Lock()
-				delete(ss.opts, id)
-				ss.mu.Unlock()
+				ss.forget(id)
 				if err := ss.send(&pb.WatchResponse{Header: ss.header(ss.s.store().Rev()), WatchId: int64(id), Canceled: true}); err != nil {
 					return err
 				}
@@ -218,6 +254,9 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 		wr.CancelReason = err.Error()
 	} else {
 		ss.mu.Lock()
+		if _, ok := ss.opts[id]; !ok {
+			ss.s.watchers.Add(1)
+		}
 		ss.opts[id] = watcherOpts{progress: c.ProgressNotify, fragment: c.Fragment}
 		ss.mu.Unlock()
 	}
@@ -285,9 +324,7 @@ func (ss *serverStream) deliver(r storage.WatchResponse) error {
 		Canceled:        r.CompactRevision != 0,
 	}
 	if r.CompactRevision != 0 {
-		ss.mu.Lock()
-		delete(ss.opts, r.WatchID)
-		ss.mu.Unlock()
+		ss.forget(r.WatchID)
 	}
 	ss.mu.Lock()
 	frag := ss.opts[r.WatchID].fragment

@@ -39,6 +39,7 @@ func (denyAll) Authorize(context.Context, bool, []byte, []byte) error {
 type env struct {
 	st  *storage.Store
 	cli pb.WatchClient
+	srv *watch.Server
 }
 
 func newEnv(t *testing.T, cfg watch.Config) *env {
@@ -48,7 +49,8 @@ func newEnv(t *testing.T, cfg watch.Config) *env {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := grpc.NewServer()
-	pb.RegisterWatchServer(srv, watch.NewServer(func() watch.Store { return st }, header{}, cfg))
+	ws := watch.NewServer(func() watch.Store { return st }, header{}, cfg)
+	pb.RegisterWatchServer(srv, ws)
 	go srv.Serve(l)
 	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -57,16 +59,23 @@ func newEnv(t *testing.T, cfg watch.Config) *env {
 		srv.Stop()
 		st.Close()
 	})
-	return &env{st: st, cli: pb.NewWatchClient(cc)}
+	return &env{st: st, cli: pb.NewWatchClient(cc), srv: ws}
 }
 
 func (e *env) stream(t *testing.T) pb.Watch_WatchClient {
+	t.Helper()
+	ws, _ := e.streamCancel(t)
+	return ws
+}
+
+// streamCancel is stream with the function that ends it.
+func (e *env) streamCancel(t *testing.T) (pb.Watch_WatchClient, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	ws, err := e.cli.Watch(ctx)
 	require.NoError(t, err)
-	return ws
+	return ws, cancel
 }
 
 func (e *env) put(t *testing.T, key, val string) int64 {
@@ -95,7 +104,7 @@ func recv(t *testing.T, ws pb.Watch_WatchClient) *pb.WatchResponse {
 func TestCreateEventsFiltersCancel(t *testing.T) {
 	e := newEnv(t, watch.Config{})
 	e.put(t, "a", "0")
-	ws := e.stream(t)
+	ws, end := e.streamCancel(t)
 	r := create(t, ws, &pb.WatchCreateRequest{Key: []byte("a"), RangeEnd: []byte("b"), PrevKv: true})
 	require.Equal(t, &pb.ResponseHeader{ClusterId: 1, MemberId: 2, RaftTerm: 3, Revision: 2}, r.Header)
 	id := r.WatchId
@@ -120,10 +129,15 @@ func TestCreateEventsFiltersCancel(t *testing.T) {
 	}
 	require.Equal(t, map[int64]mvccpb.Event_EventType{id: mvccpb.Event_DELETE, nodel.WatchId: mvccpb.Event_DELETE}, seen)
 
+	require.Equal(t, watch.Stats{Streams: 1, Watchers: 2, Events: 3}, e.srv.Stats())
 	require.NoError(t, ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: id}}}))
 	got = recv(t, ws)
 	require.True(t, got.Canceled)
 	require.Equal(t, id, got.WatchId)
+	require.EqualValues(t, 1, e.srv.Stats().Watchers, "the canceled watcher is gone")
+	end()
+	require.Eventually(t, func() bool { return e.srv.Stats() == watch.Stats{Events: 3} }, 5*time.Second, 10*time.Millisecond,
+		"a closed stream takes its watchers with it")
 }
 
 // A fragmenting watcher gets a response over MaxResponseBytes in parts,

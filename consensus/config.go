@@ -75,6 +75,9 @@ type Config struct {
 	// WALSyncObserver, if set, is called after every fsync of the log
 	// with its duration (etcd's etcd_disk_wal_fsync_duration_seconds).
 	WALSyncObserver func(time.Duration)
+	// WALWriteObserver, if set, is called after every append to the log
+	// with the bytes written and the time it took.
+	WALWriteObserver func(bytes int64, d time.Duration)
 }
 
 // DefaultConfig returns a Config with every default spelled out; ID, Dir

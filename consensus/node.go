@@ -100,7 +100,7 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 	}
 	cfg = cfg.withDefaults()
 	lg := cfg.Logger.With(zap.String("member-id", fmt.Sprintf("%x", cfg.ID)))
-	w, st, err := wal.Open(filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: lg, SegmentBytes: cfg.WALSegmentBytes, SyncObserver: cfg.WALSyncObserver})
+	w, st, err := wal.Open(filepath.Join(cfg.Dir, "wal"), wal.Options{Logger: lg, SegmentBytes: cfg.WALSegmentBytes, SyncObserver: cfg.WALSyncObserver, WriteObserver: cfg.WALWriteObserver})
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (s *Server) Members(ctx context.Context, linearizable bool) ([]*pb.Member, 
 	if linearizable {
 		ctx, cancel := requestCtx(ctx)
 		defer cancel()
-		if _, err := s.node.ReadIndex(ctx); err != nil {
+		if _, err := s.readIndex(ctx); err != nil {
 			return nil, rpcerr.ToGRPC(s.lg, err)
 		}
 	}

@@ -140,7 +140,7 @@ func (s *Server) periodicCorruptCheck(ctx context.Context) error {
 	}
 	peers := s.peerHashes(h.HashRev)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout(s.cfg))
-	_, err = s.node.ReadIndex(rctx)
+	_, err = s.readIndex(rctx)
 	cancel()
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ func (b *kvBackend) read(ctx context.Context, serializable bool, f func(*storage
 	if !serializable {
 		ctx, cancel := requestCtx(ctx)
 		defer cancel()
-		if _, err := b.s.node.ReadIndex(ctx); err != nil {
+		if _, err := b.s.readIndex(ctx); err != nil {
 			return err
 		}
 	}

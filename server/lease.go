@@ -46,7 +46,7 @@ func (h leaseHost) Rev() int64                        { return h.s.store.Load().
 func (h leaseHost) LeaseKeys(id int64) ([][]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout(h.s.cfg))
 	defer cancel()
-	if _, err := h.s.node.ReadIndex(ctx); err != nil {
+	if _, err := h.s.readIndex(ctx); err != nil {
 		return nil, err
 	}
 	return h.s.store.Load().LeaseKeys(id)
@@ -134,7 +134,7 @@ func (s *Server) watchLeadership(ctx context.Context) {
 		}
 		if leading && s.lessorTerm.Load() == 0 {
 			rctx, cancel := context.WithTimeout(ctx, extend)
-			_, err := s.node.ReadIndex(rctx)
+			_, err := s.readIndex(rctx)
 			cancel()
 			if err == nil && s.node.Leader() == s.id && s.node.Term() == term {
 				s.promoteLessor(term)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/metastore/metastore/services/maintenance"
 	"github.com/metastore/metastore/services/rpcerr"
+	"github.com/metastore/metastore/storage"
 )
 
 // Status implements maintenance.StatusSource.
@@ -54,7 +55,7 @@ func (h downgradeHost) ClusterVersion() *gosemver.Version {
 func (h downgradeHost) ReadIndex(ctx context.Context) error {
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
-	_, err := h.s.node.ReadIndex(ctx)
+	_, err := h.s.readIndex(ctx)
 	return err
 }
 
@@ -79,7 +80,7 @@ func (s *Server) statusErrors(lead uint64) []string {
 // HashKV implements maintenance.Hasher.
 func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
 	st := s.store.Load()
-	h, err := st.HashKV(rev)
+	h, err := timed(s.inst.hashRev, func() (storage.KVHash, error) { return st.HashKV(rev) })
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
 	}
@@ -109,7 +110,10 @@ func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRespon
 // of this member's store. Unlike etcd's defrag it does not block writes.
 func (s *Server) Defragment(ctx context.Context) error {
 	s.lg.Info("defragmenting", zap.Int64("current-db-size-bytes", s.dbSize()))
-	if err := s.store.Load().Defragment(); err != nil {
+	s.inst.defragInflight.Add(1)
+	_, err := timed(s.inst.defrag, func() (struct{}, error) { return struct{}{}, s.store.Load().Defragment() })
+	s.inst.defragInflight.Add(-1)
+	if err != nil {
 		return rpcerr.ToGRPC(s.lg, err)
 	}
 	s.sizes.at.Store(0) // measure again
@@ -119,7 +123,12 @@ func (s *Server) Defragment(ctx context.Context) error {
 
 // Hash implements maintenance.Backend.
 func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
-	h, rev, err := s.store.Load().Hash()
+	var rev int64
+	h, err := timed(s.inst.hash, func() (uint32, error) {
+		h, r, err := s.store.Load().Hash()
+		rev = r
+		return h, err
+	})
 	if err != nil {
 		return nil, rpcerr.ToGRPC(s.lg, err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	goruntime "runtime"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/services/watch"
 )
 
@@ -26,6 +28,8 @@ import (
 type instruments struct {
 	grpc             *grpcprom.ServerMetrics
 	walFsync         prometheus.Histogram
+	walWrite         prometheus.Histogram
+	walWriteBytes    atomic.Int64
 	backendCommit    prometheus.Histogram
 	proposalsPending atomic.Int64
 	proposalsFailed  atomic.Uint64
@@ -39,6 +43,10 @@ type instruments struct {
 	// granted.
 	leasesGranted, leasesRevoked atomic.Uint64
 	leaseTTLs                    prometheus.Histogram
+	// ReadIndex rounds that failed, and those of them that timed out.
+	readIndexFailed, readIndexSlow atomic.Uint64
+	defragInflight                 atomic.Int64
+	defrag, hash, hashRev          prometheus.Histogram
 }
 
 // countOps counts the key-space operations an answer shows were run, as
@@ -120,6 +128,22 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd_debugging", Subsystem: "lease", Name: "ttl_total",
 			Help: "Bucketed histogram of lease TTLs.", Buckets: prometheus.ExponentialBuckets(1, 2, 24),
 		}),
+		defrag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_defrag_duration_seconds",
+			Help: "The latency distribution of backend defragmentation.", Buckets: prometheus.ExponentialBuckets(.1, 2, 13),
+		}),
+		hash: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_duration_seconds",
+			Help: "The latency distribution of storage hash operation.", Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
+		hashRev: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_rev_duration_seconds",
+			Help: "The latency distribution of storage hash by revision operation.", Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
+		walWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_duration_seconds",
+			Help: "The latency distributions of write called by WAL.", Buckets: etcdDiskBuckets,
+		}),
 		backendCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "backend_commit_duration_seconds",
 			Help: "The latency distributions of commit called by backend.", Buckets: etcdDiskBuckets,
@@ -130,11 +154,25 @@ func newInstruments(cfg Config) *instruments {
 // observeWALFsync is the consensus log's fsync observer.
 func (in *instruments) observeWALFsync(d time.Duration) { in.walFsync.Observe(d.Seconds()) }
 
+// observeWALWrite is the consensus log's write observer.
+func (in *instruments) observeWALWrite(n int64, d time.Duration) {
+	in.walWriteBytes.Add(n)
+	in.walWrite.Observe(d.Seconds())
+}
+
 // register adds the instruments, and etcd's metrics read from the
 // member's state on scrape, to reg.
 func (s *Server) registerInstruments(reg *prometheus.Registry) {
 	in := s.inst
-	reg.MustRegister(in.grpc, in.walFsync, in.backendCommit, in.leaseTTLs)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "disk", Name: "wal_write_bytes_total", Help: "Total number of bytes written in WAL.",
+	}, func() float64 { return float64(in.walWriteBytes.Load()) }))
+	reg.MustRegister(in.grpc, in.walFsync, in.walWrite, in.backendCommit, in.leaseTTLs, in.defrag, in.hash, in.hashRev)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
+		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
+	}, func() float64 { return float64(in.defragInflight.Load()) }))
+	reg.MustRegister(newKnownPeers(s))
 	for _, c := range []struct {
 		namespace, subsystem, name, help string
 		v                                func() uint64
@@ -143,6 +181,8 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		{"etcd_debugging", "lease", "revoked_total", "The total number of revoked leases.", in.leasesRevoked.Load},
 		{"etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader.", func() uint64 { return s.lessor.Stats().Renewed }},
 		{"etcd_debugging", "server", "lease_expired_total", "The total number of expired leases.", func() uint64 { return s.lessor.Stats().Expired }},
+		{"etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen.", in.readIndexFailed.Load},
+		{"etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.", in.readIndexSlow.Load},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: c.namespace, Subsystem: c.subsystem, Name: c.name, Help: c.help,
@@ -237,4 +277,50 @@ func (s *Server) commitTimed(end func() (int64, error)) (int64, error) {
 	rev, err := end()
 	s.inst.backendCommit.Observe(time.Since(t0).Seconds())
 	return rev, err
+}
+
+// readIndex is the node's ReadIndex, counted as etcd counts its read
+// index rounds.
+func (s *Server) readIndex(ctx context.Context) (uint64, error) {
+	idx, err := s.node.ReadIndex(ctx)
+	if err != nil {
+		s.inst.readIndexFailed.Add(1)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, consensus.ErrTimeout) {
+			s.inst.readIndexSlow.Add(1)
+		}
+	}
+	return idx, err
+}
+
+// timed observes how long f takes in h.
+func timed[T any](h prometheus.Histogram, f func() (T, error)) (T, error) {
+	t0 := time.Now()
+	v, err := f()
+	h.Observe(time.Since(t0).Seconds())
+	return v, err
+}
+
+// knownPeers is etcd's etcd_network_known_peers: 1 for every member
+// (this one too) and 0 for every removed one, by local and remote member
+// ID, read from the member table on scrape.
+type knownPeers struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func newKnownPeers(s *Server) *knownPeers {
+	return &knownPeers{s: s, desc: prometheus.NewDesc("etcd_network_known_peers",
+		"The current number of known peers.", []string{"Local", "Remote"}, nil)}
+}
+
+func (k *knownPeers) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc }
+
+func (k *knownPeers) Collect(ch chan<- prometheus.Metric) {
+	local := fmt.Sprintf("%x", k.s.id)
+	for _, m := range k.s.members.List() {
+		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, 1, local, fmt.Sprintf("%x", m.ID))
+	}
+	for _, id := range k.s.members.Removed() {
+		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, 0, local, fmt.Sprintf("%x", id))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,9 @@ func TestMetricsFedByEvents(t *testing.T) {
 			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_mvcc_watch_stream_total"))
 			require.Equal(t, 1.0, metricValue(body, "etcd_debugging_mvcc_watcher_total"))
 			require.Equal(t, 5.0, metricValue(body, "etcd_debugging_mvcc_events_total"))
+			require.Positive(t, metricValue(body, "etcd_disk_wal_write_bytes_total"))
+			require.GreaterOrEqual(t, metricValue(body, "etcd_disk_wal_write_duration_seconds_count"), 5.0)
+			require.Equal(t, 0.0, metricValue(body, "etcd_disk_defrag_inflight"))
 			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
 			if mode == "extensive" {
 				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")
@@ -100,4 +104,12 @@ func TestMetricsFedByEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every member, this one too, is a known peer, by local and remote ID
+// (etcd's rule).
+func TestMetricsKnownPeers(t *testing.T) {
+	ms := testcluster.Start(t, 3)
+	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+	require.Equal(t, 3, strings.Count(body, "\netcd_network_known_peers{"), body)
 }

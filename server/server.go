@@ -254,7 +254,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 		ID: s.id, Dir: filepath.Join(s.cfg.DataDir, "member"), Peers: peers, Join: s.join, ForceNewCluster: s.cfg.ForceNewCluster,
 		TickInterval: s.cfg.tickInterval(), ElectionTicks: s.cfg.electionTicks(), HeartbeatTicks: 1,
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries, Logger: s.lg,
-		WALSyncObserver: s.inst.observeWALFsync,
+		WALSyncObserver: s.inst.observeWALFsync, WALWriteObserver: s.inst.observeWALWrite,
 	}, &stateMachine{s: s}, s.tr)
 	if err != nil {
 		return err

@@ -63,6 +63,10 @@ type Options struct {
 	// SyncObserver, if set, is called after every fsync with its
 	// duration (etcd's etcd_disk_wal_fsync_duration_seconds).
 	SyncObserver func(time.Duration)
+	// WriteObserver, if set, is called after every Save with the bytes
+	// it wrote and how long that took (etcd's
+	// etcd_disk_wal_write_bytes_total and _write_duration_seconds).
+	WriteObserver func(bytes int64, d time.Duration)
 }
 
 // WAL is an open write-ahead log. Its methods are safe for concurrent use,
@@ -480,6 +484,7 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	if w.closed {
 		return ErrClosed
 	}
+	t0, size0 := time.Now(), w.size
 	for _, e := range ents {
 		if err := w.write(typeEntry, e); err != nil {
 			return err
@@ -491,6 +496,9 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 			return err
 		}
 		w.hs = proto.Clone(hs).(*raftpb.HardState)
+	}
+	if w.opts.WriteObserver != nil && w.size > size0 {
+		w.opts.WriteObserver(w.size-size0, time.Since(t0))
 	}
 	if w.size >= w.opts.SegmentBytes {
 		return w.cut()

@@ -389,10 +389,15 @@ const headerLenForTest = 9
 // nothing written is no fsync.
 func TestSyncObserverSeesEveryFsync(t *testing.T) {
 	var seen []time.Duration
-	w, _, err := wal.Open(t.TempDir(), wal.Options{SyncObserver: func(d time.Duration) { seen = append(seen, d) }})
+	var written int64
+	w, _, err := wal.Open(t.TempDir(), wal.Options{
+		SyncObserver:  func(d time.Duration) { seen = append(seen, d) },
+		WriteObserver: func(n int64, _ time.Duration) { written += n },
+	})
 	require.NoError(t, err)
 	defer w.Close()
 	require.NoError(t, w.Save(hardState(1, 1, 0), []*raftpb.Entry{entry(1, 1, "a")}))
+	require.Positive(t, written, "the write observer sees the bytes saved")
 	require.NoError(t, w.Sync())
 	n := len(seen)
 	require.NoError(t, w.Sync())

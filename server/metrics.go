@@ -30,6 +30,7 @@ type instruments struct {
 	walFsync         prometheus.Histogram
 	walWrite         prometheus.Histogram
 	walWriteBytes    atomic.Int64
+	peerRTT          *prometheus.HistogramVec
 	backendCommit    prometheus.Histogram
 	proposalsPending atomic.Int64
 	proposalsFailed  atomic.Uint64
@@ -140,6 +141,10 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_rev_duration_seconds",
 			Help: "The latency distribution of storage hash by revision operation.", Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
 		}),
+		peerRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "network", Name: "peer_round_trip_time_seconds",
+			Help: "Round-Trip-Time histogram between peers", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"To"}),
 		walWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_duration_seconds",
 			Help: "The latency distributions of write called by WAL.", Buckets: etcdDiskBuckets,
@@ -153,6 +158,11 @@ func newInstruments(cfg Config) *instruments {
 
 // observeWALFsync is the consensus log's fsync observer.
 func (in *instruments) observeWALFsync(d time.Duration) { in.walFsync.Observe(d.Seconds()) }
+
+// observePeerRTT is the peer transport's round-trip observer.
+func (in *instruments) observePeerRTT(peer uint64, d time.Duration) {
+	in.peerRTT.WithLabelValues(fmt.Sprintf("%x", peer)).Observe(d.Seconds())
+}
 
 // observeWALWrite is the consensus log's write observer.
 func (in *instruments) observeWALWrite(n int64, d time.Duration) {
@@ -172,7 +182,7 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(in.defragInflight.Load()) }))
-	reg.MustRegister(newKnownPeers(s))
+	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT)
 	for _, c := range []struct {
 		namespace, subsystem, name, help string
 		v                                func() uint64
@@ -322,5 +332,33 @@ func (k *knownPeers) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, id := range k.s.members.Removed() {
 		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, 0, local, fmt.Sprintf("%x", id))
+	}
+}
+
+// peerLinks are etcd's per-peer link metrics read from the transport on
+// scrape: active peers (by local and remote ID) and messages that could
+// not be sent (etcd's etcd_network_peer_sent_failures_total, by peer).
+type peerLinks struct {
+	s              *Server
+	active, failed *prometheus.Desc
+}
+
+func newPeerLinks(s *Server) *peerLinks {
+	return &peerLinks{s: s,
+		active: prometheus.NewDesc("etcd_network_active_peers", "The current number of active peer connections.", []string{"Local", "Remote"}, nil),
+		failed: prometheus.NewDesc("etcd_network_peer_sent_failures_total", "The total number of send failures from peers.", []string{"To"}, nil),
+	}
+}
+
+func (p *peerLinks) Describe(ch chan<- *prometheus.Desc) { ch <- p.active; ch <- p.failed }
+
+func (p *peerLinks) Collect(ch chan<- prometheus.Metric) {
+	local := fmt.Sprintf("%x", p.s.id)
+	for id, st := range p.s.tr.Stats() {
+		remote := fmt.Sprintf("%x", id)
+		if st.Connected {
+			ch <- prometheus.MustNewConstMetric(p.active, prometheus.GaugeValue, 1, local, remote)
+		}
+		ch <- prometheus.MustNewConstMetric(p.failed, prometheus.CounterValue, float64(st.Dropped), remote)
 	}
 }

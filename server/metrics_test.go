@@ -112,4 +112,10 @@ func TestMetricsKnownPeers(t *testing.T) {
 	ms := testcluster.Start(t, 3)
 	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 	require.Equal(t, 3, strings.Count(body, "\netcd_network_known_peers{"), body)
+	require.Equal(t, 2, strings.Count(body, "\netcd_network_peer_sent_failures_total{"), body)
+	require.Eventually(t, func() bool {
+		_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+		return strings.Count(body, "\netcd_network_active_peers{") == 2 &&
+			strings.Count(body, "\netcd_network_peer_round_trip_time_seconds_count{") == 2
+	}, 10*time.Second, 50*time.Millisecond, "both links up, round trips measured")
 }

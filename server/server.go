@@ -228,7 +228,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 	if err != nil {
 		return err
 	}
-	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg, Creds: creds}
+	tcfg := transport.Config{ID: s.id, ClusterID: s.clusterID, Logger: s.lg, Creds: creds, RTTObserver: s.inst.observePeerRTT}
 	if s.peerAddrs != nil {
 		tcfg.PeerAddrs = func(id uint64, ctx []byte) []string {
 			mc, err := consensus.ParseMemberContext(ctx)

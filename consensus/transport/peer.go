@@ -134,7 +134,11 @@ func (p *peer) stream(addr string) error {
 			}
 			if f := in.GetValue(); len(f) == 9 && f[0] == framePong {
 				now := time.Now().UnixNano()
-				p.rtt.Store(now - int64(binary.BigEndian.Uint64(f[1:])))
+				rtt := now - int64(binary.BigEndian.Uint64(f[1:]))
+				p.rtt.Store(rtt)
+				if obs := p.t.cfg.RTTObserver; obs != nil {
+					obs(p.id, time.Duration(rtt))
+				}
 				lastPong.Store(now)
 				p.activeSince.CompareAndSwap(0, now)
 			}

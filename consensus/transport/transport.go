@@ -76,6 +76,9 @@ type Config struct {
 	QueueSize int
 	// Logger; nil means none.
 	Logger *zap.Logger
+	// RTTObserver, if set, is called with every measured round trip to a
+	// peer (etcd's etcd_network_peer_round_trip_time_seconds).
+	RTTObserver func(peer uint64, rtt time.Duration)
 }
 
 // Transport implements consensus.Transport, PeerManager and

@@ -433,132 +433,113 @@ func fileHashes(dir string) (map[string][32]byte, error) {
 	return hs, err
 }
 
+// steps runs functions in order until one fails ("errors are values"):
+// the walk-through below reads as the procedure it follows.
+type steps struct{ err error }
+
+func (st *steps) do(f func() error) {
+	if st.err == nil {
+		st.err = f()
+	}
+}
+
 func (ex *example) run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	var (
+		st                                           steps
+		e1, ms, e2                                   []flags
+		inEtcd, inMetaStore, inEtcd2, inPlace, after *state
+		before, afterFiles                           map[string][32]byte
+		err                                          error
+	)
+	read := func(into **state) func() error {
+		return func() error { *into, err = ex.read(ctx); return err }
+	}
+	cluster := func(into *[]flags, prefix string, n int) func() error {
+		return func() error { *into, err = ex.newCluster(prefix, n); return err }
+	}
+	backup := filepath.Join(ex.dir, "backup.db")
+	back := filepath.Join(ex.dir, "back.db")
 
 	// 0. An etcd cluster with data.
-	e1, err := ex.newCluster("etcd", 1)
-	if err != nil {
-		return err
-	}
-	if err := ex.start(ex.etcd, e1...); err != nil {
-		return err
-	}
-	if err := ex.seed(ctx); err != nil {
-		return err
-	}
-	inEtcd, err := ex.read(ctx)
-	if err != nil {
-		return err
-	}
+	st.do(cluster(&e1, "etcd", 1))
+	st.do(func() error { return ex.start(ex.etcd, e1...) })
+	st.do(func() error { return ex.seed(ctx) })
+	st.do(read(&inEtcd))
 
 	// 1. etcd → a three-member MetaStore cluster through a snapshot: every
 	// member restores the same file.
-	ex.say("\n# 1. etcd -> MetaStore (three members)")
-	backup := filepath.Join(ex.dir, "backup.db")
-	if _, err := ex.ctl("snapshot", "save", backup); err != nil {
+	st.do(func() error {
+		ex.say("\n# 1. etcd -> MetaStore (three members)")
+		_, err := ex.ctl("snapshot", "save", backup)
 		return err
-	}
-	if err := ex.status(backup, inEtcd.Revision); err != nil {
-		return err
-	}
-	ex.stop()
-	ms, err := ex.newCluster("metastore", 3)
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if _, err := ex.sh(ex.metastore, append([]string{"snapshot", "restore", backup}, restoreArgs(m)...)...); err != nil {
-			return err
+	})
+	st.do(func() error { return ex.status(backup, inEtcd.Revision) })
+	st.do(func() error { ex.stop(); return nil })
+	st.do(cluster(&ms, "metastore", 3))
+	st.do(func() error {
+		for _, m := range ms {
+			if _, err := ex.sh(ex.metastore, append([]string{"snapshot", "restore", backup}, restoreArgs(m)...)...); err != nil {
+				return err
+			}
 		}
-	}
-	if err := ex.start(ex.metastore, ms...); err != nil {
-		return err
-	}
-	inMetaStore, err := ex.read(ctx)
-	if err != nil {
-		return err
-	}
-	if err := ex.same("etcd -> MetaStore", inEtcd, inMetaStore, true); err != nil {
-		return err
-	}
+		return nil
+	})
+	st.do(func() error { return ex.start(ex.metastore, ms...) })
+	st.do(read(&inMetaStore))
+	st.do(func() error { return ex.same("etcd -> MetaStore", inEtcd, inMetaStore, true) })
 	// Clients go on where they were: the next write is the next revision.
-	if _, err := ex.ctl("put", "app/after-move", "1"); err != nil {
-		return err
-	}
-	if inMetaStore, err = ex.read(ctx); err != nil {
-		return err
-	}
-	if inMetaStore.Revision != inEtcd.Revision+1 {
-		return fmt.Errorf("a put after the move got revision %d, want %d", inMetaStore.Revision, inEtcd.Revision+1)
-	}
-	ex.say("# a put after the move: revision %d on every member", inMetaStore.Revision)
+	st.do(func() error { _, err := ex.ctl("put", "app/after-move", "1"); return err })
+	st.do(read(&inMetaStore))
+	st.do(func() error {
+		if inMetaStore.Revision != inEtcd.Revision+1 {
+			return fmt.Errorf("a put after the move got revision %d, want %d", inMetaStore.Revision, inEtcd.Revision+1)
+		}
+		ex.say("# a put after the move: revision %d on every member", inMetaStore.Revision)
+		return nil
+	})
 
 	// 2. MetaStore → etcd through a snapshot.
-	ex.say("\n# 2. MetaStore -> etcd")
-	back := filepath.Join(ex.dir, "back.db")
-	if _, err := ex.ctl("snapshot", "save", back); err != nil {
+	st.do(func() error {
+		ex.say("\n# 2. MetaStore -> etcd")
+		_, err := ex.ctl("snapshot", "save", back)
 		return err
-	}
-	if err := ex.status(back, inMetaStore.Revision); err != nil {
+	})
+	st.do(func() error { return ex.status(back, inMetaStore.Revision) })
+	st.do(func() error { ex.stop(); return nil })
+	st.do(cluster(&e2, "etcd-restored", 1))
+	st.do(func() error {
+		_, err := ex.sh(ex.etcdutl, append([]string{"snapshot", "restore", back}, restoreArgs(e2[0])...)...)
 		return err
-	}
-	ex.stop()
-	e2, err := ex.newCluster("etcd-restored", 1)
-	if err != nil {
-		return err
-	}
-	if _, err := ex.sh(ex.etcdutl, append([]string{"snapshot", "restore", back}, restoreArgs(e2[0])...)...); err != nil {
-		return err
-	}
-	if err := ex.start(ex.etcd, e2...); err != nil {
-		return err
-	}
-	inEtcd2, err := ex.read(ctx)
-	if err != nil {
-		return err
-	}
-	if err := ex.same("MetaStore -> etcd", inMetaStore, inEtcd2, true); err != nil {
-		return err
-	}
+	})
+	st.do(func() error { return ex.start(ex.etcd, e2...) })
+	st.do(read(&inEtcd2))
+	st.do(func() error { return ex.same("MetaStore -> etcd", inMetaStore, inEtcd2, true) })
 
 	// 3. In place: metastore on the stopped etcd member's data dir.
-	ex.say("\n# 3. in place: metastore on etcd's own data dir")
-	if _, err := ex.ctl("put", "app/last-etcd-write", "1"); err != nil {
+	st.do(func() error {
+		ex.say("\n# 3. in place: metastore on etcd's own data dir")
+		_, err := ex.ctl("put", "app/last-etcd-write", "1")
 		return err
-	}
-	if inEtcd2, err = ex.read(ctx); err != nil {
-		return err
-	}
-	ex.stop()
-	dataDir := e2[0].dataDir
-	before, err := fileHashes(dataDir)
-	if err != nil {
-		return err
-	}
-	if err := ex.start(ex.metastore, e2...); err != nil {
-		return err
-	}
-	inPlace, err := ex.read(ctx)
-	if err != nil {
-		return err
-	}
-	if err := ex.same("etcd data dir -> MetaStore", inEtcd2, inPlace, true); err != nil {
-		return err
-	}
-	ex.stop()
-	after, err := fileHashes(dataDir)
-	if err != nil {
-		return err
-	}
-	for name, h := range before {
-		if after[name] != h {
-			return fmt.Errorf("etcd's %s changed", name)
+	})
+	st.do(read(&after))
+	st.do(func() error { ex.stop(); before, err = fileHashes(e2[0].dataDir); return err })
+	st.do(func() error { return ex.start(ex.metastore, e2...) })
+	st.do(read(&inPlace))
+	st.do(func() error { return ex.same("etcd data dir -> MetaStore", after, inPlace, true) })
+	st.do(func() error { ex.stop(); afterFiles, err = fileHashes(e2[0].dataDir); return err })
+	st.do(func() error {
+		for name, h := range before {
+			if afterFiles[name] != h {
+				return fmt.Errorf("etcd's %s changed", name)
+			}
 		}
-	}
-	ex.say("# etcd's %d files in %s are unchanged; MetaStore's copy is in %s", len(before), dataDir, filepath.Join(dataDir, "metastore"))
-	return nil
+		dir := e2[0].dataDir
+		ex.say("# etcd's %d files in %s are unchanged; MetaStore's copy is in %s", len(before), dir, filepath.Join(dir, "metastore"))
+		return nil
+	})
+	return st.err
 }
 
 // status runs `etcdutl snapshot status` and checks the file's revision.

@@ -76,6 +76,8 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	$(MAKE) --no-print-directory fields || fail=1; \
 	echo "==> etcd's metric set against bin/metastore's"; \
 	$(MAKE) --no-print-directory metrics-diff || fail=1; \
+	echo "==> the etcd mixin's queries on etcd and bin/metastore"; \
+	$(MAKE) --no-print-directory mixin || fail=1; \
 	echo "==> the JSON gateway on etcd and bin/metastore"; \
 	$(MAKE) --no-print-directory gateway || fail=1; \
 	echo "==> etcd's robustness traffic on etcd (3 members) and bin/metastore (1 and 3 members)"; \
@@ -119,6 +121,10 @@ fields: build ## the request-field matrix (compat-tests/fields): every documente
 .PHONY: metrics-diff
 metrics-diff: build ## etcd 3.7.3's metric names and labels that bin/metastore lacks, against the documented list (compat-tests/metrics)
 	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -v -run TestMetricSetMatchesEtcd ./metrics
+
+.PHONY: mixin
+mixin: build ## the etcd mixin's alerts (rendered with go-jsonnet) and dashboard queries resolve on three etcd 3.7.3 and three bin/metastore members (compat-tests/mixin)
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -v -run TestMixinQueriesResolveOnMetaStore ./mixin
 
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore

@@ -336,21 +336,29 @@ func (k *knownPeers) Collect(ch chan<- prometheus.Metric) {
 }
 
 // peerLinks are etcd's per-peer link metrics read from the transport on
-// scrape: active peers (by local and remote ID) and messages that could
-// not be sent (etcd's etcd_network_peer_sent_failures_total, by peer).
+// scrape: active peers (by local and remote ID), messages that could not
+// be sent (etcd's etcd_network_peer_sent_failures_total) and the bytes
+// sent to and received from each peer.
 type peerLinks struct {
-	s              *Server
-	active, failed *prometheus.Desc
+	s                       *Server
+	active, failed, out, in *prometheus.Desc
 }
 
 func newPeerLinks(s *Server) *peerLinks {
 	return &peerLinks{s: s,
 		active: prometheus.NewDesc("etcd_network_active_peers", "The current number of active peer connections.", []string{"Local", "Remote"}, nil),
 		failed: prometheus.NewDesc("etcd_network_peer_sent_failures_total", "The total number of send failures from peers.", []string{"To"}, nil),
+		out:    prometheus.NewDesc("etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", []string{"To"}, nil),
+		in:     prometheus.NewDesc("etcd_network_peer_received_bytes_total", "The total number of bytes received from peers.", []string{"From"}, nil),
 	}
 }
 
-func (p *peerLinks) Describe(ch chan<- *prometheus.Desc) { ch <- p.active; ch <- p.failed }
+func (p *peerLinks) Describe(ch chan<- *prometheus.Desc) {
+	ch <- p.active
+	ch <- p.failed
+	ch <- p.out
+	ch <- p.in
+}
 
 func (p *peerLinks) Collect(ch chan<- prometheus.Metric) {
 	local := fmt.Sprintf("%x", p.s.id)
@@ -360,5 +368,7 @@ func (p *peerLinks) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(p.active, prometheus.GaugeValue, 1, local, remote)
 		}
 		ch <- prometheus.MustNewConstMetric(p.failed, prometheus.CounterValue, float64(st.Dropped), remote)
+		ch <- prometheus.MustNewConstMetric(p.out, prometheus.CounterValue, float64(st.SentBytes), remote)
+		ch <- prometheus.MustNewConstMetric(p.in, prometheus.CounterValue, float64(st.ReceivedBytes), remote)
 	}
 }

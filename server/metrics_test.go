@@ -116,6 +116,8 @@ func TestMetricsKnownPeers(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 		return strings.Count(body, "\netcd_network_active_peers{") == 2 &&
-			strings.Count(body, "\netcd_network_peer_round_trip_time_seconds_count{") == 2
+			strings.Count(body, "\netcd_network_peer_round_trip_time_seconds_count{") == 2 &&
+			strings.Count(body, "\netcd_network_peer_sent_bytes_total{") == 2 &&
+			strings.Count(body, "\netcd_network_peer_received_bytes_total{") == 2
 	}, 10*time.Second, 50*time.Millisecond, "both links up, round trips measured")
 }

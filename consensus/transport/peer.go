@@ -44,6 +44,7 @@ type peer struct {
 	rtt         atomic.Int64
 	sent        atomic.Uint64
 	dropped     atomic.Uint64
+	sentBytes   atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -200,6 +201,7 @@ func (p *peer) stream(addr string) error {
 					return err
 				}
 				p.sent.Add(uint64(len(batch)))
+				p.sentBytes.Add(uint64(len(f)))
 			}
 		}
 	}

@@ -92,8 +92,10 @@ type Transport struct {
 	mu      sync.Mutex
 	peers   map[uint64]*peer
 	removed map[uint64]bool
-	closed  bool
-	wg      sync.WaitGroup
+	// recvBytes counts the bytes of raft messages received, by sender.
+	recvBytes map[uint64]*atomic.Uint64
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 type handlerBox struct{ h Handler }
@@ -221,6 +223,9 @@ type PeerStats struct {
 	RTT         time.Duration // last measured round trip
 	Sent        uint64        // messages sent
 	Dropped     uint64        // messages dropped (queue full or link down)
+	// SentBytes and ReceivedBytes are the bytes of raft message batches
+	// sent to and received from the peer.
+	SentBytes, ReceivedBytes uint64
 }
 
 // Stats returns per-peer link statistics.
@@ -229,7 +234,13 @@ func (t *Transport) Stats() map[uint64]PeerStats {
 	defer t.mu.Unlock()
 	out := map[uint64]PeerStats{}
 	for id, p := range t.peers {
-		out[id] = PeerStats{Connected: p.connected.Load(), ActiveSince: p.activeTime(), RTT: time.Duration(p.rtt.Load()), Sent: p.sent.Load(), Dropped: p.dropped.Load()}
+		out[id] = PeerStats{Connected: p.connected.Load(), ActiveSince: p.activeTime(), RTT: time.Duration(p.rtt.Load()),
+			Sent: p.sent.Load(), Dropped: p.dropped.Load(), SentBytes: p.sentBytes.Load()}
+		if c := t.recvBytes[id]; c != nil {
+			st := out[id]
+			st.ReceivedBytes = c.Load()
+			out[id] = st
+		}
 	}
 	return out
 }
@@ -329,6 +340,16 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
+	t.mu.Lock()
+	if t.recvBytes == nil {
+		t.recvBytes = map[uint64]*atomic.Uint64{}
+	}
+	recv := t.recvBytes[from]
+	if recv == nil {
+		recv = &atomic.Uint64{}
+		t.recvBytes[from] = recv
+	}
+	t.mu.Unlock()
 	for {
 		in := &wrapperspb.BytesValue{}
 		if err := ss.RecvMsg(in); err != nil {
@@ -355,6 +376,7 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 				return err
 			}
 		case frameBatch:
+			recv.Add(uint64(len(f)))
 			t.mu.Lock()
 			removed := t.removed[from]
 			t.mu.Unlock()

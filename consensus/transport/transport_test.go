@@ -83,9 +83,10 @@ func msg(from, to uint64, typ raftpb.MessageType) *raftpb.Message {
 }
 
 func TestDeliversBatchesAndSnapshots(t *testing.T) {
-	a, aSink, _ := serve(t, 1, 7)
-	_, bSink, bAddr := serve(t, 2, 7)
+	a, aSink, aAddr := serve(t, 1, 7)
+	b, bSink, bAddr := serve(t, 2, 7)
 	a.AddPeer(2, []byte("http://"+bAddr))
+	b.AddPeer(1, []byte("http://"+aAddr))
 	var batch []*raftpb.Message
 	for range 500 {
 		batch = append(batch, msg(1, 2, raftpb.MsgApp))
@@ -109,6 +110,8 @@ func TestDeliversBatchesAndSnapshots(t *testing.T) {
 	require.EqualValues(t, 9, got.GetSnapshot().GetMetadata().GetIndex())
 	require.Eventually(t, func() bool { aSink.mu.Lock(); defer aSink.mu.Unlock(); return aSink.snaps[2] }, 5*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return a.Stats()[2].RTT > 0 }, 5*time.Second, 10*time.Millisecond, "round trip measured")
+	require.Positive(t, a.Stats()[2].SentBytes, "batch bytes sent counted")
+	require.Equal(t, a.Stats()[2].SentBytes, b.Stats()[1].ReceivedBytes, "what one sent, the other received")
 }
 
 func TestRejectsOtherClusterAndRemovedMembers(t *testing.T) {

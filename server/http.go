@@ -28,8 +28,9 @@ import (
 //	          NOSPACE, RAFT NO LEADER, RANGE ERROR:…) otherwise;
 //	          ?serializable=true checks this member only, ?exclude=NOSPACE
 //	          ignores an alarm
-//	/livez    "ok" while the process serves
-//	/readyz   "ok" once the member can serve requests
+//	/livez    etcd's live checks (serializable_read), ?verbose, ?exclude=
+//	/readyz   etcd's ready checks (data_corruption, serializable_read,
+//	          linearizable_read, non_learner), /readyz/<check> (healthz.go)
 //	/version  {"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}
 //	/metrics  Prometheus metrics under etcd's names where one exists
 //	/debug/pprof/  Go profiles, with --enable-pprof
@@ -91,14 +92,7 @@ func (s *Server) httpHandler() http.Handler {
 		}
 		w.Write(d)
 	})
-	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if h := s.checkHealth(r.Context(), nil, false); h.Health != "true" {
-			http.Error(w, "[-]"+h.Reason, http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprint(w, "ok")
-	})
+	s.installHealthChecks(mux)
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
@@ -129,6 +123,7 @@ func (s *Server) httpHandler() http.Handler {
 type metrics struct {
 	reg                    *prometheus.Registry
 	healthOK, healthFailed prometheus.Counter
+	health                 healthMetrics
 }
 
 func (s *Server) newMetrics() {
@@ -167,6 +162,8 @@ func (s *Server) newMetrics() {
 	s.metrics.healthOK = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_success", Help: "The total number of successful health checks"})
 	s.metrics.healthFailed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server", Name: "health_failures", Help: "The total number of failed health checks"})
 	reg.MustRegister(s.metrics.healthOK, s.metrics.healthFailed)
+	s.metrics.health = newHealthMetrics()
+	reg.MustRegister(s.metrics.health.result, s.metrics.health.runs)
 	s.registerInstruments(reg)
 	s.metrics.reg = reg
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/metastore/metastore/server/internal/testcluster"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -48,7 +49,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		require.Equal(t, `{"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}`, body)
 		code, body = httpGet(t, base+"/livez")
 		require.Equal(t, 200, code)
-		require.Equal(t, "ok", body)
+		require.Equal(t, "ok\n", body)
 		code, _ = httpGet(t, base+"/readyz")
 		require.Equal(t, 200, code)
 		code, body = httpGet(t, base+"/metrics")
@@ -125,4 +126,30 @@ func TestUnixSocketClientURL(t *testing.T) {
 	defer c2.Close()
 	_, err = c2.Put(ctx(t), "k", "v")
 	require.NoError(t, err)
+}
+
+// /readyz fails its data_corruption check while a CORRUPT alarm is up,
+// with etcd's text, and every check's result is in the metrics.
+func TestReadyzFailsOnCorruptAlarm(t *testing.T) {
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
+	base := "http://" + ms[0].Srv.ClientAddrs()[0]
+	_, err := c.AlarmList(ctx(t))
+	require.NoError(t, err)
+	st, err := c.Status(ctx(t), ms[0].Srv.ClientAddrs()[0])
+	require.NoError(t, err)
+	_, err = pb.NewMaintenanceClient(c.ActiveConnection()).Alarm(ctx(t), &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: st.Header.MemberId, Alarm: pb.AlarmType_CORRUPT})
+	require.NoError(t, err)
+	code, body := httpGet(t, base+"/readyz")
+	require.Equal(t, 503, code)
+	require.Contains(t, body, "[-]data_corruption failed: alarm activated: CORRUPT\n")
+	require.Contains(t, body, "[+]linearizable_read ok\n")
+	code, body = httpGet(t, base+"/readyz?exclude=data_corruption")
+	require.Equal(t, 200, code)
+	require.Equal(t, "ok\n", body)
+	code, _ = httpGet(t, base+"/livez")
+	require.Equal(t, 200, code, "live, though not ready")
+	_, body = httpGet(t, base+"/metrics")
+	require.Contains(t, body, `etcd_server_healthcheck{name="data_corruption",type="readyz"} 0`)
+	require.Contains(t, body, `etcd_server_healthchecks_total{name="data_corruption",status="error",type="readyz"} 1`)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,35 @@ func TestGatewayMatchesEtcd(t *testing.T) {
 	}
 	want := run(t, etcdtest.StartT(t, etcdtest.Config{}).Endpoints[0])
 	got := run(t, procs.StartMetastore(t, 1).Endpoints[0])
+	require.Equal(t, want, got)
+}
+
+// healthAnswers are the /livez and /readyz answers, lines sorted (etcd
+// lists the checks in map order).
+func healthAnswers(t *testing.T, endpoint string) []string {
+	var out []string
+	for _, q := range []string{
+		"/livez", "/livez?verbose", "/readyz", "/readyz?verbose", "/readyz?verbose&exclude=linearizable_read",
+		"/readyz?verbose&exclude=nope", "/readyz/non_learner", "/readyz/data_corruption?verbose", "/livez/serializable_read",
+		"/readyz/nope",
+	} {
+		resp, err := http.Get("http://" + endpoint + q)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		sort.Strings(lines)
+		out = append(out, fmt.Sprintf("%s -> %d %q", q, resp.StatusCode, lines))
+	}
+	return out
+}
+
+func TestHealthEndpointsMatchEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs bin/metastore: make test runs it after the build")
+	}
+	want := healthAnswers(t, etcdtest.StartT(t, etcdtest.Config{}).Endpoints[0])
+	got := healthAnswers(t, procs.StartMetastore(t, 1).Endpoints[0])
 	require.Equal(t, want, got)
 }

@@ -61,6 +61,12 @@ type Config struct {
 	// WatchProgressNotifyInterval is how often watchers that asked for
 	// progress notifications get one.
 	WatchProgressNotifyInterval time.Duration
+	// WarningApplyDuration: an apply that takes longer is logged ("apply
+	// request took too long") and counted in etcd_server_slow_apply_total.
+	WarningApplyDuration time.Duration
+	// WarningUnaryRequestDuration: a unary request that takes longer is
+	// logged ("request stats"), values redacted, as etcd does.
+	WarningUnaryRequestDuration time.Duration
 	AutoCompactionMode          string
 	// AutoCompactionRetention: see --auto-compaction-retention; "0" disables.
 	AutoCompactionRetention string
@@ -174,6 +180,8 @@ func DefaultConfig() Config {
 		LogOutputs:                  "default",
 		LogFormat:                   "json",
 		Metrics:                     "basic",
+		WarningApplyDuration:        100 * time.Millisecond,
+		WarningUnaryRequestDuration: 300 * time.Millisecond,
 		WatchProgressNotifyInterval: 10 * time.Minute,
 		AutoCompactionMode:          "periodic",
 		AutoCompactionRetention:     "0",
@@ -226,6 +234,8 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 		mg.AddFlag(fs, "feature-gates")
 	}
 	fs.DurationVar(&c.CorruptCheckTime, "corrupt-check-time", c.CorruptCheckTime, "Duration of time between cluster corruption check passes.")
+	fs.DurationVar(&c.WarningApplyDuration, "warning-apply-duration", c.WarningApplyDuration, "Time duration after which a warning is generated if watch progress takes more time.")
+	fs.DurationVar(&c.WarningUnaryRequestDuration, "warning-unary-request-duration", c.WarningUnaryRequestDuration, "Time duration after which a warning is generated if a unary request takes more time.")
 	fs.DurationVar(&c.CompactHashCheckTime, "compact-hash-check-time", c.CompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
 	fs.BoolVar(&c.ForceNewCluster, "force-new-cluster", c.ForceNewCluster, "Force to create a new one member cluster.")
 	fs.BoolVar(&c.LearnerAutoPromote, "experimental-learner-auto-promote", c.LearnerAutoPromote, "Promote a learner to a voting member as soon as it has caught up with the leader (MetaStore).")

@@ -56,8 +56,6 @@ var etcdOnlyFlags = []etcdOnlyFlag{
 	{"compaction-batch-limit", "1000", false, "storage compaction has its own batching"},
 	{"compaction-sleep-interval", "10ms", false, "storage compaction has its own pacing"},
 	{"downgrade-check-time", "5s", false, "MetaStore does not change its cluster version in a downgrade"},
-	{"warning-apply-duration", "100ms", false, "not applicable"},
-	{"warning-unary-request-duration", "300ms", false, "not applicable"},
 	{"memory-mlock", "false", false, "not supported"},
 	{"bootstrap-defrag-threshold-megabytes", "0", false, "defrag is online in MetaStore"},
 	{"unsafe-no-fsync", "false", false, "MetaStore always fsyncs"},

@@ -14,6 +14,9 @@ import (
 	"go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/pkg/v3/featuregate"
 	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 
@@ -44,6 +47,7 @@ type instruments struct {
 	// granted.
 	leasesGranted, leasesRevoked atomic.Uint64
 	leaseTTLs                    prometheus.Histogram
+	slowApplies                  atomic.Uint64
 	// ReadIndex rounds that failed, and those of them that timed out.
 	readIndexFailed, readIndexSlow atomic.Uint64
 	defragInflight                 atomic.Int64
@@ -191,6 +195,7 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		{"etcd_debugging", "lease", "revoked_total", "The total number of revoked leases.", in.leasesRevoked.Load},
 		{"etcd_debugging", "lease", "renewed_total", "The number of renewed leases seen by the leader.", func() uint64 { return s.lessor.Stats().Renewed }},
 		{"etcd_debugging", "server", "lease_expired_total", "The total number of expired leases.", func() uint64 { return s.lessor.Stats().Expired }},
+		{"etcd", "server", "slow_apply_total", "The total number of slow apply requests (likely overloaded from slow disk).", in.slowApplies.Load},
 		{"etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen.", in.readIndexFailed.Load},
 		{"etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.", in.readIndexSlow.Load},
 	} {
@@ -371,4 +376,79 @@ func (p *peerLinks) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(p.out, prometheus.CounterValue, float64(st.SentBytes), remote)
 		ch <- prometheus.MustNewConstMetric(p.in, prometheus.CounterValue, float64(st.ReceivedBytes), remote)
 	}
+}
+
+// warnSlowApply logs an apply that took longer than
+// --warning-apply-duration as etcd logs it (values and passwords
+// redacted by etcd's InternalRaftStringer) and counts it.
+func (s *Server) warnSlowApply(took time.Duration, r *pb.InternalRaftRequest, err error) {
+	s.inst.slowApplies.Add(1)
+	s.lg.Warn("apply request took too long",
+		zap.Duration("took", took),
+		zap.Duration("expected-duration", s.cfg.WarningApplyDuration),
+		zap.String("prefix", ""), // etcd's prefix is for read-only txns, which MetaStore does not apply
+		zap.String("request", (&pb.InternalRaftStringer{Request: r}).String()),
+		zap.Error(err))
+}
+
+// unaryLogStats logs a unary request that took longer than
+// --warning-unary-request-duration ("request stats", as etcd: values
+// redacted, and nothing of requests other than KV ones).
+func (s *Server) unaryLogStats(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	t0 := time.Now()
+	resp, err := handler(ctx, req)
+	if took := time.Since(t0); took > s.cfg.WarningUnaryRequestDuration {
+		s.logRequestStats(ctx, info.FullMethod, t0, took, req, resp)
+	}
+	return resp, err
+}
+
+func (s *Server) logRequestStats(ctx context.Context, method string, start time.Time, took time.Duration, req, resp any) {
+	remote := "No remote client info."
+	if p, ok := peer.FromContext(ctx); ok {
+		remote = p.Addr.String()
+	}
+	reqCount, respCount := int64(-1), int64(-1)
+	reqSize, respSize := -1, -1
+	content := ""
+	switch r := req.(type) {
+	case *pb.RangeRequest:
+		reqCount, reqSize, content = 0, proto.Size(r), r.String()
+		if rr, ok := resp.(*pb.RangeResponse); ok && rr != nil {
+			respCount, respSize = rr.GetCount(), proto.Size(rr)
+		}
+	case *pb.PutRequest:
+		reqCount, reqSize, content = 1, proto.Size(r), pb.NewLoggablePutRequest(r).String()
+		if pr, ok := resp.(*pb.PutResponse); ok && pr != nil {
+			respCount, respSize = 0, proto.Size(pr)
+		}
+	case *pb.DeleteRangeRequest:
+		reqCount, reqSize, content = 0, proto.Size(r), r.String()
+		if dr, ok := resp.(*pb.DeleteRangeResponse); ok && dr != nil {
+			respCount, respSize = dr.GetDeleted(), proto.Size(dr)
+		}
+	case *pb.TxnRequest:
+		content = pb.NewLoggableTxnRequest(r).String()
+		if tr, ok := resp.(*pb.TxnResponse); ok && tr != nil {
+			ops := r.GetFailure()
+			if tr.GetSucceeded() {
+				ops = r.GetSuccess()
+			}
+			reqCount, reqSize = int64(len(ops)), 0
+			for _, op := range ops {
+				reqSize += proto.Size(op)
+			}
+			respCount, respSize = 0, proto.Size(tr)
+		}
+	}
+	s.lg.Warn("request stats",
+		zap.Time("start time", start),
+		zap.Duration("time spent", took),
+		zap.String("remote", remote),
+		zap.String("response type", method),
+		zap.Int64("request count", reqCount),
+		zap.Int("request size", reqSize),
+		zap.Int64("response count", respCount),
+		zap.Int("response size", respSize),
+		zap.String("request content", content))
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/metastore/metastore/server"
 	"github.com/metastore/metastore/server/internal/testcluster"
@@ -120,4 +122,43 @@ func TestMetricsKnownPeers(t *testing.T) {
 			strings.Count(body, "\netcd_network_peer_sent_bytes_total{") == 2 &&
 			strings.Count(body, "\netcd_network_peer_received_bytes_total{") == 2
 	}, 10*time.Second, 50*time.Millisecond, "both links up, round trips measured")
+}
+
+// Slow applies and slow unary requests are logged as etcd logs them, with
+// values and passwords left out, and slow applies are counted.
+func TestSlowRequestWarningsRedact(t *testing.T) {
+	ms := testcluster.Configs(t, 1, func(c *server.Config) {
+		c.WarningApplyDuration = time.Nanosecond
+		c.WarningUnaryRequestDuration = time.Nanosecond
+	})
+	core, logs := observer.New(zap.WarnLevel)
+	ms[0].Logger = zap.New(core)
+	ms.Start()
+	c := testcluster.Client(t, ms[0])
+	_, err := c.Put(ctx(t), "k", "secret-value")
+	require.NoError(t, err)
+	_, err = c.UserAdd(ctx(t), "alice", "secret-password")
+	require.NoError(t, err)
+
+	var apply, stats []string
+	for _, e := range logs.All() {
+		line := e.Message
+		for _, f := range e.Context {
+			line += fmt.Sprintf(" %s=%v%s", f.Key, f.String, f.Interface)
+		}
+		require.NotContains(t, line, "secret-", "no value or password in the logs: %s", line)
+		switch e.Message {
+		case "apply request took too long":
+			apply = append(apply, line)
+		case "request stats":
+			stats = append(stats, line)
+		}
+	}
+	require.NotEmpty(t, apply)
+	require.NotEmpty(t, stats)
+	require.Contains(t, strings.Join(apply, "\n"), "value_size:12")
+	require.Contains(t, strings.Join(apply, "\n"), "auth_user_add:<name:alice>")
+	require.Contains(t, strings.Join(stats, "\n"), "/etcdserverpb.KV/Put")
+	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+	require.GreaterOrEqual(t, metricValue(body, "etcd_server_slow_apply_total"), 2.0)
 }

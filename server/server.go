@@ -269,7 +269,7 @@ func (s *Server) startNode(peers []consensus.Peer) error {
 func (s *Server) registerServices() {
 	cfg := s.cfg
 	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}), grpc.StatsHandler(s.inst),
-		grpc.ChainUnaryInterceptor(s.inst.grpc.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
+		grpc.ChainUnaryInterceptor(s.unaryLogStats, s.inst.grpc.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.inst.grpc.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
 	if s.auth == nil {
 		s.auth = storeAuthorizer{s}

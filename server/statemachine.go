@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/metastore/metastore/services/auth"
 
@@ -91,7 +92,11 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 	if err != nil {
 		return nil, fmt.Errorf("begin write transaction: %w", err)
 	}
+	t0 := time.Now()
 	resp, err := sm.applyRequest(tw, &r)
+	if took := time.Since(t0); took > sm.s.cfg.WarningApplyDuration {
+		sm.s.warnSlowApply(took, &r, err)
+	}
 	if err != nil {
 		// Nothing of a refused request is applied, but its index is.
 		tw.Abort()

@@ -26,7 +26,9 @@ type Member struct {
 	Cfg  server.Config
 	Opts []server.Option
 	Srv  *server.Server
-	t    testing.TB
+	// Logger, if set, gets the member's logs instead of the test log.
+	Logger *zap.Logger
+	t      testing.TB
 }
 
 // Members are the members of one cluster, in --initial-cluster order.
@@ -94,7 +96,10 @@ func (ms Members) Start() {
 // warnings and worse to the test log. It does not wait for it to be ready.
 func (m *Member) Start() {
 	m.t.Helper()
-	lg := zaptest.NewLogger(m.t, zaptest.Level(zap.WarnLevel)).Named(m.Cfg.Name)
+	lg := m.Logger
+	if lg == nil {
+		lg = zaptest.NewLogger(m.t, zaptest.Level(zap.WarnLevel)).Named(m.Cfg.Name)
+	}
 	s, err := server.New(m.Cfg, lg, m.Opts...)
 	require.NoError(m.t, err)
 	m.Srv = s

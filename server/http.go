@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ import (
 //	          linearizable_read, non_learner), /readyz/<check> (healthz.go)
 //	/version  {"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0"}
 //	/metrics  Prometheus metrics under etcd's names where one exists
+//	/debug/vars  the process's expvar variables (cmdline, memstats), as etcd
 //	/debug/pprof/  Go profiles, with --enable-pprof
 
 // Health is etcd's /health answer.
@@ -104,6 +106,16 @@ func (s *Server) httpHandler() http.Handler {
 		w.Write(b)
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	// etcd's /debug/vars: the process's expvar variables (Go's handler
+	// writes etcd's format).
+	mux.HandleFunc("/debug/vars", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		expvar.Handler().ServeHTTP(w, r)
+	})
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -52,6 +52,10 @@ func TestHTTPEndpoints(t *testing.T) {
 		require.Equal(t, "ok\n", body)
 		code, _ = httpGet(t, base+"/readyz")
 		require.Equal(t, 200, code)
+		code, body = httpGet(t, base+"/debug/vars")
+		require.Equal(t, 200, code)
+		require.Contains(t, body, `"memstats": {`)
+		require.Contains(t, body, `"cmdline": [`)
 		code, body = httpGet(t, base+"/metrics")
 		require.Equal(t, 200, code)
 		for _, want := range []string{

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,4 +157,41 @@ func TestReadyzFailsOnCorruptAlarm(t *testing.T) {
 	_, body = httpGet(t, base+"/metrics")
 	require.Contains(t, body, `etcd_server_healthcheck{name="data_corruption",type="readyz"} 0`)
 	require.Contains(t, body, `etcd_server_healthchecks_total{name="data_corruption",status="error",type="readyz"} 1`)
+}
+
+// Scrapes and health checks while the member stops: answers or refused
+// connections, never a panic or a hang.
+func TestScrapeDuringShutdown(t *testing.T) {
+	ms := testcluster.Start(t, 1)
+	base := "http://" + ms[0].Srv.ClientAddrs()[0]
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range []string{"/metrics", "/readyz?verbose", "/health", "/livez"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := &http.Client{Timeout: 5 * time.Second}
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if resp, err := cl.Get(base + p); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { ms[0].Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the member did not stop while being scraped")
+	}
+	close(done)
+	wg.Wait()
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"strconv"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -40,11 +42,13 @@ func (b *kvBackend) View(ctx context.Context, serializable bool, f func(kv.Range
 
 func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	var resp *pb.RangeResponse
+	t0 := time.Now()
 	err := b.read(ctx, r.Serializable, func(rd *storage.ReadTxn) error {
 		var err error
 		resp, err = kv.Range(rd, r, true)
 		return err
 	})
+	b.s.inst.rangeDur.WithLabelValues(strconv.FormatBool(err == nil)).Observe(time.Since(t0).Seconds())
 	if err == nil {
 		b.s.inst.countOps(resp)
 	}

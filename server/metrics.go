@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/pkg/v3/featuregate"
 	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
@@ -19,9 +22,11 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/metastore/metastore/consensus"
 	"github.com/metastore/metastore/services/watch"
+	"github.com/metastore/metastore/storage"
 )
 
 // instruments are the metrics fed by events rather than read on scrape:
@@ -48,6 +53,8 @@ type instruments struct {
 	leasesGranted, leasesRevoked atomic.Uint64
 	leaseTTLs                    prometheus.Histogram
 	slowApplies                  atomic.Uint64
+	apply                        *prometheus.HistogramVec // by version, op, success
+	rangeDur                     *prometheus.HistogramVec // by success
 	// ReadIndex rounds that failed, and those of them that timed out.
 	readIndexFailed, readIndexSlow atomic.Uint64
 	defragInflight                 atomic.Int64
@@ -149,6 +156,14 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd", Subsystem: "network", Name: "peer_round_trip_time_seconds",
 			Help: "Round-Trip-Time histogram between peers", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"To"}),
+		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "apply_duration_seconds",
+			Help: "The latency distributions of v2 apply called by backend.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}, []string{"version", "op", "success"}),
+		rangeDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "range_duration_seconds",
+			Help: "The latency distributions of txn.Range", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+		}, []string{"success"}),
 		walWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_duration_seconds",
 			Help: "The latency distributions of write called by WAL.", Buckets: etcdDiskBuckets,
@@ -186,7 +201,7 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(in.defragInflight.Load()) }))
-	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT)
+	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur)
 	for _, c := range []struct {
 		namespace, subsystem, name, help string
 		v                                func() uint64
@@ -451,4 +466,33 @@ func (s *Server) logRequestStats(ctx context.Context, method string, start time.
 		zap.Int64("response count", respCount),
 		zap.Int("response size", respSize),
 		zap.String("request content", content))
+}
+
+// observeApply records an applied request as etcd does: by its kind (the
+// InternalRaftRequest field set, in etcd's spelling: "Put", "LeaseGrant",
+// "AuthUserAdd") and whether it succeeded (a compacted revision counts as
+// success, as in etcd).
+func (in *instruments) observeApply(r *pb.InternalRaftRequest, err error, took time.Duration) {
+	op := "unknown"
+	r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "header" {
+			return true
+		}
+		op = camel(string(fd.Name()))
+		return false
+	})
+	success := err == nil || errors.Is(err, storage.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted)
+	in.apply.WithLabelValues("v3", op, strconv.FormatBool(success)).Observe(float64(took.Microseconds()) / 1e6)
+}
+
+// camel turns a proto field name (lease_grant) into etcd's op name
+// (LeaseGrant).
+func camel(s string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(s, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
 }

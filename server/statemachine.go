@@ -79,7 +79,9 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 	ci := storage.ConsistentIndex{Index: index, Term: term}
 	st := sm.store()
 	if c := r.GetCompaction(); c != nil {
+		t0 := time.Now()
 		done, err := st.Compact(c.Revision)
+		sm.s.inst.observeApply(&r, err, time.Since(t0))
 		if err != nil && !isRequestError(err) {
 			return nil, fmt.Errorf("compact to revision %d: %w", c.Revision, err)
 		}
@@ -94,7 +96,9 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 	}
 	t0 := time.Now()
 	resp, err := sm.applyRequest(tw, &r)
-	if took := time.Since(t0); took > sm.s.cfg.WarningApplyDuration {
+	took := time.Since(t0)
+	sm.s.inst.observeApply(&r, err, took)
+	if took > sm.s.cfg.WarningApplyDuration {
 		sm.s.warnSlowApply(took, &r, err)
 	}
 	if err != nil {

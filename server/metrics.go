@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	etcdruntime "go.etcd.io/etcd/pkg/v3/runtime"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
@@ -53,6 +55,7 @@ type instruments struct {
 	leasesGranted, leasesRevoked atomic.Uint64
 	leaseTTLs                    prometheus.Histogram
 	slowApplies                  atomic.Uint64
+	clientRequests               *prometheus.CounterVec   // by type (unary, stream) and client API version
 	apply                        *prometheus.HistogramVec // by version, op, success
 	rangeDur                     *prometheus.HistogramVec // by success
 	// ReadIndex rounds that failed, and those of them that timed out.
@@ -164,6 +167,10 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd", Subsystem: "server", Name: "range_duration_seconds",
 			Help: "The latency distributions of txn.Range", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
 		}, []string{"success"}),
+		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "client_requests_total",
+			Help: "The total number of client requests per client version.",
+		}, []string{"type", "client_api_version"}),
 		walWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_write_duration_seconds",
 			Help: "The latency distributions of write called by WAL.", Buckets: etcdDiskBuckets,
@@ -201,7 +208,7 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(in.defragInflight.Load()) }))
-	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur)
+	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur, in.clientRequests)
 	for _, c := range []struct {
 		namespace, subsystem, name, help string
 		v                                func() uint64
@@ -406,10 +413,35 @@ func (s *Server) warnSlowApply(took time.Duration, r *pb.InternalRaftRequest, er
 		zap.Error(err))
 }
 
+// clientAPIVersion counts a request by its client's API version (the
+// metadata clientv3 sends), as etcd; a version that is not UTF-8 is
+// etcd's ErrGRPCInvalidClientAPIVersion.
+func (s *Server) clientAPIVersion(ctx context.Context, typ string) error {
+	ver := "unknown"
+	if vs := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataClientAPIVersionKey); len(vs) > 0 {
+		ver = vs[0]
+	}
+	if !utf8.ValidString(ver) {
+		return rpctypes.ErrGRPCInvalidClientAPIVersion
+	}
+	s.inst.clientRequests.WithLabelValues(typ, ver).Inc()
+	return nil
+}
+
+func (s *Server) streamClientAPIVersion(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := s.clientAPIVersion(ss.Context(), "stream"); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}
+
 // unaryLogStats logs a unary request that took longer than
 // --warning-unary-request-duration ("request stats", as etcd: values
 // redacted, and nothing of requests other than KV ones).
 func (s *Server) unaryLogStats(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := s.clientAPIVersion(ctx, "unary"); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	resp, err := handler(ctx, req)
 	if took := time.Since(t0); took > s.cfg.WarningUnaryRequestDuration {

@@ -98,6 +98,8 @@ func TestMetricsFedByEvents(t *testing.T) {
 			require.Positive(t, metricValue(body, "etcd_disk_wal_write_bytes_total"))
 			require.GreaterOrEqual(t, metricValue(body, "etcd_disk_wal_write_duration_seconds_count"), 5.0)
 			require.Equal(t, 0.0, metricValue(body, "etcd_disk_defrag_inflight"))
+			require.Contains(t, body, `etcd_server_client_requests_total{client_api_version="3.7",type="unary"}`)
+			require.Contains(t, body, `etcd_server_client_requests_total{client_api_version="3.7",type="stream"}`)
 			hist := `grpc_server_handling_seconds_count{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
 			if mode == "extensive" {
 				require.Equal(t, 5.0, metricValue(body, hist), "--metrics extensive: handling time histograms")

@@ -270,7 +270,7 @@ func (s *Server) registerServices() {
 	cfg := s.cfg
 	s.clientSrv = grpc.NewServer(append(clientServerOptions(cfg), grpc.Creds(tlsConnCreds{}), grpc.StatsHandler(s.inst),
 		grpc.ChainUnaryInterceptor(s.unaryLogStats, s.inst.grpc.UnaryServerInterceptor(), s.unaryLearner, s.unaryRequireLeader, s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.inst.grpc.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
+		grpc.ChainStreamInterceptor(s.streamClientAPIVersion, s.inst.grpc.StreamServerInterceptor(), s.streamLearner, s.streamRequireLeader, s.streamAuth))...)
 	if s.auth == nil {
 		s.auth = storeAuthorizer{s}
 	}

@@ -106,6 +106,10 @@ gateway: build ## the /v3/ JSON gateway (compat-tests/gateway): the same JSON re
 bench-tls: build ## put/range throughput plain vs mutual client TLS, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
 	@tools/bench-tls.sh 3
 
+.PHONY: bench-metrics
+bench-metrics: build ## put/range throughput with --metrics basic vs extensive, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
+	@tools/bench-metrics.sh 3
+
 .PHONY: bench-snapshot
 bench-snapshot: build ## snapshot save and restore times and sizes, etcd 3.7.3 and bin/metastore side by side (KEYS=100000; docs/benchmarks.md)
 	@tools/bench-snapshot.sh $(or $(KEYS),100000)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -48,7 +47,7 @@ func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 		resp, err = kv.Range(rd, r, true)
 		return err
 	})
-	b.s.inst.rangeDur.WithLabelValues(strconv.FormatBool(err == nil)).Observe(time.Since(t0).Seconds())
+	b.s.inst.observeRange(err == nil, time.Since(t0))
 	if err == nil {
 		b.s.inst.countOps(resp)
 	}

@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -57,7 +58,10 @@ type instruments struct {
 	slowApplies                  atomic.Uint64
 	clientRequests               *prometheus.CounterVec   // by type (unary, stream) and client API version
 	apply                        *prometheus.HistogramVec // by version, op, success
+	applyChildren                sync.Map                 // op[/false] -> prometheus.Observer
+	clientReqChildren            sync.Map                 // type/version -> prometheus.Counter
 	rangeDur                     *prometheus.HistogramVec // by success
+	rangeOK                      prometheus.Observer      // its success="true" child
 	// ReadIndex rounds that failed, and those of them that timed out.
 	readIndexFailed, readIndexSlow atomic.Uint64
 	defragInflight                 atomic.Int64
@@ -133,7 +137,7 @@ func newInstruments(cfg Config) *instruments {
 	if cfg.Metrics == "extensive" {
 		opts = append(opts, grpcprom.WithServerHandlingTimeHistogram())
 	}
-	return &instruments{
+	in := &instruments{
 		grpc: grpcprom.NewServerMetrics(opts...),
 		walFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "disk", Name: "wal_fsync_duration_seconds",
@@ -180,6 +184,8 @@ func newInstruments(cfg Config) *instruments {
 			Help: "The latency distributions of commit called by backend.", Buckets: etcdDiskBuckets,
 		}),
 	}
+	in.rangeOK = in.rangeDur.WithLabelValues("true")
+	return in
 }
 
 // observeWALFsync is the consensus log's fsync observer.
@@ -424,7 +430,13 @@ func (s *Server) clientAPIVersion(ctx context.Context, typ string) error {
 	if !utf8.ValidString(ver) {
 		return rpctypes.ErrGRPCInvalidClientAPIVersion
 	}
-	s.inst.clientRequests.WithLabelValues(typ, ver).Inc()
+	key := typ + "/" + ver
+	c, ok := s.inst.clientReqChildren.Load(key)
+	if !ok {
+		c = s.inst.clientRequests.WithLabelValues(typ, ver)
+		s.inst.clientReqChildren.Store(key, c)
+	}
+	c.(prometheus.Counter).Inc()
 	return nil
 }
 
@@ -506,15 +518,53 @@ func (s *Server) logRequestStats(ctx context.Context, method string, start time.
 // success, as in etcd).
 func (in *instruments) observeApply(r *pb.InternalRaftRequest, err error, took time.Duration) {
 	op := "unknown"
-	r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "header" {
-			return true
-		}
-		op = camel(string(fd.Name()))
-		return false
-	})
+	switch { // the common kinds without reflection
+	case r.Put != nil:
+		op = "Put"
+	case r.Txn != nil:
+		op = "Txn"
+	case r.DeleteRange != nil:
+		op = "DeleteRange"
+	case r.LeaseGrant != nil:
+		op = "LeaseGrant"
+	case r.LeaseRevoke != nil:
+		op = "LeaseRevoke"
+	default:
+		r.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind || fd.Name() == "header" {
+				return true
+			}
+			op = camel(string(fd.Name()))
+			return false
+		})
+	}
 	success := err == nil || errors.Is(err, storage.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted)
-	in.apply.WithLabelValues("v3", op, strconv.FormatBool(success)).Observe(float64(took.Microseconds()) / 1e6)
+	in.applyObserver(op, success).Observe(float64(took.Microseconds()) / 1e6)
+}
+
+// observeRange records a Range's duration (etcd's
+// etcd_server_range_duration_seconds).
+func (in *instruments) observeRange(success bool, took time.Duration) {
+	o := in.rangeOK
+	if !success {
+		o = in.rangeDur.WithLabelValues("false")
+	}
+	o.Observe(took.Seconds())
+}
+
+// applyObserver returns the histogram child of op and success, cached:
+// the apply loop asks for it on every entry.
+func (in *instruments) applyObserver(op string, success bool) prometheus.Observer {
+	key := op
+	if !success {
+		key += "/false"
+	}
+	if o, ok := in.applyChildren.Load(key); ok {
+		return o.(prometheus.Observer)
+	}
+	o := in.apply.WithLabelValues("v3", op, strconv.FormatBool(success))
+	in.applyChildren.Store(key, o)
+	return o
 }
 
 // camel turns a proto field name (lease_grant) into etcd's op name

@@ -226,6 +226,15 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		{"etcd", "server", "slow_apply_total", "The total number of slow apply requests (likely overloaded from slow disk).", in.slowApplies.Load},
 		{"etcd", "server", "read_indexes_failed_total", "The total number of failed read indexes seen.", in.readIndexFailed.Load},
 		{"etcd", "server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.", in.readIndexSlow.Load},
+		{"etcd", "server", "proposals_failed_total", "The total number of failed proposals seen.", in.proposalsFailed.Load},
+		{"etcd", "server", "leader_changes_seen_total", "The number of leader changes seen.", func() uint64 { return s.node.Status().LeaderChanges }},
+		{"etcd", "network", "client_grpc_received_bytes_total", "The total number of bytes received from grpc clients.", in.clientBytesIn.Load},
+		{"etcd", "network", "client_grpc_sent_bytes_total", "The total number of bytes sent to grpc clients.", in.clientBytesOut.Load},
+		{"etcd", "mvcc", "range_total", "Total number of ranges seen by this member.", in.ranges.Load},
+		{"etcd", "mvcc", "put_total", "Total number of puts seen by this member.", in.puts.Load},
+		{"etcd", "mvcc", "delete_total", "Total number of deletes seen by this member.", in.deletes.Load},
+		{"etcd", "mvcc", "txn_total", "Total number of txns seen by this member.", in.txns.Load},
+		{"etcd_debugging", "mvcc", "events_total", "Total number of events sent by this member.", func() uint64 { return s.watchSrv.Stats().Events }},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: c.namespace, Subsystem: c.subsystem, Name: c.name, Help: c.help,
@@ -235,35 +244,6 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "server", Name: "proposals_pending",
 		Help: "The current number of pending proposals to commit.",
 	}, func() float64 { return float64(in.proposalsPending.Load()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",
-		Help: "The total number of failed proposals seen.",
-	}, func() float64 { return float64(in.proposalsFailed.Load()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: "etcd", Subsystem: "server", Name: "leader_changes_seen_total",
-		Help: "The number of leader changes seen.",
-	}, func() float64 { return float64(s.node.Status().LeaderChanges) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: "etcd", Subsystem: "network", Name: "client_grpc_received_bytes_total",
-		Help: "The total number of bytes received from grpc clients.",
-	}, func() float64 { return float64(in.clientBytesIn.Load()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: "etcd", Subsystem: "network", Name: "client_grpc_sent_bytes_total",
-		Help: "The total number of bytes sent to grpc clients.",
-	}, func() float64 { return float64(in.clientBytesOut.Load()) }))
-	for _, c := range []struct {
-		name, help string
-		v          *atomic.Uint64
-	}{
-		{"range_total", "Total number of ranges seen by this member.", &in.ranges},
-		{"put_total", "Total number of puts seen by this member.", &in.puts},
-		{"delete_total", "Total number of deletes seen by this member.", &in.deletes},
-		{"txn_total", "Total number of txns seen by this member.", &in.txns},
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "etcd", Subsystem: "mvcc", Name: c.name, Help: c.help,
-		}, func() float64 { return float64(c.v.Load()) }))
-	}
 	watchGauge := func(name, help string, v func(watch.Stats) int64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: name, Help: help,
@@ -271,9 +251,6 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 	}
 	watchGauge("watch_stream_total", "Total number of watch streams.", func(st watch.Stats) int64 { return st.Streams })
 	watchGauge("watcher_total", "Total number of watchers.", func(st watch.Stats) int64 { return st.Watchers })
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "events_total", Help: "Total number of events sent by this member.",
-	}, func() float64 { return float64(s.watchSrv.Stats().Events) }))
 	one := func(namespace, subsystem, name, help, label, value string) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,

@@ -60,10 +60,7 @@ func (s *Server) checkHealth(ctx context.Context, exclude map[string]bool, seria
 	if !serializable && s.node.Leader() == 0 {
 		return Health{"false", "RAFT NO LEADER"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout(s.cfg))
-	defer cancel()
-	b := &kvBackend{s: s}
-	if _, err := b.Range(ctx, &pb.RangeRequest{Key: []byte{0}, KeysOnly: true, Limit: 1, Serializable: serializable}); err != nil {
+	if err := s.readCheck(serializable)(ctx); err != nil {
 		return Health{"false", fmt.Sprintf("RANGE ERROR:%s", err)}
 	}
 	return Health{"true", ""}

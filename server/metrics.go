@@ -59,9 +59,11 @@ type instruments struct {
 	clientRequests               *prometheus.CounterVec   // by type (unary, stream) and client API version
 	apply                        *prometheus.HistogramVec // by version, op, success
 	applyChildren                sync.Map                 // op[/false] -> prometheus.Observer
-	clientReqChildren            sync.Map                 // type/version -> prometheus.Counter
-	rangeDur                     *prometheus.HistogramVec // by success
-	rangeOK                      prometheus.Observer      // its success="true" child
+	// unaryReqs and streamReqs: version -> its clientRequests child (no
+	// per-request key to build).
+	unaryReqs, streamReqs sync.Map
+	rangeDur              *prometheus.HistogramVec // by success
+	rangeOK               prometheus.Observer      // its success="true" child
 	// ReadIndex rounds that failed, and those of them that timed out.
 	readIndexFailed, readIndexSlow atomic.Uint64
 	defragInflight                 atomic.Int64
@@ -407,11 +409,14 @@ func (s *Server) clientAPIVersion(ctx context.Context, typ string) error {
 	if !utf8.ValidString(ver) {
 		return rpctypes.ErrGRPCInvalidClientAPIVersion
 	}
-	key := typ + "/" + ver
-	c, ok := s.inst.clientReqChildren.Load(key)
+	children := &s.inst.unaryReqs
+	if typ == "stream" {
+		children = &s.inst.streamReqs
+	}
+	c, ok := children.Load(ver)
 	if !ok {
 		c = s.inst.clientRequests.WithLabelValues(typ, ver)
-		s.inst.clientReqChildren.Store(key, c)
+		children.Store(ver, c)
 	}
 	c.(prometheus.Counter).Inc()
 	return nil

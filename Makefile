@@ -29,7 +29,8 @@ COVER_DIR ?= $(if $(CI),$(CURDIR)/bench-out/cover/data)
 COVER_PKGS = $(shell $(GO) list github.com/metastore/metastore/... | paste -sd, -)
 # cover_flags and cover_args NAME go around a go test's package list:
 # coverage into $(COVER_DIR)/NAME, nothing when COVER_DIR is empty.
-cover_flags = $(if $(COVER_DIR),-cover -coverpkg=$(COVER_PKGS))
+# atomic everywhere: the -race runs need it and covdata merges one mode.
+cover_flags = $(if $(COVER_DIR),-cover -covermode=atomic -coverpkg=$(COVER_PKGS))
 cover_args = $(if $(COVER_DIR),-args -test.gocoverdir=$(COVER_DIR)/$(1))
 # cover_quiet follows such a go test: it drops the package list -coverpkg
 # adds to every line and warning, so the log still reads as make test's.

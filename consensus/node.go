@@ -51,6 +51,9 @@ type Node[R any] struct {
 	afterAdvance []func()
 	readyN       atomic.Uint64 // Ready batches handled
 	leaderN      atomic.Uint64 // leader changes seen (to a leader, not to none)
+	// hb and heartbeatsLate: heartbeats sent late (Ready loop only).
+	hb             heartbeatWatch
+	heartbeatsLate atomic.Uint64
 	entriesN     atomic.Uint64 // entries appended to the log
 	committed    atomic.Uint64 // proposals of this node applied
 
@@ -105,7 +108,7 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 		return nil, err
 	}
 	n := &Node[R]{
-		cfg: cfg, lg: lg, id: cfg.ID,
+		cfg: cfg, lg: lg, id: cfg.ID, hb: newHeartbeatWatch(cfg),
 		storage:    raft.NewMemoryStorage(),
 		appliedCS:  &raftpb.ConfState{},
 		wal:        w,
@@ -693,6 +696,10 @@ type Status struct {
 	// LeaderChanges counts the changes to a new leader this node saw
 	// (etcd's etcd_server_leader_changes_seen_total).
 	LeaderChanges uint64
+	// HeartbeatsLate counts the heartbeats this node, as leader, sent
+	// more than two heartbeat intervals after the previous one to the
+	// same peer (etcd's etcd_server_heartbeat_send_failures_total).
+	HeartbeatsLate uint64
 }
 
 // Status returns the node's current state.
@@ -708,7 +715,7 @@ func (n *Node[R]) Status() Status {
 		Voters: cs.GetVoters(), Learners: cs.GetLearners(),
 		ReadyBatches: n.readyN.Load(), LogEntries: n.entriesN.Load(), Fsyncs: n.wal.Syncs(),
 		ProposalsApplied: n.committed.Load(), ReadRounds: n.read.rounds.Load(),
-		LeaderChanges: n.leaderN.Load(),
+		LeaderChanges: n.leaderN.Load(), HeartbeatsLate: n.heartbeatsLate.Load(),
 	}
 	for _, l := range cs.GetLearners() {
 		if l == n.id {

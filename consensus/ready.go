@@ -193,6 +193,7 @@ func (n *Node[R]) setLeader(lead uint64) {
 	if lead != 0 {
 		n.leaderN.Add(1)
 	}
+	n.hb.reset()
 	n.lg.Info("leader changed", zap.String("leader", toHex(lead)))
 	n.mu.Lock()
 	close(n.leadCh)
@@ -207,6 +208,12 @@ func (n *Node[R]) send(msgs []*raftpb.Message) {
 	}
 	if n.removed.Load() {
 		return
+	}
+	now := time.Now()
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgHeartbeat {
+			n.heartbeatSent(m.GetTo(), now)
+		}
 	}
 	n.tr.Send(msgs)
 	if r, ok := n.tr.(SnapshotReporter); ok && r.ReportsSnapshots() {

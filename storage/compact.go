@@ -20,6 +20,9 @@ import (
 func (s *Store) Compact(rev int64) (<-chan struct{}, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if f := s.cfg.Observer.CompactionPause; f != nil {
+		defer func(t0 time.Time) { f(true, time.Since(t0)) }(time.Now())
+	}
 	s.mu.RLock()
 	closed, cur, compacted := s.closed, s.rev, s.compactRev
 	s.mu.RUnlock()
@@ -134,20 +137,28 @@ func (c *compactor) run() {
 func (c *compactor) compact(from, to int64) error {
 	cursor := historyKey(Revision{Main: max(from+1, 0)})
 	end := historyKey(Revision{Main: to + 1})
+	t0, deleted := time.Now(), 0
 	for {
 		select {
 		case <-c.s.stop:
 			return ErrClosed
 		default:
 		}
-		next, err := c.batch(cursor, end, to)
+		next, n, err := c.batch(cursor, end, to)
 		if err != nil {
 			return err
 		}
+		deleted += n
 		if next == nil {
 			wb := c.s.be.NewBatch()
 			wb.Set(metaCompactDone, encodeInt(to))
-			return wb.Commit(false)
+			if err := wb.Commit(false); err != nil {
+				return err
+			}
+			if f := c.s.cfg.Observer.CompactionDone; f != nil {
+				f(to, time.Since(t0), deleted)
+			}
+			return nil
 		}
 		cursor = next
 		if d := c.s.cfg.CompactionSleepInterval; d > 0 {
@@ -161,17 +172,18 @@ func (c *compactor) compact(from, to int64) error {
 }
 
 // batch processes up to CompactionBatchLimit history entries from cursor
-// and returns where to continue, or nil when done. The batch is prepared
+// and returns where to continue, or nil when done, and how many engine
+// records it deleted. The batch is prepared
 // without locks and committed under the write lock, after rechecking the
 // latest-version entries it removes (a writer may have superseded them).
-func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
+func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, int, error) {
 	be := c.s.be
 	// Decide from one consistent snapshot: a writer committing meanwhile
 	// only adds versions above to and moves latest entries to the 'v'
 	// space, which the snapshot does not see and the batch never deletes.
 	snap, err := be.NewSnapshot()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer snap.Close()
 	it := snap.NewIterator(backend.IterOptions{LowerBound: cursor, UpperBound: end})
@@ -189,31 +201,34 @@ func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
 		n++
 		r, err := parseHistoryKey(it.Key())
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		key, _, err := parseHistoryValue(it.Value())
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		t, err := compactKey(snap, wb, key, r, to)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if t != nil {
 			tombs = append(tombs, *t)
 		}
 	}
 	if err := it.Error(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c.s.writeMu.Lock()
 	defer c.s.writeMu.Unlock()
+	if f := c.s.cfg.Observer.CompactionPause; f != nil {
+		defer func(t0 time.Time) { f(false, time.Since(t0)) }(time.Now())
+	}
 	for _, t := range tombs {
 		// Delete the latest entry only if it is still that tombstone;
 		// otherwise a writer moved it to the older-versions space.
 		v, err := be.Get(latestKey(t.key))
 		if err != nil && !errors.Is(err, backend.ErrNotFound) {
-			return nil, err
+			return nil, 0, err
 		}
 		if mod, _, perr := splitLatest(v); err == nil && perr == nil && mod == t.rev {
 			wb.Delete(latestKey(t.key))
@@ -221,10 +236,11 @@ func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, error) {
 			wb.Delete(versionKey(t.key, t.rev))
 		}
 	}
+	deleted := wb.Count()
 	if err := wb.Commit(false); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return next, nil
+	return next, deleted, nil
 }
 
 // tombstone is a latest-version tombstone that compaction removes.

@@ -201,3 +201,50 @@ func TestCompactDoesNotWaitForItsHash(t *testing.T) {
 		require.Equal(t, before, h)
 	})
 }
+
+// TestCompactionObserver: the observer hears the pause Compact itself
+// takes, one pause per removal batch, and the end of the removal with the
+// records it deleted.
+func TestCompactionObserver(t *testing.T) {
+	var (
+		mu               sync.Mutex
+		scheduled, batch int
+		done             []int64
+		deleted          int
+	)
+	cfg := testConfig(t)
+	cfg.Observer = storage.Observer{
+		CompactionPause: func(sched bool, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			if sched {
+				scheduled++
+			} else {
+				batch++
+			}
+		},
+		CompactionDone: func(rev int64, took time.Duration, n int) {
+			mu.Lock()
+			defer mu.Unlock()
+			done = append(done, rev)
+			deleted += n
+		},
+	}
+	s, err := storage.Open(engines[0].open(t, t.TempDir()), cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	for i := range 40 {
+		put(t, s, fmt.Sprintf("k%d", i%5), fmt.Sprint(i)) // revs 2..41
+	}
+	ch, err := s.Compact(41)
+	require.NoError(t, err)
+	<-ch
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 1, scheduled)
+	require.Equal(t, 6, batch, "40 history entries in batches of 7")
+	require.Equal(t, []int64{41}, done)
+	// 5 keys × 7 superseded versions, each a version record and its
+	// history entry.
+	require.Equal(t, 70, deleted)
+}

@@ -69,6 +69,23 @@ type Config struct {
 	// records over 1 KiB are not cached). Default 131072; negative turns
 	// the cache off.
 	LatestCacheEntries int
+	// Observer hears about compaction as it runs (MetaStore's server
+	// feeds etcd's etcd_debugging_mvcc_*compaction* metrics from it).
+	Observer Observer
+}
+
+// Observer is told about the store's background work as it happens. Nil
+// fields are not called. The calls come from the store's own goroutines
+// and must not block.
+type Observer struct {
+	// CompactionPause is called with each stretch compaction held
+	// writers off: scheduled is true for Compact itself (which records
+	// the revision and takes the hash), false for each removal batch
+	// committed under the write lock.
+	CompactionPause func(scheduled bool, d time.Duration)
+	// CompactionDone is called when the removal for a compaction at rev
+	// finished: how long it ran and how many engine records it deleted.
+	CompactionDone func(rev int64, took time.Duration, deleted int)
 }
 
 // DefaultConfig returns a Config with every default spelled out.

@@ -46,6 +46,7 @@ type Store struct {
 	hashPending map[int64]*pendingHash // compaction-time hashes being computed
 	hashHook    func()                 // tests: runs before a compaction-time hash
 	comp        *compactor
+	keys        keyCount // live keys, counted on demand
 
 	stop chan struct{}
 	wg   sync.WaitGroup

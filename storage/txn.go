@@ -426,6 +426,9 @@ func (tw *WriteTxn) End() (int64, error) {
 	if tw.ci != nil {
 		s.ci = *tw.ci
 	}
+	if s.keys.counting {
+		s.keys.delta += keyDelta(tw.events)
+	}
 	for k, pk := range tw.pending {
 		if pk.raw != nil { // written by this transaction
 			s.latestSet(k, pk.rev, pk.rec.tombstone, pk.raw)

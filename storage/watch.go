@@ -552,3 +552,29 @@ func attachPrev(v view, evs, out []*mvccpb.Event, cache map[int]*mvccpb.KeyValue
 		out[i].PrevKv = prev
 	}
 }
+
+// WatchStats are counts of the store's watchers that lag behind.
+type WatchStats struct {
+	// Slow is the number of watchers not caught up with the store: those
+	// catching up from history and those whose stream's buffer was full
+	// (etcd's etcd_debugging_mvcc_slow_watcher_total).
+	Slow int
+	// PendingEvents is the number of events held for watchers whose
+	// stream's buffer was full (etcd's
+	// etcd_debugging_mvcc_pending_events_total).
+	PendingEvents int
+}
+
+// WatchStats returns the current counts.
+func (s *Store) WatchStats() WatchStats {
+	st := s.watch
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ws := WatchStats{Slow: len(st.unsynced) + len(st.victims)}
+	for w := range st.victims {
+		if w.pending != nil {
+			ws.PendingEvents += len(w.pending.Events)
+		}
+	}
+	return ws
+}

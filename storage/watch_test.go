@@ -170,6 +170,9 @@ func TestWatchSlowConsumer(t *testing.T) {
 		for i := range n {
 			put(t, s, fmt.Sprintf("k%03d", i%17), fmt.Sprint(i)) // never blocks on the watcher
 		}
+		st := s.WatchStats()
+		require.Equal(t, 1, st.Slow, "the watcher waits behind its full buffer")
+		require.Positive(t, st.PendingEvents, "with the events it could not deliver")
 		next := int64(2)
 		for next <= n+1 {
 			r := recv(t, ws)
@@ -180,6 +183,7 @@ func TestWatchSlowConsumer(t *testing.T) {
 			}
 		}
 		noRecv(t, ws)
+		require.Equal(t, storage.WatchStats{}, s.WatchStats(), "caught up")
 	})
 }
 

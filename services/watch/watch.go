@@ -48,6 +48,20 @@ type Config struct {
 	// permission on its range. Nil allows everything.
 	Authorizer Authorizer
 	Logger     *zap.Logger
+	// Observer hears how long the stream's sends take (etcd's
+	// watch_send_loop_* metrics).
+	Observer Observer
+}
+
+// Observer is told how long each kind of watch response took to send.
+// Nil fields are not called; calls come from the streams' goroutines.
+type Observer struct {
+	// Events: a response of n events (all its fragments).
+	Events func(n int, d time.Duration)
+	// Control: a created or canceled response answering the client.
+	Control func(d time.Duration)
+	// Progress: a progress notification.
+	Progress func(d time.Duration)
 }
 
 // Authorizer is the authorization check point (see the kv service's):
@@ -190,7 +204,7 @@ func (ss *serverStream) recvLoop(ctx context.Context) error {
 			id := storage.WatchID(req.GetCancelRequest().WatchId)
 			if ss.ws.Cancel(id) == nil {
 				ss.forget(id)
-				if err := ss.send(&pb.WatchResponse{Header: ss.header(ss.s.store().Rev()), WatchId: int64(id), Canceled: true}); err != nil {
+				if err := ss.sendControl(&pb.WatchResponse{Header: ss.header(ss.s.store().Rev()), WatchId: int64(id), Canceled: true}); err != nil {
 					return err
 				}
 			}
@@ -212,7 +226,7 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 			if _, ok := status.FromError(err); ok {
 				reason = err.Error()
 			}
-			return ss.send(&pb.WatchResponse{
+			return ss.sendControl(&pb.WatchResponse{
 				Header: ss.header(ss.s.store().Rev()), WatchId: -1,
 				Created: true, Canceled: true, CancelReason: reason,
 			})
@@ -220,7 +234,7 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 	}
 	if c.StartRevision < 0 {
 		// As etcd 3.7: refused in one response, not a watch.
-		return ss.send(&pb.WatchResponse{
+		return ss.sendControl(&pb.WatchResponse{
 			Header: ss.header(ss.s.store().Rev()), WatchId: -1,
 			Created: true, Canceled: true, CancelReason: rpctypes.ErrCompacted.Error(),
 		})
@@ -260,7 +274,17 @@ func (ss *serverStream) create(c *pb.WatchCreateRequest) error {
 		ss.opts[id] = watcherOpts{progress: c.ProgressNotify, fragment: c.Fragment}
 		ss.mu.Unlock()
 	}
-	return ss.send(wr)
+	return ss.sendControl(wr)
+}
+
+// sendControl sends a created or canceled response, timed.
+func (ss *serverStream) sendControl(wr *pb.WatchResponse) error {
+	t0 := time.Now()
+	err := ss.send(wr)
+	if f := ss.s.cfg.Observer.Control; f != nil && err == nil {
+		f(time.Since(t0))
+	}
+	return err
 }
 
 func (ss *serverStream) sendLoop(ctx context.Context) error {
@@ -312,6 +336,23 @@ func (ss *serverStream) sendLoop(ctx context.Context) error {
 func (ss *serverStream) deliver(r storage.WatchResponse) error {
 	ss.createMu.Lock() // a watcher being created gets its created response first
 	ss.createMu.Unlock()
+	t0 := time.Now()
+	err := ss.deliverTo(r)
+	if err == nil {
+		o := ss.s.cfg.Observer
+		switch n := len(r.Events); {
+		case n > 0 && o.Events != nil:
+			o.Events(n, time.Since(t0))
+		case n == 0 && r.CompactRevision == 0 && o.Progress != nil:
+			o.Progress(time.Since(t0))
+		case n == 0 && r.CompactRevision != 0 && o.Control != nil:
+			o.Control(time.Since(t0))
+		}
+	}
+	return err
+}
+
+func (ss *serverStream) deliverTo(r storage.WatchResponse) error {
 	rev := r.Revision
 	if r.CompactRevision != 0 {
 		rev = 0 // etcd's cancel for a compacted start has an empty header

@@ -64,10 +64,12 @@ func (s *Server) Snapshot(ctx context.Context) (*maintenance.SnapshotFile, error
 	f.Close()
 	os.Remove(path) // etcddb creates it
 	release := func() error { return os.Remove(path) }
+	t0 := time.Now()
 	if err := s.writeEtcdDB(ctx, sn, path); err != nil {
 		release()
 		return nil, err
 	}
+	s.inst.backendSnapshot.Observe(time.Since(t0).Seconds())
 	if f, err = os.Open(path); err != nil {
 		release()
 		return nil, err

@@ -160,7 +160,11 @@ func (s *Server) PromoteLocal(ctx context.Context, id uint64) ([]*pb.Member, err
 	if s.cfg.StrictReconfigCheck && !s.readyToPromote() {
 		return nil, rpctypes.ErrMemberNotEnoughStarted
 	}
-	return s.configure(ctx, raftpb.ConfChangeAddNode, id, consensus.MemberContext{IsPromote: true})
+	ms, err := s.configure(ctx, raftpb.ConfChangeAddNode, id, consensus.MemberContext{IsPromote: true})
+	if err == nil {
+		s.inst.learnerPromotions.Add(1)
+	}
+	return ms, err
 }
 
 // configure proposes one membership change and waits until it is applied

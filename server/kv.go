@@ -31,6 +31,8 @@ func (b *kvBackend) read(ctx context.Context, serializable bool, f func(*storage
 	if err != nil {
 		return err
 	}
+	b.s.inst.openReads.Add(1)
+	defer b.s.inst.openReads.Add(-1)
 	defer rd.End()
 	return f(rd)
 }
@@ -48,6 +50,7 @@ func (b *kvBackend) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRes
 		return err
 	})
 	b.s.inst.observeRange(err == nil, time.Since(t0))
+	b.s.inst.observeRequest("Range", err == nil, time.Since(t0))
 	if err == nil {
 		b.s.inst.countOps(resp)
 	}
@@ -69,11 +72,13 @@ func (b *kvBackend) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse,
 	if kv.IsTxnReadOnly(r) {
 		// As etcd: no Raft entry, a ReadIndex round unless serializable.
 		var resp *pb.TxnResponse
+		t0 := time.Now()
 		err := b.read(ctx, kv.IsTxnSerializable(r), func(rd *storage.ReadTxn) error {
 			var err error
 			resp, err = kv.ReadOnlyTxn(rd, rd.Rev(), r)
 			return err
 		})
+		b.s.inst.observeRequest("ReadonlyTxn", err == nil, time.Since(t0))
 		if err == nil {
 			b.s.inst.countOps(resp)
 		}

@@ -389,6 +389,12 @@ func TestLearners(t *testing.T) {
 		return err == nil
 	}, 20*time.Second, 20*time.Millisecond)
 	require.False(t, memberIDs(t, c)[id], "promoted")
+	promotions := 0.0
+	for _, m := range ms {
+		_, body := httpGet(t, "http://"+m.Srv.ClientAddrs()[0]+"/metrics")
+		promotions += metricValue(body, "etcd_server_learner_promote_successes")
+	}
+	require.Equal(t, 1.0, promotions, "counted once, by the leader that promoted it")
 	_, err = c.MemberPromote(ctx(t), id)
 	require.ErrorIs(t, err, rpctypes.ErrMemberNotLearner)
 	require.Eventually(t, func() bool {

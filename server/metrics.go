@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -68,6 +69,22 @@ type instruments struct {
 	readIndexFailed, readIndexSlow atomic.Uint64
 	defragInflight                 atomic.Int64
 	defrag, hash, hashRev          prometheus.Histogram
+	// requestDur is etcd_server_request_duration_seconds: a request from
+	// its proposal (or, for reads, its ReadIndex round) to its answer, by
+	// type and success; requestChildren caches its children.
+	requestDur      *prometheus.HistogramVec
+	requestChildren sync.Map
+	// Compaction as the store reports it (storage.Observer).
+	indexCompactionPause, dbCompactionPause, dbCompactionTotal prometheus.Histogram
+	dbCompactionKeys                                           atomic.Uint64
+	dbCompactionLast                                           atomic.Int64 // unix seconds, 0 before the first
+	putBytes                                                   atomic.Uint64
+	openReads                                                  atomic.Int64
+	backendSnapshot                                            prometheus.Histogram
+	learnerPromotions                                          atomic.Uint64
+	applyingSnapshot                                           atomic.Int64
+	// The watch send loop's time per response kind.
+	watchSendEvents, watchSendPerEvent, watchSendControl, watchSendProgress prometheus.Histogram
 }
 
 // countOps counts the key-space operations an answer shows were run, as
@@ -185,9 +202,91 @@ func newInstruments(cfg Config) *instruments {
 			Namespace: "etcd", Subsystem: "disk", Name: "backend_commit_duration_seconds",
 			Help: "The latency distributions of commit called by backend.", Buckets: etcdDiskBuckets,
 		}),
+		requestDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "request_duration_seconds",
+			Help: "Response latency distribution in seconds for each type.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"type", "success"}),
+		indexCompactionPause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "index_compaction_pause_duration_milliseconds",
+			Help: "Bucketed histogram of index compaction pause duration.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
+		}),
+		dbCompactionPause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_pause_duration_milliseconds",
+			Help: "Bucketed histogram of db compaction pause duration.", Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}),
+		dbCompactionTotal: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_total_duration_milliseconds",
+			Help: "Bucketed histogram of db compaction total duration.", Buckets: prometheus.ExponentialBuckets(100, 2, 14),
+		}),
+		backendSnapshot: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_snapshot_duration_seconds",
+			Help: "The latency distribution of backend snapshots.", Buckets: prometheus.ExponentialBuckets(.01, 2, 17),
+		}),
+		watchSendEvents: watchSendHistogram("watch_send_loop_watch_stream_duration_seconds",
+			"The total duration in seconds of running through the send loop watch stream response all events."),
+		watchSendPerEvent: watchSendHistogram("watch_send_loop_watch_stream_duration_per_event_seconds",
+			"The average duration in seconds of running through the send loop watch stream response, per event."),
+		watchSendControl: watchSendHistogram("watch_send_loop_control_stream_duration_seconds",
+			"The total duration in seconds of running through the send loop control stream response."),
+		watchSendProgress: watchSendHistogram("watch_send_loop_progress_duration_seconds",
+			"The total duration in seconds of running through the progress loop control stream response."),
 	}
 	in.rangeOK = in.rangeDur.WithLabelValues("true")
 	return in
+}
+
+// watchSendHistogram is one of etcd's watch send-loop histograms.
+func watchSendHistogram(name, help string) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "etcd_debugging", Subsystem: "server", Name: name, Help: help,
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+}
+
+// storageObserver feeds etcd's compaction metrics from the store.
+func (in *instruments) storageObserver() storage.Observer {
+	return storage.Observer{
+		CompactionPause: func(scheduled bool, d time.Duration) {
+			ms := float64(d.Microseconds()) / 1e3
+			if scheduled {
+				in.indexCompactionPause.Observe(ms)
+			} else {
+				in.dbCompactionPause.Observe(ms)
+			}
+		},
+		CompactionDone: func(_ int64, took time.Duration, deleted int) {
+			in.dbCompactionTotal.Observe(float64(took.Microseconds()) / 1e3)
+			in.dbCompactionKeys.Add(uint64(deleted))
+			in.dbCompactionLast.Store(time.Now().Unix())
+		},
+	}
+}
+
+// watchObserver feeds etcd's watch send-loop metrics from the Watch
+// service.
+func (in *instruments) watchObserver() watch.Observer {
+	return watch.Observer{
+		Events: func(n int, d time.Duration) {
+			in.watchSendEvents.Observe(d.Seconds())
+			in.watchSendPerEvent.Observe(d.Seconds() / float64(n))
+		},
+		Control:  func(d time.Duration) { in.watchSendControl.Observe(d.Seconds()) },
+		Progress: func(d time.Duration) { in.watchSendProgress.Observe(d.Seconds()) },
+	}
+}
+
+// observeRequest records a request's duration by type (etcd's names:
+// "Range", "ReadonlyTxn", "Put", "LeaseGrant") and success.
+func (in *instruments) observeRequest(typ string, success bool, took time.Duration) {
+	key := typ
+	if !success {
+		key += "/false"
+	}
+	o, ok := in.requestChildren.Load(key)
+	if !ok {
+		o, _ = in.requestChildren.LoadOrStore(key, in.requestDur.WithLabelValues(typ, strconv.FormatBool(success)))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
 }
 
 // observeWALFsync is the consensus log's fsync observer.
@@ -217,6 +316,8 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(in.defragInflight.Load()) }))
 	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur, in.clientRequests)
+	reg.MustRegister(in.requestDur, in.indexCompactionPause, in.dbCompactionPause, in.dbCompactionTotal, in.backendSnapshot,
+		in.watchSendEvents, in.watchSendPerEvent, in.watchSendControl, in.watchSendProgress)
 	for _, c := range []struct {
 		namespace, subsystem, name, help string
 		v                                func() uint64
@@ -237,6 +338,9 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		{"etcd", "mvcc", "delete_total", "Total number of deletes seen by this member.", in.deletes.Load},
 		{"etcd", "mvcc", "txn_total", "Total number of txns seen by this member.", in.txns.Load},
 		{"etcd_debugging", "mvcc", "events_total", "Total number of events sent by this member.", func() uint64 { return s.watchSrv.Stats().Events }},
+		{"etcd_debugging", "mvcc", "db_compaction_keys_total", "Total number of db keys compacted.", in.dbCompactionKeys.Load},
+		{"etcd", "server", "learner_promote_successes", "The total number of successful learner promotions while this member is leader.", in.learnerPromotions.Load},
+		{"etcd", "server", "heartbeat_send_failures_total", "The total number of leader heartbeat send failures (likely overloaded from slow disk).", func() uint64 { return s.node.Status().HeartbeatsLate }},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: c.namespace, Subsystem: c.subsystem, Name: c.name, Help: c.help,
@@ -250,6 +354,29 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: name, Help: help,
 		}, func() float64 { return float64(v(s.watchSrv.Stats())) }))
+	}
+	for _, g := range []struct {
+		namespace, subsystem, name, help string
+		v                                func() float64
+	}{
+		{"etcd_debugging", "mvcc", "db_compaction_last", "The unix time of the last db compaction. Resets to 0 on start.", func() float64 { return float64(in.dbCompactionLast.Load()) }},
+		{"etcd_debugging", "mvcc", "total_put_size_in_bytes", "The total size of put kv pairs seen by this member.", func() float64 { return float64(in.putBytes.Load()) }},
+		{"etcd", "mvcc", "db_open_read_transactions", "The number of currently open read transactions", func() float64 { return float64(in.openReads.Load()) }},
+		{"etcd", "server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.", func() float64 { return float64(in.applyingSnapshot.Load()) }},
+		{"etcd_debugging", "mvcc", "slow_watcher_total", "Total number of unsynced slow watchers.", func() float64 { return float64(s.store.Load().WatchStats().Slow) }},
+		{"etcd_debugging", "mvcc", "pending_events_total", "Total number of pending events to be sent.", func() float64 { return float64(s.store.Load().WatchStats().PendingEvents) }},
+		// Counted from the store on the first scrape (NaN until done: a
+		// few seconds for tens of millions of keys), then kept by writes.
+		{"etcd_debugging", "mvcc", "keys_total", "Total number of keys.", func() float64 {
+			if n, ok := s.store.Load().KeyCount(); ok {
+				return float64(n)
+			}
+			return math.NaN()
+		}},
+	} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: g.namespace, Subsystem: g.subsystem, Name: g.name, Help: g.help,
+		}, g.v))
 	}
 	watchGauge("watch_stream_total", "Total number of watch streams.", func(st watch.Stats) int64 { return st.Streams })
 	watchGauge("watcher_total", "Total number of watchers.", func(st watch.Stats) int64 { return st.Watchers })
@@ -499,6 +626,13 @@ func (s *Server) logRequestStats(ctx context.Context, method string, start time.
 // "AuthUserAdd") and whether it succeeded (a compacted revision counts as
 // success, as in etcd).
 func (in *instruments) observeApply(r *pb.InternalRaftRequest, err error, took time.Duration) {
+	success := err == nil || errors.Is(err, storage.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted)
+	in.applyObserver(requestKind(r), success).Observe(float64(took.Microseconds()) / 1e6)
+}
+
+// requestKind is the InternalRaftRequest field set, in etcd's spelling
+// ("Put", "LeaseGrant", "AuthUserAdd").
+func requestKind(r *pb.InternalRaftRequest) string {
 	op := "unknown"
 	switch { // the common kinds without reflection
 	case r.Put != nil:
@@ -520,8 +654,7 @@ func (in *instruments) observeApply(r *pb.InternalRaftRequest, err error, took t
 			return false
 		})
 	}
-	success := err == nil || errors.Is(err, storage.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted)
-	in.applyObserver(op, success).Observe(float64(took.Microseconds()) / 1e6)
+	return op
 }
 
 // observeRange records a Range's duration (etcd's

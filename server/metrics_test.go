@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -163,4 +164,72 @@ func TestSlowRequestWarningsRedact(t *testing.T) {
 	require.Contains(t, strings.Join(stats, "\n"), "/etcdserverpb.KV/Put")
 	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
 	require.GreaterOrEqual(t, metricValue(body, "etcd_server_slow_apply_total"), 2.0)
+}
+
+// The rest of etcd's request-path and mvcc metrics, fed by the events
+// they name: request durations by type, compaction (its pauses, total
+// time, records deleted, last run), put bytes, the watch send loop by
+// response kind, backend snapshots, and the gauges at rest.
+func TestMetricsRequestsCompactionWatch(t *testing.T) {
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
+	url := "http://" + ms[0].Srv.ClientAddrs()[0] + "/metrics"
+	putBytes := 0
+	for i := range 5 {
+		k, v := fmt.Sprint("k", i%2), strings.Repeat("v", i+1)
+		putBytes += len(k) + len(v)
+		_, err := c.Put(ctx(t), k, v)
+		require.NoError(t, err)
+	}
+	_, err := c.Get(ctx(t), "k0")
+	require.NoError(t, err)
+	_, err = c.Txn(ctx(t)).Then(clientv3.OpGet("k1")).Commit()
+	require.NoError(t, err)
+	wctx, stopWatch := context.WithCancel(ctx(t))
+	defer stopWatch()
+	w := c.Watch(wctx, "k", clientv3.WithPrefix(), clientv3.WithRev(2), clientv3.WithCreatedNotify())
+	require.True(t, (<-w).Created)
+	require.Len(t, (<-w).Events, 5)
+	require.NoError(t, c.RequestProgress(wctx))
+	pr := <-w
+	require.True(t, pr.IsProgressNotify())
+	_, err = c.Compact(ctx(t), 6, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	rc, err := c.Snapshot(ctx(t))
+	require.NoError(t, err)
+	_, err = io.Copy(io.Discard, rc)
+	require.NoError(t, err)
+	rc.Close()
+
+	require.Eventually(t, func() bool {
+		_, body := httpGet(t, url)
+		return metricValue(body, "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds_count") == 1
+	}, 10*time.Second, 20*time.Millisecond, "the physical compaction is timed when it finishes")
+	_, body := httpGet(t, url)
+	count := func(series string) float64 { return metricValue(body, series) }
+	require.Equal(t, 5.0, count(`etcd_server_request_duration_seconds_count{success="true",type="Put"}`))
+	require.Equal(t, 1.0, count(`etcd_server_request_duration_seconds_count{success="true",type="Range"}`))
+	require.Equal(t, 1.0, count(`etcd_server_request_duration_seconds_count{success="true",type="ReadonlyTxn"}`))
+	require.Equal(t, 1.0, count(`etcd_server_request_duration_seconds_count{success="true",type="Compaction"}`))
+	require.Contains(t, body, `etcd_server_request_duration_seconds_bucket{success="true",type="Put",le="8.192"}`, "etcd's buckets")
+	require.Equal(t, float64(putBytes), count("etcd_debugging_mvcc_total_put_size_in_bytes"))
+	require.Eventually(t, func() bool {
+		_, body := httpGet(t, url)
+		return metricValue(body, "etcd_debugging_mvcc_keys_total") == 2
+	}, 10*time.Second, 20*time.Millisecond, "k0 and k1, counted once the first scrape asked")
+	require.Equal(t, 1.0, count("etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds_count"))
+	require.GreaterOrEqual(t, count("etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count"), 1.0)
+	require.Equal(t, 6.0, count("etcd_debugging_mvcc_db_compaction_keys_total"),
+		"k0 and k1's 3 superseded versions, each a version record and a history entry")
+	require.InDelta(t, float64(time.Now().Unix()), count("etcd_debugging_mvcc_db_compaction_last"), 30)
+	require.Equal(t, 1.0, count("etcd_debugging_server_watch_send_loop_watch_stream_duration_seconds_count"))
+	require.Equal(t, 1.0, count("etcd_debugging_server_watch_send_loop_watch_stream_duration_per_event_seconds_count"))
+	require.Equal(t, 1.0, count("etcd_debugging_server_watch_send_loop_control_stream_duration_seconds_count"), "the created response")
+	require.Equal(t, 1.0, count("etcd_debugging_server_watch_send_loop_progress_duration_seconds_count"))
+	require.Equal(t, 1.0, count("etcd_disk_backend_snapshot_duration_seconds_count"))
+	for _, zero := range []string{"etcd_mvcc_db_open_read_transactions", "etcd_debugging_mvcc_slow_watcher_total",
+		"etcd_debugging_mvcc_pending_events_total", "etcd_server_snapshot_apply_in_progress_total",
+		"etcd_server_heartbeat_send_failures_total", "etcd_server_learner_promote_successes"} {
+		require.Equal(t, 0.0, count(zero), zero)
+	}
 }

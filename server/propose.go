@@ -25,10 +25,15 @@ func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // propose puts r through Raft and returns what applying it produced on
 // this member.
-func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*applyResult, error) {
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (ar *applyResult, err error) {
 	if err := s.stampAuth(ctx, r); err != nil {
 		return nil, err
 	}
+	// As etcd: timed from here to the answer; success means the request
+	// was applied, whatever it answered.
+	defer func(t0 time.Time) {
+		s.inst.observeRequest(requestKind(r), ar != nil, time.Since(t0))
+	}(time.Now())
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -39,7 +44,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*apply
 	ctx, cancel := requestCtx(ctx)
 	defer cancel()
 	s.inst.proposalsPending.Add(1)
-	ar, err := s.node.Propose(ctx, data)
+	ar, err = s.node.Propose(ctx, data)
 	s.inst.proposalsPending.Add(-1)
 	if err != nil {
 		s.inst.proposalsFailed.Add(1)

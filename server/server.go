@@ -286,7 +286,7 @@ func (s *Server) registerServices() {
 	s.watchSrv = watch.NewServer(func() watch.Store { return s.store.Load() }, s,
 		watch.Config{
 			MaxResponseBytes: int(cfg.MaxRequestBytes), ProgressNotifyInterval: cfg.WatchProgressNotifyInterval,
-			Authorizer: watchAuth, Logger: s.lg,
+			Authorizer: watchAuth, Logger: s.lg, Observer: s.inst.watchObserver(),
 		})
 	pb.RegisterWatchServer(s.clientSrv, s.watchSrv)
 	pb.RegisterClusterServer(s.clientSrv, clustersvc.NewServer(s, s))
@@ -399,6 +399,7 @@ func (s *Server) openStore() (*storage.Store, error) {
 		NoSync:        true, // the Raft WAL is the durability point
 		MaxKeyBytes:   int(s.cfg.MaxRequestBytes),
 		MaxValueBytes: int(s.cfg.MaxRequestBytes),
+		Observer:      s.inst.storageObserver(),
 	})
 	if err != nil {
 		eng.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/metastore/metastore/services/auth"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc/codes"
@@ -113,11 +114,18 @@ func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, er
 		return &applyResult{err: err}, nil
 	}
 	tw.SetConsistentIndex(ci)
+	var putBytes int
+	for _, ev := range tw.Changes() {
+		if ev.Type == mvccpb.PUT {
+			putBytes += len(ev.Kv.Key) + len(ev.Kv.Value)
+		}
+	}
 	rev, err := sm.s.commitTimed(tw.End)
 	if err != nil {
 		return nil, fmt.Errorf("commit write transaction: %w", err)
 	}
 	sm.s.inst.countOps(resp)
+	sm.s.inst.putBytes.Add(uint64(putBytes))
 	switch resp := resp.(type) {
 	case *pb.PutResponse:
 		resp.Header.Revision = rev
@@ -280,7 +288,10 @@ func (sm *stateMachine) SnapshotTo(w io.Writer) error {
 		return err
 	}
 	defer snap.Close()
-	_, err = snap.WriteTo(w)
+	t0 := time.Now()
+	if _, err = snap.WriteTo(w); err == nil {
+		sm.s.inst.backendSnapshot.Observe(time.Since(t0).Seconds())
+	}
 	return err
 }
 
@@ -290,6 +301,8 @@ func (sm *stateMachine) Restore(index, term uint64, r io.Reader) error {
 	s := sm.s
 	s.restoreMu.Lock()
 	defer s.restoreMu.Unlock()
+	s.inst.applyingSnapshot.Add(1)
+	defer s.inst.applyingSnapshot.Add(-1)
 	old := s.store.Load()
 	if err := old.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
 		return err

@@ -54,8 +54,8 @@ type Node[R any] struct {
 	// hb and heartbeatsLate: heartbeats sent late (Ready loop only).
 	hb             heartbeatWatch
 	heartbeatsLate atomic.Uint64
-	entriesN     atomic.Uint64 // entries appended to the log
-	committed    atomic.Uint64 // proposals of this node applied
+	entriesN       atomic.Uint64 // entries appended to the log
+	committed      atomic.Uint64 // proposals of this node applied
 
 	// smApplied is the state machine's applied index at start: entries up
 	// to it are replayed to Raft (membership) but not to the state machine.

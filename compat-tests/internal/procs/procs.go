@@ -22,7 +22,12 @@ import (
 // addresses (host:port), in member order.
 type Cluster struct {
 	Endpoints []string
+	procs     []*exec.Cmd
 }
+
+// Signal sends sig to member i's process (SIGSTOP pauses it, SIGCONT
+// resumes it; cleanup resumes and stops every member).
+func (c *Cluster) Signal(i int, sig os.Signal) error { return c.procs[i].Process.Signal(sig) }
 
 // freeAddrs returns n distinct loopback addresses nothing listens on. The
 // listeners are held until all n are picked, so no address repeats.
@@ -142,6 +147,7 @@ func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 	}
 	tb.Cleanup(func() {
 		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGCONT) // a paused member must hear SIGTERM
 			_ = p.Process.Signal(syscall.SIGTERM)
 		}
 		deadline := time.Now().Add(10 * time.Second)
@@ -172,7 +178,7 @@ func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 			tb.Fatal("metastore members not ready within 60s")
 		}
 	}
-	return &Cluster{Endpoints: clients}
+	return &Cluster{Endpoints: clients, procs: procs}
 }
 
 func tail(b []byte, n int) []byte {

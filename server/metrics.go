@@ -315,7 +315,7 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(in.defragInflight.Load()) }))
-	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur, in.clientRequests)
+	reg.MustRegister(newKnownPeers(s), newPeerLinks(s), in.peerRTT, in.apply, in.rangeDur, in.clientRequests, newEngineMetrics(s))
 	reg.MustRegister(in.requestDur, in.indexCompactionPause, in.dbCompactionPause, in.dbCompactionTotal, in.backendSnapshot,
 		in.watchSendEvents, in.watchSendPerEvent, in.watchSendControl, in.watchSendProgress)
 	for _, c := range []struct {
@@ -417,6 +417,66 @@ func (s *Server) registerInstruments(reg *prometheus.Registry) {
 		Help:        "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
 		ConstLabels: prometheus.Labels{"server_id": fmt.Sprintf("%x", s.id)},
 	}, func() float64 { return 1 }))
+}
+
+// propertyReader is an engine that reports RocksDB properties
+// (storage/rocksdb's Backend).
+type propertyReader interface{ Property(name string) string }
+
+// engineMetrics are MetaStore's own metrics of its RocksDB engine, read
+// from RocksDB's properties on scrape: the compaction backlog, memtable
+// and block-cache use, and write stalls.
+type engineMetrics struct {
+	s     *Server
+	descs []engineMetric
+}
+
+type engineMetric struct {
+	property string
+	desc     *prometheus.Desc
+}
+
+func newEngineMetrics(s *Server) *engineMetrics {
+	m := &engineMetrics{s: s}
+	for _, e := range []struct{ name, property, help string }{
+		{"compaction_pending_bytes", "rocksdb.estimate-pending-compaction-bytes", "Bytes RocksDB estimates compaction must rewrite to bring every level under its target size (the compaction backlog)."},
+		{"compactions_running", "rocksdb.num-running-compactions", "Compactions running now."},
+		{"compaction_pending", "rocksdb.compaction-pending", "1 if at least one compaction is pending."},
+		{"level0_files", "rocksdb.num-files-at-level0", "SST files in level 0; writes slow down and stop as they pile up."},
+		{"memtable_bytes", "rocksdb.cur-size-all-mem-tables", "Bytes held by the active and unflushed memtables."},
+		{"memtable_flush_pending", "rocksdb.mem-table-flush-pending", "1 if a memtable flush is pending."},
+		{"block_cache_usage_bytes", "rocksdb.block-cache-usage", "Bytes of the block cache in use."},
+		{"block_cache_capacity_bytes", "rocksdb.block-cache-capacity", "The block cache's capacity in bytes."},
+		{"table_readers_bytes", "rocksdb.estimate-table-readers-mem", "Bytes held outside the block cache by open SST files' indexes and filters."},
+		{"write_stopped", "rocksdb.is-write-stopped", "1 if RocksDB stopped writes (a write stall), 0 otherwise."},
+		{"write_delayed_rate_bytes", "rocksdb.actual-delayed-write-rate", "The rate in bytes/s RocksDB slows writes to while it delays them, 0 when it does not."},
+		{"live_sst_bytes", "rocksdb.live-sst-files-size", "Bytes of the SST files the current version uses."},
+	} {
+		m.descs = append(m.descs, engineMetric{e.property, prometheus.NewDesc("metastore_rocksdb_"+e.name, e.help, nil, nil)})
+	}
+	return m
+}
+
+func (m *engineMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
+		ch <- d.desc
+	}
+}
+
+// Collect reads each property; one the engine does not report (closed
+// for a snapshot restore, or not RocksDB) has no sample.
+func (m *engineMetrics) Collect(ch chan<- prometheus.Metric) {
+	pr := m.s.engine.Load()
+	if pr == nil {
+		return
+	}
+	for _, d := range m.descs {
+		v, err := strconv.ParseFloat((*pr).Property(d.property), 64)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, v)
+	}
 }
 
 // commitTimed ends a write transaction, timing it as etcd times its

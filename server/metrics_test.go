@@ -233,3 +233,23 @@ func TestMetricsRequestsCompactionWatch(t *testing.T) {
 		require.Equal(t, 0.0, count(zero), zero)
 	}
 }
+
+// MetaStore's own engine metrics: RocksDB's properties under
+// metastore_rocksdb_*, read on scrape.
+func TestMetricsEngine(t *testing.T) {
+	ms := testcluster.Start(t, 1)
+	c := testcluster.Client(t, ms[0])
+	for i := range 100 {
+		_, err := c.Put(ctx(t), fmt.Sprint("k", i), strings.Repeat("v", 1000))
+		require.NoError(t, err)
+	}
+	_, body := httpGet(t, "http://"+ms[0].Srv.ClientAddrs()[0]+"/metrics")
+	require.Positive(t, metricValue(body, "metastore_rocksdb_memtable_bytes"), "the puts are in the memtable")
+	require.Positive(t, metricValue(body, "metastore_rocksdb_block_cache_capacity_bytes"))
+	require.Equal(t, 0.0, metricValue(body, "metastore_rocksdb_write_stopped"))
+	for _, name := range []string{"compaction_pending_bytes", "compactions_running", "compaction_pending", "level0_files",
+		"memtable_flush_pending", "block_cache_usage_bytes", "table_readers_bytes", "write_delayed_rate_bytes", "live_sst_bytes"} {
+		require.GreaterOrEqual(t, metricValue(body, "metastore_rocksdb_"+name), 0.0, name)
+	}
+	require.Contains(t, body, "# TYPE metastore_rocksdb_compaction_pending_bytes gauge")
+}

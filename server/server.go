@@ -51,6 +51,9 @@ type Server struct {
 	removed atomic.Bool
 
 	store atomic.Pointer[storage.Store]
+	// engine is the store's engine when it reports RocksDB properties
+	// (the metastore_rocksdb_* metrics).
+	engine atomic.Pointer[propertyReader]
 	// wrapEngine, if set (tests), wraps every engine the server opens.
 	wrapEngine func(backend.Backend) backend.Backend
 	node       *consensus.Node[*applyResult]
@@ -393,6 +396,9 @@ func (s *Server) openStore() (*storage.Store, error) {
 	eng, err := s.openEngine(filepath.Join(s.cfg.DataDir, "member", "kv"))
 	if err != nil {
 		return nil, err
+	}
+	if pr, ok := eng.(propertyReader); ok {
+		s.engine.Store(&pr)
 	}
 	st, err := storage.Open(eng, storage.Config{
 		Logger:        s.lg,

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Installs what building MetaStore needs on a fresh Debian machine and is
-# missing: RocksDB's headers and library (librocksdb-dev, 7.8.3 on bookworm).
+# Installs what building and testing MetaStore needs on a fresh Debian
+# machine and is missing: RocksDB's headers and library (librocksdb-dev,
+# 7.8.3 on bookworm), and the openssl and curl commands the operator
+# guide's test runs (examples/opsguide).
 set -euo pipefail
-if [ -f /usr/include/rocksdb/c.h ]; then
+missing=()
+[ -f /usr/include/rocksdb/c.h ] || missing+=(librocksdb-dev)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} = 0 ]; then
 	exit 0
 fi
-echo "installing librocksdb-dev (RocksDB headers and library)"
+echo "installing ${missing[*]}"
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq librocksdb-dev >/dev/null
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -21,20 +21,6 @@ BIN       := $(CURDIR)/bin
 # starts fresh clusters of its own (make robustness).
 COMPAT_ENDPOINT_PKGS := ./conformance/... ./linearizability/...
 DATA_DIR  ?= $(CURDIR)/default.metastore
-# COVER_DIR, when set (CI sets it), makes `make test` record statement
-# coverage (-coverpkg over the whole workspace) while it runs, so that
-# `make cover` only merges what the run recorded instead of running the
-# suite a second time.
-COVER_DIR ?= $(if $(CI),$(CURDIR)/bench-out/cover/data)
-COVER_PKGS = $(shell $(GO) list github.com/metastore/metastore/... | paste -sd, -)
-# cover_flags and cover_args NAME go around a go test's package list:
-# coverage into $(COVER_DIR)/NAME, nothing when COVER_DIR is empty.
-# atomic everywhere: the -race runs need it and covdata merges one mode.
-cover_flags = $(if $(COVER_DIR),-cover -covermode=atomic -coverpkg=$(COVER_PKGS))
-cover_args = $(if $(COVER_DIR),-args -test.gocoverdir=$(COVER_DIR)/$(1))
-# cover_quiet follows such a go test: it drops the package list -coverpkg
-# adds to every line and warning, so the log still reads as make test's.
-cover_quiet = $(if $(COVER_DIR),2>&1 | sed -E '/^warning: no packages being tested depend on matches/d; s/(coverage: [0-9.]+% of statements) in .*/\1/')
 
 export PATH := $(PATH):/usr/local/go/bin
 
@@ -67,23 +53,21 @@ run: deps ## start a single-node MetaStore on localhost:2379 with its data in ./
 
 .PHONY: test
 test: deps ## run every module's tests (-race -short), then the endpoint suites (clientsdk e2e, compat-tests) against bin/metastore
-	@fail=0; covflags="$(cover_flags)"; \
-	if [ -n "$(COVER_DIR)" ]; then rm -rf "$(COVER_DIR)"; for d in $(subst /,_,$(MODULES)) clientsdk_internal_e2e_metastore examples_metastore compat-tests_metastore compat-tests_fresh; do mkdir -p "$(COVER_DIR)/$$d"; done; fi; \
-	for m in $(MODULES); do \
+	@fail=0; for m in $(MODULES); do \
 		echo "==> test $$m"; \
-		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 $$covflags ./... $(call cover_args,$${m//\//_})) $(cover_quiet) || fail=1; \
+		(cd $$m && $(GO) test $(RACE) $(TESTFLAGS) -count=1 ./...) || fail=1; \
 	done; \
 	$(MAKE) --no-print-directory build >/dev/null || fail=1; \
 	echo "==> etcd, etcdctl and etcdutl v3.7.3 (tools/etcd-tools.sh)"; \
 	tools/etcd-tools.sh || fail=1; \
 	echo "==> test clientsdk/internal/e2e against bin/metastore"; \
-	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 $$covflags ./... $(call cover_args,clientsdk_internal_e2e_metastore)) $(cover_quiet) || fail=1; \
+	(cd clientsdk/internal/e2e && ../../../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test examples against bin/metastore"; \
-	(cd examples && ../tools/with-metastore.sh $(GO) test -count=1 $$covflags ./... $(call cover_args,examples_metastore)) $(cover_quiet) || fail=1; \
+	(cd examples && ../tools/with-metastore.sh $(GO) test -count=1 ./...) || fail=1; \
 	echo "==> test bench compare: etcd vs bin/metastore"; \
 	(cd bench && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestCompareEndToEnd ./cmd/metastore-bench) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 1 member"; \
-	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 $$covflags $(COMPAT_ENDPOINT_PKGS) $(call cover_args,compat-tests_metastore)) $(cover_quiet) || fail=1; \
+	(cd compat-tests && ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> test compat-tests against bin/metastore, 3 members"; \
 	(cd compat-tests && METASTORE_MEMBERS=3 ../tools/with-metastore.sh $(GO) test -count=1 $(COMPAT_ENDPOINT_PKGS)) || fail=1; \
 	echo "==> the authorization matrix on etcd and bin/metastore"; \
@@ -116,7 +100,7 @@ bench-auth: build ## put/range throughput with auth off vs on, etcd 3.7.3 and bi
 
 .PHONY: gateway
 gateway: build ## the /v3/ JSON gateway (compat-tests/gateway): the same JSON requests to etcd 3.7.3 and bin/metastore, identical answers
-	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 $(cover_flags) ./gateway $(call cover_args,compat-tests_fresh) $(cover_quiet)
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 ./gateway
 
 .PHONY: bench-tls
 bench-tls: build ## put/range throughput plain vs mutual client TLS, etcd 3.7.3 and bin/metastore side by side (docs/benchmarks.md)
@@ -148,7 +132,7 @@ mixin: build ## the etcd mixin (compat-tests/mixin): its rules pass promtool che
 
 .PHONY: rbac
 rbac: build ## the authorization matrix (compat-tests/rbac): every request kind x every principal, on etcd 3.7.3 and bin/metastore
-	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix $(cover_flags) ./rbac $(call cover_args,compat-tests_fresh) $(cover_quiet)
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore $(GO) test -count=1 -run TestMatrix ./rbac
 
 .PHONY: compat-upstream
 compat-upstream: build ## run etcd's own e2e tests (compat-tests/upstream/tests.txt) on etcd 3.7.3 and MetaStore; updates docs/compatibility.md
@@ -165,7 +149,7 @@ funcs: ## function sizes per module (median, p90, longest; tests excluded)
 
 .PHONY: cover
 cover: deps ## statement coverage per module over the whole suite (-coverpkg across the workspace); table + HTML in bench-out/cover
-	@COVER_DATA="$(COVER_DIR)" tools/cover.sh $(MODULES)
+	@tools/cover.sh $(MODULES)
 
 .PHONY: robustness
 robustness: build ## etcd's robustness traffic + porcupine model on fresh clusters: etcd 3 members, bin/metastore 1 and 3 (ROBUSTNESS_DURATION=20s each, ROBUSTNESS_TARGET=etcd|metastore)

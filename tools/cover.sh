@@ -5,9 +5,6 @@
 # services), the counters are merged, and a per-module table is printed
 # (and written to COVER_OUT/table.md) with an HTML report in
 # COVER_OUT/cover.html. Tests run as in make test (TESTFLAGS, default -short).
-# With COVER_DATA set to a directory make test recorded coverage into (CI
-# does: see COVER_DIR in the Makefile), nothing is run again: the
-# counters found there are merged.
 # Usage: tools/cover.sh MODULE...
 set -euo pipefail
 # failed LOG prints what a failed run's log says went wrong, so that CI's
@@ -18,14 +15,8 @@ failed() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${COVER_OUT:-$root/bench-out/cover}
 flags=${TESTFLAGS:--short}
-cd "$root"
-if [ -n "${COVER_DATA:-}" ]; then
-	[ -n "$(find "$COVER_DATA" -name 'covcounters.*' -print -quit 2>/dev/null)" ] ||
-		{ echo "cover: no coverage recorded in $COVER_DATA (run make test with COVER_DIR set)" >&2; exit 1; }
-	dirs=$(find "$COVER_DATA" -mindepth 1 -maxdepth 1 -type d | paste -sd, -)
-	out=$(dirname "$COVER_DATA")
-else
 rm -rf "$out" && mkdir -p "$out/data"
+cd "$root"
 pkgs=$(go list github.com/metastore/metastore/... | paste -sd, -)
 for m in "$@"; do
 	mkdir -p "$out/data/${m//\//_}"
@@ -52,7 +43,6 @@ if [ -x "$root/bin/metastore" ]; then
 		{ echo "cover: compat-tests rbac/gateway failed (see $out/compat-tests_fresh.log)" >&2; failed "$out/compat-tests_fresh.log"; exit 1; }
 fi
 dirs=$(find "$out/data" -mindepth 1 -maxdepth 1 -type d | paste -sd, -)
-fi
 go tool covdata textfmt -i="$dirs" -o "$out/cover.out"
 go tool cover -html="$out/cover.out" -o "$out/cover.html"
 # Per module: statements covered by any test / statements, each block once.

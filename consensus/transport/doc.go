@@ -19,7 +19,11 @@
 //
 //	hello:  0x00 clusterID(8) from(8) to(8)
 //	batch:  0x01 uvarint(count) { uvarint(len) raftpb.Message }...
-//	ping:   0x02 unix-nanos(8)   (answered by the receiver with pong 0x03)
+//	ping:   0x02 unix-nanos(8) [sent-bytes(8)]
+//	                              (echoed by the receiver as pong 0x03;
+//	                               sent-bytes, the batch bytes sent on the
+//	                               stream before the ping, lets the sender
+//	                               tell a busy receiver from a dead one)
 //	chunk:  0x04 data             (snapshot stream; the first chunk is the
 //	                               message with its data removed)
 package transport

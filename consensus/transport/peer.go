@@ -24,8 +24,14 @@ const (
 	// pingInterval is how often a stream is pinged to measure RTT and
 	// prove the stream alive.
 	pingInterval = 250 * time.Millisecond
-	// deadAfter is how long without a pong makes a stream dead.
+	// deadAfter is how long without a pong makes a stream dead, when
+	// nothing sent before the ping is still being read.
 	deadAfter = 2 * time.Second
+	// drainFloor is the slowest rate at which a live receiver is assumed
+	// to read batches: a ping waits behind the batches sent before it, so
+	// each byte not yet answered for extends deadAfter at this rate (18
+	// MiB of large entries read by a busy receiver is not a dead stream).
+	drainFloor = 2 << 20 // bytes per second
 )
 
 var errStalled = errors.New("transport: peer stream stalled (no pong)")
@@ -123,8 +129,13 @@ func (p *peer) stream(addr string) error {
 		return err
 	}
 	p.connected.Store(true)
-	var lastPong atomic.Int64
+	var lastPong, acked atomic.Int64 // acked: the sent-bytes of the last pong
 	lastPong.Store(time.Now().UnixNano())
+	var sent int64 // batch bytes sent on this stream (this goroutine only)
+	pingFrame := func() []byte {
+		f := binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano()))
+		return binary.BigEndian.AppendUint64(f, uint64(sent))
+	}
 	recvErr := make(chan error, 1)
 	go func() { // pongs
 		for {
@@ -133,9 +144,10 @@ func (p *peer) stream(addr string) error {
 				recvErr <- err
 				return
 			}
-			if f := in.GetValue(); len(f) == 9 && f[0] == framePong {
+			if f := in.GetValue(); len(f) == 17 && f[0] == framePong {
 				now := time.Now().UnixNano()
 				rtt := now - int64(binary.BigEndian.Uint64(f[1:]))
+				acked.Store(int64(binary.BigEndian.Uint64(f[9:])))
 				p.rtt.Store(rtt)
 				if obs := p.t.cfg.RTTObserver; obs != nil {
 					obs(p.id, time.Duration(rtt))
@@ -147,7 +159,7 @@ func (p *peer) stream(addr string) error {
 	}()
 	// Ping at once: the first pong marks the link active (ActiveSince,
 	// which membership checks read), so it should not wait a tick.
-	if err := cs.SendMsg(wrapperspb.Bytes(binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano())))); err != nil {
+	if err := cs.SendMsg(wrapperspb.Bytes(pingFrame())); err != nil {
 		return err
 	}
 	ping := time.NewTicker(pingInterval)
@@ -163,11 +175,13 @@ func (p *peer) stream(addr string) error {
 			// A stream whose pongs stopped is dead even if gRPC has not
 			// noticed (a peer that restarted behind the same address):
 			// tear it down and dial again.
-			if time.Since(time.Unix(0, lastPong.Load())) > deadAfter {
+			// A receiver still reading what was sent before the last
+			// answered ping is busy, not dead: it gets time to drain.
+			unread := time.Duration(sent-acked.Load()) * time.Second / drainFloor
+			if time.Since(time.Unix(0, lastPong.Load())) > deadAfter+unread {
 				return errStalled
 			}
-			f := binary.BigEndian.AppendUint64([]byte{framePing}, uint64(time.Now().UnixNano()))
-			if err := cs.SendMsg(wrapperspb.Bytes(f)); err != nil {
+			if err := cs.SendMsg(wrapperspb.Bytes(pingFrame())); err != nil {
 				return err
 			}
 		case m := <-p.queue:
@@ -202,6 +216,7 @@ func (p *peer) stream(addr string) error {
 				}
 				p.sent.Add(uint64(len(batch)))
 				p.sentBytes.Add(uint64(len(f)))
+				sent += int64(len(f))
 			}
 		}
 	}

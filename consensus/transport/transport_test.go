@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/metastore/metastore/consensus/transport"
 )
@@ -213,4 +214,32 @@ func TestLargeMessages(t *testing.T) {
 	aSink.mu.Lock()
 	defer aSink.mu.Unlock()
 	require.Zero(t, aSink.unreachable, "the stream was never cut")
+}
+
+// TestSilentPeerIsCut: a stream whose receiver takes frames but never
+// answers pings (a peer that restarted behind the same address, a hung
+// process) is cut and the peer reported unreachable, while a receiver
+// busy reading large batches is not (TestLargeMessages).
+func TestSilentPeerIsCut(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		for {
+			if err := ss.RecvMsg(&wrapperspb.BytesValue{}); err != nil {
+				return err
+			}
+		}
+	}))
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	a, aSink, _ := serve(t, 1, 7)
+	start := time.Now()
+	a.AddPeer(2, []byte(lis.Addr().String()))
+	require.Eventually(t, func() bool {
+		aSink.mu.Lock()
+		defer aSink.mu.Unlock()
+		return aSink.unreachable > 0
+	}, 15*time.Second, 10*time.Millisecond, "a stream without pongs is never cut")
+	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "cut before its pongs were due")
+	require.True(t, a.ActiveSince(2).IsZero(), "a link that never answered is not active")
 }

@@ -23,6 +23,17 @@ import (
 // node proposes: the proposing node's ID and a counter.
 const idLen = 16
 
+// EntryPayload returns what the state machine applies for a normal entry:
+// its data without the proposal ID this package prefixes (etcd's WAL holds
+// the request alone), or nil for an entry without a payload (a term's
+// empty entry). Tools that convert a WAL use it.
+func EntryPayload(e *raftpb.Entry) []byte {
+	if e.GetType() != raftpb.EntryNormal || len(e.GetData()) < idLen {
+		return nil
+	}
+	return e.GetData()[idLen:]
+}
+
 // Node is a running Raft member. Its methods are safe for concurrent use.
 type Node[R any] struct {
 	cfg Config

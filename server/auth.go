@@ -274,7 +274,7 @@ func (b authBackend) ProposeInternal(ctx context.Context, r *pb.InternalRaftRequ
 }
 
 func (b authBackend) ReadIndex(ctx context.Context) error {
-	ctx, cancel := requestCtx(ctx)
+	ctx, cancel := b.s.requestCtx(ctx)
 	defer cancel()
 	_, err := b.s.readIndex(ctx)
 	return err

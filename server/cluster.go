@@ -30,7 +30,7 @@ var errMemberRemoved = errors.New("the member has been permanently removed from 
 // Members implements cluster.MemberSource from the replicated table.
 func (s *Server) Members(ctx context.Context, linearizable bool) ([]*pb.Member, error) {
 	if linearizable {
-		ctx, cancel := requestCtx(ctx)
+		ctx, cancel := s.requestCtx(ctx)
 		defer cancel()
 		if _, err := s.readIndex(ctx); err != nil {
 			return nil, rpcerr.ToGRPC(s.lg, err)

@@ -254,7 +254,7 @@ func (s *Server) compactHashCheck(ctx context.Context) {
 // raiseCorrupt proposes the CORRUPT alarm for member id (0: the cluster).
 func (s *Server) raiseCorrupt(ctx context.Context, id uint64) {
 	req := &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_CORRUPT}
-	ctx, cancel := requestCtx(ctx)
+	ctx, cancel := s.requestCtx(ctx)
 	defer cancel()
 	if _, err := s.propose(ctx, &pb.InternalRaftRequest{Alarm: req}); err != nil {
 		s.lg.Warn("failed to raise the CORRUPT alarm", zap.String("member-id", idString(id)), zap.Error(err))

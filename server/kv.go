@@ -21,7 +21,7 @@ func (b *kvBackend) propose(ctx context.Context, r *pb.InternalRaftRequest) (*ap
 // request is serializable.
 func (b *kvBackend) read(ctx context.Context, serializable bool, f func(*storage.ReadTxn) error) error {
 	if !serializable {
-		ctx, cancel := requestCtx(ctx)
+		ctx, cancel := b.s.requestCtx(ctx)
 		defer cancel()
 		if _, err := b.s.readIndex(ctx); err != nil {
 			return err

@@ -53,7 +53,7 @@ func (h downgradeHost) ClusterVersion() *gosemver.Version {
 }
 
 func (h downgradeHost) ReadIndex(ctx context.Context) error {
-	ctx, cancel := requestCtx(ctx)
+	ctx, cancel := h.s.requestCtx(ctx)
 	defer cancel()
 	_, err := h.s.readIndex(ctx)
 	return err
@@ -149,7 +149,7 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
 	if !voter {
 		return rpctypes.ErrGRPCBadLeaderTransferee
 	}
-	ctx, cancel := requestCtx(ctx)
+	ctx, cancel := s.requestCtx(ctx)
 	defer cancel()
 	if err := s.node.TransferLeadership(ctx, target); err != nil {
 		if ctx.Err() != nil {

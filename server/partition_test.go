@@ -194,3 +194,32 @@ func TestMoveLeader(t *testing.T) {
 	require.NotZero(t, h.Hash)
 	require.NotZero(t, h.Header.Revision)
 }
+
+// TestLostProposalTimesOutAsEtcd: a write whose proposal can never commit
+// (its member was cut off from the others) is answered with etcd's
+// "request timed out" after etcd's ReqTimeout (5 s + 2 election
+// timeouts), however long the client is willing to wait. It used to wait
+// for the client's own deadline: under the robustness suite's kills, a
+// client with a three-minute deadline hung for three minutes.
+func TestLostProposalTimesOutAsEtcd(t *testing.T) {
+	ms, bridges := testcluster.StartBridged(t, 3)
+	old := leaderIndex(t, ms)
+	oc := testcluster.Client(t, ms[old])
+	_, err := oc.Put(ctx(t), "warm", "v")
+	require.NoError(t, err)
+	bridges.Isolate(old, true)
+	defer bridges.Isolate(old, false)
+
+	for _, op := range []func(context.Context) error{
+		func(c context.Context) error { _, err := oc.Put(c, "lost", "v"); return err },
+		func(c context.Context) error { _, err := oc.Get(c, "lost"); return err },
+	} {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t0 := time.Now()
+		err := op(cctx)
+		cancel()
+		require.Error(t, err)
+		require.Less(t, time.Since(t0), 20*time.Second, "answered by the server's timeout, not the client's: %v", err)
+		require.NotErrorIs(t, err, context.DeadlineExceeded)
+	}
+}

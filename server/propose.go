@@ -15,12 +15,12 @@ func requestTimeout(cfg Config) time.Duration {
 	return 5*time.Second + 2*time.Duration(cfg.ElectionTimeoutMs)*time.Millisecond
 }
 
-// requestCtx bounds a request that has no deadline of its own.
-func requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, 7*time.Second)
+// requestCtx bounds a request by etcd's ReqTimeout, whatever the client's
+// own deadline: as etcd, a proposal lost with a failed leader, or a
+// ReadIndex no leader answers, gets "request timed out" and the client
+// retries, instead of waiting as long as the client would.
+func (s *Server) requestCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, requestTimeout(s.cfg))
 }
 
 // propose puts r through Raft and returns what applying it produced on
@@ -41,7 +41,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (ar *ap
 	if len(data) > int(s.cfg.MaxRequestBytes) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge // as etcd: the whole Raft request counts
 	}
-	ctx, cancel := requestCtx(ctx)
+	ctx, cancel := s.requestCtx(ctx)
 	defer cancel()
 	s.inst.proposalsPending.Add(1)
 	ar, err = s.node.Propose(ctx, data)

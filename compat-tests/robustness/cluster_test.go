@@ -1,21 +1,51 @@
 package robustness
 
 import (
+	"path/filepath"
 	"testing"
 
+	"go.etcd.io/etcd/tests/v3/robustness/model"
+	"go.etcd.io/etcd/tests/v3/robustness/report"
+	"go.uber.org/zap"
+
 	"github.com/metastore/metastore/compat-tests/internal/procs"
-	"github.com/metastore/metastore/tools/etcdtest"
 )
 
-// cluster is a running set of members; Endpoints are their client
-// addresses (host:port), in member order.
-type cluster = procs.Cluster
+// target is a server under test: how to start n members, and how to get
+// the requests its members persisted once they are stopped (etcd's
+// validators rebuild the history watches and serializable reads are
+// checked against from them).
+type target struct {
+	name      string
+	start     func(testing.TB, int, ...string) *procs.Cluster
+	persisted func(*testing.T, *procs.Cluster, int) ([]model.EtcdRequest, error)
+}
 
-func startMetastore(tb testing.TB, n int) *cluster { return procs.StartMetastore(tb, n) }
+var targets = []target{
+	{"etcd", procs.StartEtcd, etcdPersisted},
+	{"metastore", procs.StartMetastore, metastorePersisted},
+}
 
-// startEtcd starts an embedded etcd 3.7.3 cluster of n members on loopback,
-// the reference every run must pass on, and closes it at cleanup.
-func startEtcd(tb testing.TB, n int) *cluster {
-	tb.Helper()
-	return &cluster{Endpoints: etcdtest.StartT(tb, etcdtest.Config{Members: n}).Endpoints}
+// etcdPersisted reads the members' own WALs, as etcd's suite does.
+func etcdPersisted(t *testing.T, c *procs.Cluster, n int) ([]model.EtcdRequest, error) {
+	var dirs []string
+	for i := range n {
+		dirs = append(dirs, c.DataDir(i))
+	}
+	return report.PersistedRequests(zap.NewNop(), dirs)
+}
+
+// metastorePersisted exports each member's Raft log as an etcd WAL
+// (`metastore wal export`) and reads those with etcd's reader.
+func metastorePersisted(t *testing.T, c *procs.Cluster, n int) ([]model.EtcdRequest, error) {
+	var dirs []string
+	base := t.TempDir()
+	for i := range n {
+		out := filepath.Join(base, "m"+itoa(i))
+		if err := c.ExportWAL(i, out); err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, out)
+	}
+	return report.PersistedRequests(zap.NewNop(), dirs)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -36,66 +38,90 @@ func duration(tb testing.TB) time.Duration {
 	return 20 * time.Second
 }
 
-// profile is etcd's "EtcdTrafficDeleteLeases" scenario without its watch
-// clients: KeyValueMedium (100–200 QPS, 6 clients pinned to members and 2
-// on every endpoint) and compaction every 200 ms. Watch histories are only
-// validated against the members' persisted Raft requests, which only an
-// etcd data dir yields; linearizability of every KV and lease operation is
-// what this checks.
+// profile is etcd's "EtcdTrafficDeleteLeases" scenario: KeyValueMedium
+// (100–200 QPS, 6 clients pinned to members and 2 on every endpoint), its
+// 8 watch clients (6 pinned, 2 on every endpoint, each watching from a
+// revision up to 100 before or after the current one) and compaction
+// every 200 ms.
 var profile = traffic.Profile{
 	KeyValue:   &traffic.KeyValueMedium,
+	Watch:      &traffic.WatchDefault,
 	Compaction: &traffic.CompactionDefault,
 }
 
-type target struct {
-	name  string
-	start func(testing.TB, int) *cluster
+// runs is how many times each fault runs: ROBUSTNESS_RUNS, 1 by default.
+func runs(tb testing.TB) int {
+	if s := os.Getenv("ROBUSTNESS_RUNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			tb.Fatalf("ROBUSTNESS_RUNS=%q: want a positive count", s)
+		}
+		return n
+	}
+	return 1
 }
 
-var targets = []target{
-	{"etcd", startEtcd},
-	{"metastore", startMetastore},
-}
+func itoa(n int) string { return strconv.Itoa(n) }
 
-// TestRobustnessTraffic records etcd's own robustness traffic on a fresh
-// cluster of 1 and 3 members and checks the history with etcd's model.
-// Before the fix of the lease response headers, 3 MetaStore members failed
-// it (a LeaseRevoke reported a revision written after it).
-func TestRobustnessTraffic(t *testing.T) {
+// TestRobustness sends etcd's robustness traffic to fresh clusters of etcd
+// 3.7.3 and bin/metastore processes while injecting each fault of the
+// table (faults_test.go), then checks the recorded history with etcd's
+// validators — linearizability of every KV and lease operation (porcupine),
+// and every watch and serializable read against the requests the members
+// persisted — and, on the cluster that survived, that every member holds
+// every acknowledged write and the same data (HashKV). Before the fix of
+// the lease response headers, 3 MetaStore members failed it with no fault
+// (a LeaseRevoke reported a revision written after it).
+func TestRobustness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends traffic for a while; skipped under -short")
 	}
 	only := os.Getenv("ROBUSTNESS_TARGET") // "etcd", "metastore" or both
-	for _, tr := range []struct {
-		name    string
-		traffic traffic.Traffic
-	}{
-		{"EtcdPutDeleteLease", traffic.EtcdPutDeleteLease},
-	} {
+	var table []outcome
+	t.Cleanup(func() { reportTable(t, table) })
+	for _, f := range faults {
 		for _, tg := range targets {
 			if only != "" && !strings.Contains(only, tg.name) {
 				continue
 			}
-			for _, size := range []int{1, 3} {
-				if tg.name == "etcd" && size == 1 {
-					continue // the reference runs the harder shape only
+			for _, size := range f.sizes {
+				if tg.name == "etcd" && !f.reference(size) {
+					continue
 				}
-				t.Run(tr.name+"/"+tg.name+"/members="+itoa(size), func(t *testing.T) {
-					c := tg.start(t, size)
-					runTraffic(t, c, tr.traffic, duration(t))
-				})
+				for run := range runs(t) {
+					name := fmt.Sprintf("%s/%s/members=%d/run=%d", f.name, tg.name, size, run)
+					t.Run(name, func(t *testing.T) {
+						o := runOnce(t, tg, size, f)
+						table = append(table, o)
+					})
+				}
 			}
 		}
 	}
 }
 
-func itoa(n int) string { return string(rune('0' + n)) }
+// outcome is what one run measured: a row of docs/robustness.md.
+type outcome struct {
+	fault, target string
+	members       int
+	ops, failed   int     // KV and lease operations recorded, and those that failed
+	watchEvents   int     // events the watchers received
+	qps           float64 // over the whole run
+	recovery      time.Duration
+	election      time.Duration
+	violations    int // linearization, watch or serializable failures
+	lost          int // acknowledged writes missing afterwards
+}
 
-// runTraffic sends tr to c for d, then validates the recorded history.
-func runTraffic(t *testing.T, c *cluster, tr traffic.Traffic, d time.Duration) {
+// runOnce starts a cluster of size members of tg, runs the traffic with f
+// injected, and validates what was recorded.
+func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ctx, cancel := context.WithTimeout(t.Context(), d+2*time.Minute)
+	c := tg.start(t, size, f.args...)
+	d := duration(t)
+	ctx, cancel := context.WithTimeout(t.Context(), d+3*time.Minute)
 	defer cancel()
+	o := outcome{fault: f.name, target: tg.name, members: size}
 
 	baseTime := time.Now()
 	set := client.NewSet(identity.NewIDProvider(), baseTime)
@@ -103,17 +129,31 @@ func runTraffic(t *testing.T, c *cluster, tr traffic.Traffic, d time.Duration) {
 	if err := traffic.CheckEmptyDatabaseAtStart(ctx, lg, c.Endpoints, set); err != nil {
 		t.Fatal(err)
 	}
+	tr := traffic.EtcdPutDeleteLease
 	kv := profile.KeyValue
 	limiter := rate.NewLimiter(rate.Limit(kv.MaximalQPS), kv.BurstableQPS)
 	finish := make(chan struct{})
+	keys, storage := traffic.NewKeyStore(10, "key"), traffic.NewKubernetesStorage()
 	var wg sync.WaitGroup
 	err := traffic.SimulateKeyValueTraffic(ctx, &wg, kv, c.Endpoints, set, tr, traffic.RunTrafficLoopParam{
 		QPSLimiter:                         limiter,
 		IDs:                                set.IdentityProvider(),
 		LeaseIDStorage:                     identity.NewLeaseIDStorage(),
 		NonUniqueRequestConcurrencyLimiter: traffic.NewConcurrencyLimiter(kv.MaxNonUniqueRequestConcurrency),
-		KeyStore:                           traffic.NewKeyStore(10, "key"),
+		KeyStore:                           keys,
+		Storage:                            storage,
 		Finish:                             finish,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = traffic.SimulateWatchTraffic(ctx, &wg, profile.Watch, c.Endpoints, set, tr, traffic.RunWatchLoopParam{
+		Config:     *profile.Watch,
+		QPSLimiter: limiter,
+		KeyStore:   keys,
+		Storage:    storage,
+		Finish:     finish,
+		Logger:     lg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,16 +166,43 @@ func runTraffic(t *testing.T, c *cluster, tr traffic.Traffic, d time.Duration) {
 		t.Fatal(err)
 	}
 	start := time.Since(baseTime)
+
+	// The fault goes in at a random time in the first half of the run,
+	// after a fifth of it, and must be over (members serving again)
+	// before the traffic stops.
+	env := &faultEnv{t: t, c: c, n: size, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))}
+	faultStart, faultEnd := start, start
+	faultDone := make(chan error, 1)
+	go func() {
+		wait := d/5 + time.Duration(env.rng.Int64N(int64(d/2-d/5)+1))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			faultDone <- ctx.Err()
+			return
+		}
+		faultStart = time.Since(baseTime)
+		err := f.inject(ctx, env)
+		faultEnd = time.Since(baseTime)
+		faultDone <- err
+	}()
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 	}
+	if err := <-faultDone; err != nil {
+		close(finish)
+		wg.Wait()
+		t.Fatalf("fault %s: %v", f.name, err)
+	}
 	close(finish)
 	wg.Wait()
 	end := time.Since(baseTime)
+	o.recovery, o.election = env.recovery, env.election
 
 	// As upstream: the history must end with a successful write, so that
 	// every request whose outcome is unknown is ordered before it.
+	time.Sleep(time.Second)
 	last, err := set.NewClient(c.Endpoints)
 	if err != nil {
 		t.Fatal(err)
@@ -147,12 +214,31 @@ func runTraffic(t *testing.T, c *cluster, tr traffic.Traffic, d time.Duration) {
 
 	reports := set.Reports()
 	stats := traffic.CalculateStats(reports, start, end)
-	t.Logf("%d operations succeeded, %d failed, %.0f QPS", stats.Successes, stats.Failures, stats.QPS())
-	if stats.QPS() < kv.MinimalQPS {
-		t.Errorf("only %.0f QPS, below the profile's minimum of %.0f: the run proves too little", stats.QPS(), kv.MinimalQPS)
+	o.ops, o.failed, o.qps = stats.Successes+stats.Failures, stats.Failures, stats.QPS()
+	ws := traffic.CalculateWatchStats(reports, start, end)
+	o.watchEvents = ws.Events
+	before := traffic.CalculateStats(reports, start, faultStart)
+	t.Logf("%d operations succeeded, %d failed, %.0f QPS (%.0f before the fault); %d watch events; fault from %v to %v; recovery %v, election %v",
+		stats.Successes, stats.Failures, stats.QPS(), before.QPS(), ws.Events, faultStart.Round(time.Millisecond), faultEnd.Round(time.Millisecond), o.recovery, o.election)
+	if before.QPS() < kv.MinimalQPS {
+		t.Errorf("only %.0f QPS before the fault, below the profile's minimum of %.0f: the run proves too little", before.QPS(), kv.MinimalQPS)
 	}
-	result := validate.ValidateAndReturnVisualize(lg, validate.Config{ExpectRevisionUnique: tr.ExpectUniqueRevision()}, reports, nil, 5*time.Minute)
+
+	o.lost = checkDurableAndConverged(t, ctx, c.Endpoints, reports)
+
+	c.Stop()
+	persisted, err := tg.persisted(t, c, size)
+	if err != nil {
+		t.Fatalf("persisted requests: %v", err)
+	}
+	result := validate.ValidateAndReturnVisualize(lg, validate.Config{ExpectRevisionUnique: tr.ExpectUniqueRevision()}, reports, persisted, 5*time.Minute)
+	for _, r := range []validate.Result{result.Watch, result.Serializable} {
+		if r.Status != validate.Success {
+			o.violations++
+		}
+	}
 	if err := result.Error(); err != nil {
+		o.violations++
 		dir := os.Getenv("ROBUSTNESS_REPORT_DIR")
 		if dir == "" {
 			dir = t.TempDir()
@@ -163,8 +249,11 @@ func runTraffic(t *testing.T, c *cluster, tr traffic.Traffic, d time.Duration) {
 			t.Logf("history visualized in %s", path)
 		}
 		t.Log(explain(lin.Model, lin.Info, reports, 12))
-		t.Fatalf("history of %d operations is not valid: %v", stats.Successes+stats.Failures, err)
+		t.Errorf("history of %d operations (%d persisted requests) is not valid: %v", o.ops, len(persisted), err)
+	} else if result.Watch.Status != validate.Success || result.Serializable.Status != validate.Success {
+		t.Errorf("watch %q, serializable %q: both must have been checked (%d persisted requests)", result.Watch.Status, result.Serializable.Status, len(persisted))
 	}
+	return o
 }
 
 // explain describes where the check got stuck: the last n operations of

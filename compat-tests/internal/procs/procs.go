@@ -1,6 +1,7 @@
-// Package procs starts bin/metastore as real processes for the
-// compat-tests packages that need a fresh cluster of their own (the
-// robustness and RBAC suites), beside etcdtest's embedded etcd.
+// Package procs starts bin/metastore — and etcd 3.7.3, with the same flags
+// — as real processes for the compat-tests packages that need a fresh
+// cluster of their own (the robustness, mixin and gateway suites), and
+// kills, pauses and restarts their members for fault injection.
 package procs
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,12 +24,147 @@ import (
 // addresses (host:port), in member order.
 type Cluster struct {
 	Endpoints []string
-	procs     []*exec.Cmd
+	tb        testing.TB
+	bin, dir  string
+	members   []*member
+}
+
+// member is one bin/metastore process and the flags it was started with,
+// so that it can be killed and started again on its data dir.
+type member struct {
+	i       int
+	args    []string
+	logPath string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited
+	ready   chan error    // of the latest start: nil once it serves
 }
 
 // Signal sends sig to member i's process (SIGSTOP pauses it, SIGCONT
 // resumes it; cleanup resumes and stops every member).
-func (c *Cluster) Signal(i int, sig os.Signal) error { return c.procs[i].Process.Signal(sig) }
+func (c *Cluster) Signal(i int, sig os.Signal) error {
+	m := c.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd.Process.Signal(sig)
+}
+
+// DataDir is member i's --data-dir.
+func (c *Cluster) DataDir(i int) string { return filepath.Join(c.dir, fmt.Sprintf("m%d", i)) }
+
+// Kill SIGKILLs member i (resuming it first if it was paused) and waits
+// until the process is gone.
+func (c *Cluster) Kill(i int) {
+	m := c.members[i]
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.mu.Unlock()
+	_ = cmd.Process.Kill()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		c.tb.Errorf("member m%d did not exit 10s after SIGKILL", i)
+	}
+}
+
+// Start starts a killed member i again with its flags and data dir; Wait
+// waits until it serves.
+func (c *Cluster) Start(i int) {
+	c.tb.Helper()
+	if err := c.start(c.members[i]); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
+// Wait waits until member i, started by Start, serves clients (up to
+// timeout), and returns an error if it exited first or did not.
+func (c *Cluster) Wait(i int, timeout time.Duration) error {
+	m := c.members[i]
+	m.mu.Lock()
+	ready := m.ready
+	m.mu.Unlock()
+	select {
+	case err := <-ready:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("member m%d not ready within %v", i, timeout)
+	}
+}
+
+// Running reports whether member i's process is running.
+func (c *Cluster) Running(i int) bool {
+	m := c.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Log returns what member i has logged so far, over all its starts.
+func (c *Cluster) Log(i int) string {
+	b, _ := os.ReadFile(c.members[i].logPath)
+	return string(b)
+}
+
+// ExportWAL writes member i's Raft log as an etcd WAL under out/member/wal
+// with `metastore wal export`; the member should be stopped. It is for
+// bin/metastore clusters (an etcd member's data dir is one already).
+func (c *Cluster) ExportWAL(i int, out string) error {
+	b, err := exec.Command(c.bin, "wal", "export", "--data-dir", c.DataDir(i), "--out", out).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("metastore wal export m%d: %v: %s", i, err, b)
+	}
+	return nil
+}
+
+// dumpStacks makes every running member print its goroutines into its log
+// and exit (SIGQUIT, as the Go runtime handles it): what a failed test
+// needs to see a member that hung.
+func (c *Cluster) dumpStacks() {
+	for i, m := range c.members {
+		if !c.Running(i) {
+			continue
+		}
+		m.mu.Lock()
+		p, exited := m.cmd.Process, m.exited
+		m.mu.Unlock()
+		_ = p.Signal(syscall.SIGCONT)
+		_ = p.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// Stop stops every member (SIGCONT, SIGTERM, then SIGKILL after 10 s
+// in all) and waits until they are gone. Cleanup calls it too.
+func (c *Cluster) Stop() {
+	for _, m := range c.members {
+		m.mu.Lock()
+		p := m.cmd.Process
+		m.mu.Unlock()
+		_ = p.Signal(syscall.SIGCONT) // a paused member must hear SIGTERM
+		_ = p.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(10 * time.Second)
+	for _, m := range c.members {
+		m.mu.Lock()
+		p, exited := m.cmd.Process, m.exited
+		m.mu.Unlock()
+		select {
+		case <-exited:
+		case <-deadline:
+			_ = p.Kill()
+			<-exited
+		}
+	}
+}
 
 // freeAddrs returns n distinct loopback addresses nothing listens on. The
 // listeners are held until all n are picked, so no address repeats.
@@ -88,8 +225,8 @@ func MetastoreBin() (string, error) {
 // StartMetastore starts n bin/metastore processes as one new cluster on
 // loopback, each with a data dir under tb.TempDir(), waits until each logs
 // readiness, and stops them (SIGTERM, then SIGKILL) at cleanup; args are
-// extra flags for every member. Without a
-// binary the test is skipped, except under CI, where it fails.
+// extra flags for every member. Without a binary the test is skipped,
+// except under CI, where it fails.
 func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
 	bin, err := MetastoreBin()
@@ -99,86 +236,133 @@ func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 		}
 		tb.Skip(err)
 	}
-	clients, peers, initial := layout(tb, n, "m")
-	dir := tb.TempDir()
-	ready := make(chan error, n)
-	var procs []*exec.Cmd
-	for i := range n {
-		logPath := filepath.Join(dir, fmt.Sprintf("m%d.log", i))
-		cmd := exec.Command(bin,
-			"--name", fmt.Sprintf("m%d", i),
-			"--data-dir", filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			"--initial-cluster", initial,
-			"--listen-client-urls", "http://"+clients[i], "--advertise-client-urls", "http://"+clients[i],
-			"--listen-peer-urls", "http://"+peers[i], "--initial-advertise-peer-urls", "http://"+peers[i],
-		)
-		cmd.Args = append(cmd.Args, args...)
-		logf, err := os.Create(logPath)
+	return startCluster(tb, bin, n, args)
+}
+
+// EtcdBin returns the etcd 3.7.3 binary tools/etcd-tools.sh builds:
+// ETCD_BIN, or $XDG_CACHE_HOME/metastore/etcd-v3.7.3/etcd.
+func EtcdBin() (string, error) {
+	if p := os.Getenv("ETCD_BIN"); p != "" {
+		return filepath.Abs(p)
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, err := os.UserHomeDir()
 		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(home, ".cache")
+	}
+	p := filepath.Join(cache, "metastore", "etcd-v3.7.3", "etcd")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("etcd 3.7.3 not found at %s (tools/etcd-tools.sh builds it, or set ETCD_BIN)", p)
+	}
+	return p, nil
+}
+
+// StartEtcd starts n etcd 3.7.3 processes exactly as StartMetastore starts
+// bin/metastore (the same flags: MetaStore takes etcd's), so the same
+// faults can be injected into both. Without the binary the test is
+// skipped, except under CI, where it fails.
+func StartEtcd(tb testing.TB, n int, args ...string) *Cluster {
+	tb.Helper()
+	bin, err := EtcdBin()
+	if err != nil {
+		if os.Getenv("CI") != "" {
 			tb.Fatal(err)
 		}
-		pr, pw := io.Pipe()
-		cmd.Stdout, cmd.Stderr = pw, pw
-		if err := cmd.Start(); err != nil {
-			tb.Fatalf("start %s: %v", bin, err)
+		tb.Skip(err)
+	}
+	return startCluster(tb, bin, n, args)
+}
+
+func startCluster(tb testing.TB, bin string, n int, args []string) *Cluster {
+	tb.Helper()
+	clients, peers, initial := layout(tb, n, "m")
+	c := &Cluster{Endpoints: clients, tb: tb, bin: bin, dir: tb.TempDir()}
+	for i := range n {
+		m := &member{i: i, logPath: filepath.Join(c.dir, fmt.Sprintf("m%d.log", i))}
+		m.args = append([]string{
+			"--name", fmt.Sprintf("m%d", i),
+			"--data-dir", c.DataDir(i),
+			"--initial-cluster", initial,
+			"--listen-client-urls", "http://" + clients[i], "--advertise-client-urls", "http://" + clients[i],
+			"--listen-peer-urls", "http://" + peers[i], "--initial-advertise-peer-urls", "http://" + peers[i],
+		}, args...)
+		c.members = append(c.members, m)
+	}
+	for _, m := range c.members {
+		if err := c.start(m); err != nil {
+			c.Stop()
+			tb.Fatal(err)
 		}
-		procs = append(procs, cmd)
-		go func() {
-			// Copy the log to its file, and report readiness once.
-			sc := bufio.NewScanner(pr)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			sent := false
-			for sc.Scan() {
-				fmt.Fprintln(logf, sc.Text())
-				if !sent && strings.Contains(sc.Text(), "ready to serve client requests") {
-					ready <- nil
-					sent = true
-				}
-			}
-			if !sent {
-				ready <- fmt.Errorf("member %d exited before it was ready (log: %s)", i, logPath)
-			}
-			logf.Close()
-		}()
-		go func() {
-			err := cmd.Wait()
-			pw.CloseWithError(err)
-		}()
 	}
 	tb.Cleanup(func() {
-		for _, p := range procs {
-			_ = p.Process.Signal(syscall.SIGCONT) // a paused member must hear SIGTERM
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for _, p := range procs {
-			for p.ProcessState == nil && time.Now().Before(deadline) {
-				if err := p.Process.Signal(syscall.Signal(0)); err != nil {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			_ = p.Process.Kill()
-		}
 		if tb.Failed() {
+			c.dumpStacks()
+		}
+		c.Stop()
+		if tb.Failed() {
+			keep := os.Getenv("PROCS_LOG_DIR")
 			for i := range n {
-				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("m%d.log", i)))
-				tb.Logf("member m%d log (last 2 KiB):\n%s", i, tail(b, 2048))
+				tb.Logf("member m%d log (last 2 KiB):\n%s", i, tail([]byte(c.Log(i)), 2048))
+				if keep != "" {
+					name := strings.NewReplacer("/", "_", " ", "_").Replace(tb.Name()) + fmt.Sprintf(".m%d.log", i)
+					if err := os.WriteFile(filepath.Join(keep, name), []byte(c.Log(i)), 0o644); err == nil {
+						tb.Logf("member m%d log kept in %s", i, filepath.Join(keep, name))
+					}
+				}
 			}
 		}
 	})
-	timeout := time.After(60 * time.Second)
-	for range n {
-		select {
-		case err := <-ready:
-			if err != nil {
-				tb.Fatal(err)
-			}
-		case <-timeout:
-			tb.Fatal("metastore members not ready within 60s")
+	for i := range n {
+		if err := c.Wait(i, 60*time.Second); err != nil {
+			tb.Fatal(err)
 		}
 	}
-	return &Cluster{Endpoints: clients, procs: procs}
+	return c
+}
+
+// start starts m's process, appending its output to its log file, and
+// reports on m.ready once it logs readiness or exits.
+func (c *Cluster) start(m *member) error {
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.bin, m.args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %v", c.bin, err)
+	}
+	exited, ready := make(chan struct{}), make(chan error, 1)
+	m.mu.Lock()
+	m.cmd, m.exited, m.ready = cmd, exited, ready
+	m.mu.Unlock()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			if !sent && strings.Contains(sc.Text(), "ready to serve client requests") {
+				ready <- nil
+				sent = true
+			}
+		}
+		if !sent {
+			ready <- fmt.Errorf("member m%d exited before it was ready (log: %s)", m.i, m.logPath)
+		}
+		logf.Close()
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.CloseWithError(err)
+		close(exited)
+	}()
+	return nil
 }
 
 func tail(b []byte, n int) []byte {

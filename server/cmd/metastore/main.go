@@ -37,6 +37,9 @@ const usage = `Usage:
   metastore snapshot restore FILE --data-dir DIR [--name ... --initial-cluster ...]
     Restore a snapshot (etcd's format) into a new data dir.
 
+  metastore wal export --data-dir DIR --out NEWDIR
+    Write the member's Raft log as an etcd WAL (NEWDIR/member/wal) for etcd's tools.
+
   metastore gateway start --endpoints ...
     Run etcd's stateless TCP gateway.
 `
@@ -51,6 +54,9 @@ func run(args []string) int {
 	}
 	if len(args) > 0 && args[0] == "snapshot" {
 		return runSnapshot(args[1:], os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "wal" {
+		return runWAL(args[1:], os.Stderr)
 	}
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("metastore", flag.ContinueOnError)

@@ -1,0 +1,338 @@
+package robustness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/tests/v3/robustness/model"
+	"go.etcd.io/etcd/tests/v3/robustness/report"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/compat-tests/internal/procs"
+)
+
+// fault is one entry of the fault table: what it does to a running
+// cluster, on which sizes, and on which of them etcd runs it too as the
+// reference.
+type fault struct {
+	name  string
+	sizes []int
+	// etcd lists the sizes the reference runs (every size when nil).
+	etcd []int
+	args []string // extra member flags
+	// inject applies the fault and returns once the cluster is whole
+	// again: every member running and serving.
+	inject func(context.Context, *faultEnv) error
+}
+
+func (f fault) reference(size int) bool {
+	if f.etcd == nil {
+		return true
+	}
+	for _, s := range f.etcd {
+		if s == size {
+			return true
+		}
+	}
+	return false
+}
+
+// faults is the table TestRobustness runs; docs/robustness.md reports it.
+var faults = []fault{
+	{name: "none", sizes: []int{1, 3}, etcd: []int{3}, inject: func(context.Context, *faultEnv) error { return nil }},
+	{name: "kill-random", sizes: []int{1, 3}, etcd: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		return e.killAndRestart(ctx, e.rng.IntN(e.n))
+	}},
+	{name: "kill-leader", sizes: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.killAndRestart(ctx, i)
+	}},
+	{name: "kill-all", sizes: []int{3}, etcd: []int{}, inject: func(ctx context.Context, e *faultEnv) error {
+		all := make([]int, e.n)
+		for i := range all {
+			all[i] = i
+		}
+		return e.killAndRestart(ctx, all...)
+	}},
+	{name: "pause-leader", sizes: []int{1, 3}, etcd: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.pause(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(3*time.Second))))
+	}},
+	{name: "kill-4-times", sizes: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		// etcd's availability figure: four SIGKILLs of a random member,
+		// each restarted at once, a second apart.
+		for range 4 {
+			if err := e.killAndRestart(ctx, e.rng.IntN(e.n)); err != nil {
+				return err
+			}
+			time.Sleep(time.Second)
+		}
+		return nil
+	}},
+}
+
+// faultEnv is what a fault acts on, and what it measured.
+type faultEnv struct {
+	t   *testing.T
+	c   *procs.Cluster
+	n   int
+	rng *rand.Rand
+	// recovery is the longest time from a kill or pause to the member
+	// serving clients again; election the longest from losing the leader
+	// to another member being leader.
+	recovery, election time.Duration
+}
+
+// status asks member i alone.
+func (e *faultEnv) status(ctx context.Context, i int) (*clientv3.StatusResponse, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.c.Endpoints[i]}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return cli.Status(ctx, e.c.Endpoints[i])
+}
+
+// leader returns the index of the member that reports itself leader.
+func (e *faultEnv) leader(ctx context.Context) (int, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i := range e.n {
+			if st, err := e.status(ctx, i); err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return i, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, errors.New("no member reports itself leader within 20s")
+}
+
+// waitOtherLeader waits until a member other than old reports itself
+// leader, and records how long that took since t0.
+func (e *faultEnv) waitOtherLeader(ctx context.Context, old int, t0 time.Time) error {
+	deadline := t0.Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i := range e.n {
+			if i == old {
+				continue
+			}
+			if st, err := e.status(ctx, i); err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				e.election = max(e.election, time.Since(t0))
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no new leader within 20s of losing member m%d", old)
+}
+
+// killAndRestart SIGKILLs the members idx at once and starts them again.
+// When the leader is among them and others survive, the restart waits for
+// a new leader (so the election is measured); otherwise it is at once.
+func (e *faultEnv) killAndRestart(ctx context.Context, idx ...int) error {
+	lead := -1
+	if len(idx) < e.n {
+		if i, err := e.leader(ctx); err == nil {
+			lead = i
+		}
+	}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Go(func() { e.c.Kill(i) })
+	}
+	wg.Wait()
+	for _, i := range idx {
+		if i == lead {
+			if err := e.waitOtherLeader(ctx, lead, t0); err != nil {
+				return err
+			}
+		}
+	}
+	for _, i := range idx {
+		e.c.Start(i)
+	}
+	for _, i := range idx {
+		if err := e.c.Wait(i, time.Minute); err != nil {
+			return err
+		}
+	}
+	e.recovery = max(e.recovery, time.Since(t0))
+	return nil
+}
+
+// pause stops member i with SIGSTOP for d and resumes it; a paused leader
+// must be replaced, and its stale view must never answer a linearizable
+// read.
+func (e *faultEnv) pause(ctx context.Context, i int, d time.Duration) error {
+	t0 := time.Now()
+	if err := e.c.Signal(i, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	if e.n > 1 {
+		if err := e.waitOtherLeader(ctx, i, t0); err != nil {
+			_ = e.c.Signal(i, syscall.SIGCONT)
+			return err
+		}
+	}
+	time.Sleep(time.Until(t0.Add(d)))
+	if err := e.c.Signal(i, syscall.SIGCONT); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := e.status(ctx, i); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("member m%d does not answer 30s after SIGCONT", i)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.recovery = max(e.recovery, time.Since(t0))
+	return nil
+}
+
+// checkDurableAndConverged checks the cluster after the traffic: every
+// member reaches the same revision, no lower than any answer a client got;
+// HashKV agrees at it; and on every member each key holds a write no
+// older than the last acknowledged put of it. It returns how many
+// acknowledged puts were missing.
+func checkDurableAndConverged(t *testing.T, ctx context.Context, eps []string, reports []report.ClientReport) (lost int) {
+	t.Helper()
+	acked, maxRev := ackedPuts(reports)
+	clients := make([]*clientv3.Client, len(eps))
+	for i, ep := range eps {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		clients[i] = cli
+	}
+	// Converge: the same revision everywhere (followers apply a little
+	// after the leader).
+	var rev int64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		revs := map[int64]bool{}
+		for _, cli := range clients {
+			r, err := cli.Get(ctx, "tombstone", clientv3.WithSerializable())
+			if err != nil {
+				revs[-1] = true
+				continue
+			}
+			revs[r.Header.Revision] = true
+			rev = r.Header.Revision
+		}
+		if len(revs) == 1 && !revs[-1] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members did not converge to one revision within 30s: %v", revs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rev < maxRev {
+		t.Errorf("every member is at revision %d, below revision %d a client was answered with", rev, maxRev)
+	}
+	var first *clientv3.HashKVResponse
+	for i, cli := range clients {
+		h, err := cli.HashKV(ctx, eps[i], rev)
+		if err != nil {
+			t.Fatalf("HashKV on m%d: %v", i, err)
+		}
+		if first == nil {
+			first = h
+		} else if h.Hash != first.Hash || h.CompactRevision != first.CompactRevision {
+			t.Errorf("m%d: HashKV at revision %d is %d (compacted at %d), m0's is %d (compacted at %d)",
+				i, rev, h.Hash, h.CompactRevision, first.Hash, first.CompactRevision)
+		}
+	}
+	for i, cli := range clients {
+		r, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithSerializable(), clientv3.WithRev(rev))
+		if err != nil {
+			t.Fatalf("read m%d: %v", i, err)
+		}
+		have := map[string]int64{}
+		for _, kv := range r.Kvs {
+			have[string(kv.Key)] = kv.ModRevision
+		}
+		for key, ackRev := range acked {
+			if mod, ok := have[key]; ok && mod < ackRev {
+				lost++
+				t.Errorf("m%d: %s was last written at revision %d, but a put of it was acknowledged at %d", i, key, mod, ackRev)
+			}
+		}
+	}
+	return lost
+}
+
+// ackedPuts returns, per key, the revision of the last put of it a client
+// was answered for, and the highest revision any answer carried.
+func ackedPuts(reports []report.ClientReport) (map[string]int64, int64) {
+	acked := map[string]int64{}
+	var maxRev int64
+	for _, r := range reports {
+		for _, op := range r.KeyValue {
+			req, ok := op.Input.(model.EtcdRequest)
+			resp, ok2 := op.Output.(model.MaybeEtcdResponse)
+			if !ok || !ok2 || resp.Error != "" || resp.Persisted {
+				continue
+			}
+			maxRev = max(maxRev, resp.Revision)
+			if req.Type != model.Txn || req.Txn == nil || resp.Txn == nil {
+				continue
+			}
+			ops := req.Txn.OperationsOnSuccess
+			if resp.Txn.Failure {
+				ops = req.Txn.OperationsOnFailure
+			}
+			for _, o := range ops {
+				if o.Type == model.PutOperation {
+					acked[o.Put.Key] = max(acked[o.Put.Key], resp.Revision)
+				}
+			}
+		}
+	}
+	return acked, maxRev
+}
+
+// reportTable logs the runs as the rows of docs/robustness.md and, with
+// ROBUSTNESS_RESULTS set, appends them to that file.
+func reportTable(t *testing.T, rows []outcome) {
+	if len(rows) == 0 {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("| fault | target | members | ops | failed | watch events | QPS | recovery | election | violations | lost acked writes |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, o := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.0f | %v | %v | %d | %d |\n", o.fault, o.target, o.members, o.ops, o.failed,
+			o.watchEvents, o.qps, o.recovery.Round(time.Millisecond), o.election.Round(time.Millisecond), o.violations, o.lost)
+	}
+	t.Log("\n" + b.String())
+	if path := os.Getenv("ROBUSTNESS_RESULTS"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, _ = f.WriteString(b.String())
+			f.Close()
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -23,6 +24,10 @@ type Store struct {
 	cfg Config
 	lg  *zap.Logger
 	be  backend.Backend
+
+	// notifyPending is the revision whose write is committed but whose
+	// events are not yet handed to the synced watchers (0: none).
+	notifyPending atomic.Int64
 
 	// writeMu serializes write transactions, compaction scheduling and
 	// restore: the holder owns the next revision.

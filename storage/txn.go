@@ -435,9 +435,15 @@ func (tw *WriteTxn) End() (int64, error) {
 		}
 	}
 	seq := s.durable.commit()
+	if len(tw.events) > 0 {
+		// Until notify has run, rev is visible but its events are not yet
+		// with the synced watchers: progress must not report it.
+		s.notifyPending.Store(rev)
+	}
 	s.mu.Unlock()
 	if len(tw.events) > 0 {
 		s.watch.notify(rev, tw.events)
+		s.notifyPending.CompareAndSwap(rev, 0)
 	}
 	s.writeMu.Unlock()
 	if !s.cfg.NoSync {

@@ -179,7 +179,26 @@ func (ws *WatchStream) RequestProgress(id WatchID) {
 	if !ok || w.state != stateSynced {
 		return
 	}
-	ws.send(WatchResponse{WatchID: id, Revision: ws.st.s.Rev()})
+	ws.send(WatchResponse{WatchID: id, Revision: ws.st.progressRev(w)})
+}
+
+// progressRev is the revision a progress notification to the synced
+// watcher w may carry: every event of w up to it has been handed to its
+// stream, and none after it. The store's revision is not it while the
+// writer of that revision has not yet notified the synced watchers (a
+// progress report would then run ahead of the event, and a client that
+// resumes from it would miss the event); a watcher brought up to date by
+// a catch-up read of that revision is past it. st.mu is held.
+func (st *watchState) progressRev(w *watcher) int64 {
+	cur := st.s.Rev()
+	rev := cur
+	if p := st.s.notifyPending.Load(); p != 0 && p <= cur {
+		rev = p - 1
+	}
+	if caught := w.minRev - 1; caught > rev && caught <= cur {
+		rev = caught
+	}
+	return rev
 }
 
 // RequestProgressAll sends one response with WatchID ProgressWatchID and the
@@ -195,12 +214,20 @@ func (ws *WatchStream) RequestProgressAll() bool {
 	if len(ws.watchers) == 0 {
 		return true // nothing to report progress of: no response, as etcd
 	}
+	rev := int64(-1)
 	for _, w := range ws.watchers {
 		if w.state != stateSynced {
 			return false
 		}
+		// One revision must be right for every watcher; they differ only
+		// while a write is between its commit and its notification.
+		if r := ws.st.progressRev(w); rev < 0 {
+			rev = r
+		} else if r != rev {
+			return false
+		}
 	}
-	return ws.send(WatchResponse{WatchID: ProgressWatchID, Revision: ws.st.s.Rev()})
+	return ws.send(WatchResponse{WatchID: ProgressWatchID, Revision: rev})
 }
 
 // Close cancels every watcher and closes the channel.

@@ -200,3 +200,54 @@ func TestWatchStreamClosedByStoreClose(t *testing.T) {
 	require.ErrorIs(t, err, storage.ErrEmptyWatcherRange)
 	ws.Close() // idempotent
 }
+
+// TestWatchProgressNeverAheadOfEvents: progress reports, asked for while
+// writes go on, never carry a revision whose event the watcher has not
+// been given yet: each is at least the last event's revision, and every
+// later event is above it (etcd's "bookmarkable" guarantee; a client
+// resumes a broken watch from a progress revision + 1). The robustness
+// suite caught a report of a committed revision whose notification was
+// still on its way, and a watch resumed after it missed that event.
+func TestWatchProgressNeverAheadOfEvents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		s := newStore(t, e)
+		ws := s.NewWatchStream(1 << 16)
+		defer ws.Close()
+		id, err := ws.Watch(storage.WatchOptions{Key: []byte("k"), End: []byte("l")})
+		require.NoError(t, err)
+		const writes = 3000
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range writes {
+				if _, err := s.Put([]byte(fmt.Sprintf("k%d", i%7)), []byte("v"), 0); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					ws.RequestProgress(id)
+					ws.RequestProgressAll()
+				}
+			}
+		}()
+		var lastEvent, lastProgress int64
+		for lastEvent < writes+1 {
+			r := recv(t, ws)
+			for _, ev := range r.Events {
+				require.Greater(t, ev.Kv.ModRevision, lastProgress, "an event at or below a progress report already sent")
+				lastEvent = ev.Kv.ModRevision
+			}
+			if len(r.Events) == 0 && r.CompactRevision == 0 {
+				require.GreaterOrEqual(t, r.Revision, lastEvent, "a progress report below an event already sent")
+				lastProgress = r.Revision
+			}
+		}
+		<-done
+	})
+}

@@ -132,10 +132,13 @@ func (c *compactor) run() {
 }
 
 // compact removes history made obsolete by compaction at to, examining the
-// history entries in (from, to] in batches. A crash midway is harmless:
-// the work is idempotent and resumes from the last finished compaction.
+// history entries in [from, to] in batches: from again, because a deletion
+// at exactly the compaction revision is kept (as etcd keeps it: a watch
+// from the compaction revision still gets it) until the next compaction.
+// A crash midway is harmless: the work is idempotent and resumes from the
+// last finished compaction.
 func (c *compactor) compact(from, to int64) error {
-	cursor := historyKey(Revision{Main: max(from+1, 0)})
+	cursor := historyKey(Revision{Main: max(from, 0)})
 	end := historyKey(Revision{Main: to + 1})
 	t0, deleted := time.Now(), 0
 	for {
@@ -252,7 +255,8 @@ type tombstone struct {
 // compactKey handles the history entry of key at r. Only the entry of the
 // key's newest version at or below to does work: it deletes every older
 // version with its history entry, and the newest itself if it is a
-// tombstone. Entries of older versions are deleted by that work. A
+// tombstone below to (one at to stays, as in etcd, until the next
+// compaction). Entries of older versions are deleted by that work. A
 // tombstone that is the key's latest entry is returned for the caller to
 // remove under the write lock.
 func compactKey(be backend.Reader, wb backend.Batch, key []byte, r Revision, to int64) (*tombstone, error) {
@@ -286,7 +290,7 @@ func compactKey(be backend.Reader, wb backend.Batch, key []byte, r Revision, to 
 		if l != r {
 			return nil, nil
 		}
-		if it.Value()[0]&flagTombstone != 0 {
+		if it.Value()[0]&flagTombstone != 0 && l.Main < to {
 			wb.Delete(bytes.Clone(it.Key()))
 			wb.Delete(historyKey(l))
 		}
@@ -306,7 +310,7 @@ func compactKey(be backend.Reader, wb backend.Batch, key []byte, r Revision, to 
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	if inLatest && tomb {
+	if inLatest && tomb && l.Main < to {
 		wb.Delete(historyKey(l))
 		return &tombstone{key: key, rev: l}, nil
 	}

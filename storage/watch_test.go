@@ -251,3 +251,41 @@ func TestWatchProgressNeverAheadOfEvents(t *testing.T) {
 		<-done
 	})
 }
+
+// TestWatchFromCompactionRevisionGetsItsDeletion: a deletion at exactly the
+// compaction revision survives that compaction, as in etcd (its key index
+// keeps the generation whose tombstone is at the compaction revision), so
+// a watch from the compaction revision still gets it; the next compaction
+// removes it. The robustness suite caught watches from such a revision
+// starting one event late.
+func TestWatchFromCompactionRevisionGetsItsDeletion(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		s := newStore(t, e)
+		put(t, s, "a", "1")
+		_, del, err := s.DeleteRange([]byte("a"), nil)
+		require.NoError(t, err)
+		after := put(t, s, "b", "2")
+		done, err := s.Compact(del)
+		require.NoError(t, err)
+		<-done
+
+		ws := s.NewWatchStream(0)
+		defer ws.Close()
+		_, err = ws.Watch(storage.WatchOptions{Key: []byte("a"), End: []byte("c"), StartRev: del})
+		require.NoError(t, err)
+		r := recv(t, ws)
+		require.Equal(t, []string{fmt.Sprintf("DELETE a=@%d", del), fmt.Sprintf("PUT b=2@%d", after)}, evStrings(r.Events))
+
+		// The next compaction removes it.
+		done, err = s.Compact(after)
+		require.NoError(t, err)
+		<-done
+		_, err = ws.Watch(storage.WatchOptions{Key: []byte("a"), End: []byte("c"), StartRev: after})
+		require.NoError(t, err)
+		r = recv(t, ws)
+		require.Equal(t, []string{fmt.Sprintf("PUT b=2@%d", after)}, evStrings(r.Events))
+		res, err := s.Range([]byte("a"), []byte("c"), storage.RangeOptions{Rev: after})
+		require.NoError(t, err)
+		require.Len(t, res.KVs, 1)
+	})
+}

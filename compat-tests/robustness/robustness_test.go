@@ -249,11 +249,43 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 			t.Logf("history visualized in %s", path)
 		}
 		t.Log(explain(lin.Model, lin.Info, reports, 12))
+		if result.Watch.Status == validate.Failure {
+			t.Log(describeWatches(reports))
+		}
 		t.Errorf("history of %d operations (%d persisted requests) is not valid: %v", o.ops, len(persisted), err)
 	} else if result.Watch.Status != validate.Success || result.Serializable.Status != validate.Success {
 		t.Errorf("watch %q, serializable %q: both must have been checked (%d persisted requests)", result.Watch.Status, result.Serializable.Status, len(persisted))
 	}
 	return o
+}
+
+// describeWatches lists the watches from a revision whose first event is
+// above it, with their first responses: what a broken "resumable" needs.
+func describeWatches(reports []report.ClientReport) string {
+	var b strings.Builder
+	for _, r := range reports {
+		for _, w := range r.Watch {
+			first := int64(0)
+			for _, resp := range w.Responses {
+				if len(resp.Events) > 0 {
+					first = resp.Events[0].Revision
+					break
+				}
+			}
+			if w.Request.Revision == 0 || first <= w.Request.Revision {
+				continue
+			}
+			fmt.Fprintf(&b, "client %d watch %+v, first event at %d:\n", r.ClientID, w.Request, first)
+			for _, resp := range w.Responses[:min(8, len(w.Responses))] {
+				fr, lr := int64(0), int64(0)
+				if n := len(resp.Events); n > 0 {
+					fr, lr = resp.Events[0].Revision, resp.Events[n-1].Revision
+				}
+				fmt.Fprintf(&b, "  at %v: revision %d progress=%v events=%d [%d..%d] error=%q\n", resp.Time, resp.Revision, resp.IsProgressNotify, len(resp.Events), fr, lr, resp.Error)
+			}
+		}
+	}
+	return b.String()
 }
 
 // explain describes where the check got stuck: the last n operations of

@@ -45,6 +45,7 @@ build: deps ## build every module (binaries go to bin/)
 	@for m in $(MODULES); do echo "==> build $$m"; (cd $$m && $(GO) build -o /dev/null ./...); done
 	@mkdir -p $(BIN)
 	cd server && $(GO) build -o $(BIN)/metastore ./cmd/metastore
+	cd server && $(GO) build -tags failpoints -o $(BIN)/metastore-failpoints ./cmd/metastore # gofail failpoints, for make robustness
 	cd storage && $(GO) build -o $(BIN)/storage-demo ./cmd/storage-demo
 	cd bench && $(GO) build -o $(BIN)/metastore-bench ./cmd/metastore-bench
 
@@ -157,7 +158,7 @@ cover: deps ## statement coverage per module over the whole suite (-coverpkg acr
 .PHONY: robustness
 robustness: build ## the fault-injection suite (compat-tests/robustness): etcd's robustness traffic and validators on fresh etcd 3.7.3 and bin/metastore clusters under each fault (RUNS=N runs of each; ROBUSTNESS_DURATION=20s a run; ROBUSTNESS_TARGET=etcd|metastore; results table: ROBUSTNESS_RESULTS=file)
 	@tools/etcd-tools.sh etcd
-	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -run TestRobustness -v ./robustness
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -run 'TestRobustness|TestDiskFull' -v ./robustness
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

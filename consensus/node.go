@@ -53,6 +53,16 @@ type Node[R any] struct {
 	// removedc is closed when this member learns it was removed.
 	removedc    chan struct{}
 	removedOnce sync.Once
+	// leadTerm and leadStart: the last term this node led and the index of
+	// the first entry it appended in it (the term's empty entry). A
+	// linearizable read on the leader waits for leadStart to be applied:
+	// raft answers a single member's ReadIndex with its commit index even
+	// before it committed an entry of its term, and after a restart that
+	// index (from the hard state) can be below entries it had applied and
+	// acknowledged before the crash. leadTerm is the Ready loop's;
+	// leadStart is read by readers.
+	leadTerm  uint64
+	leadStart atomic.Uint64
 	// termStarted is the last term whose start TermStarted was told
 	// (raft also turns a refused conf change proposal into an empty entry).
 	termStarted uint64

@@ -91,10 +91,16 @@ func (n *Node[R]) ReadIndex(ctx context.Context) (uint64, error) {
 	if rb.err != nil {
 		return 0, rb.err
 	}
-	if err := n.WaitApplied(ctx, rb.index); err != nil {
+	idx := rb.index
+	if n.lead.Load() == n.id {
+		// Raft's rule that a leader serves reads only once an entry of
+		// its term is committed, which raft skips for a single member.
+		idx = max(idx, n.leadStart.Load())
+	}
+	if err := n.WaitApplied(ctx, idx); err != nil {
 		return 0, err
 	}
-	return rb.index, nil
+	return idx, nil
 }
 
 // readLoop runs one ReadIndex round at a time for the waiting batch.

@@ -54,6 +54,14 @@ func (n *Node[R]) handle(rd raft.Ready) error {
 	if len(rd.ReadStates) > 0 {
 		n.read.deliver(rd.ReadStates)
 	}
+	if n.lead.Load() == n.id {
+		for _, e := range rd.Entries {
+			if t := e.GetTerm(); t > n.leadTerm {
+				n.leadTerm = t
+				n.leadStart.Store(e.GetIndex())
+			}
+		}
+	}
 	// A leader may send its appends while it persists the same entries
 	// (Raft thesis §10.2.1): its own fsync then overlaps the followers'.
 	// Its hard state was made durable by earlier Readys. Everyone else
@@ -79,6 +87,7 @@ func (n *Node[R]) handle(rd raft.Ready) error {
 			return err
 		}
 	}
+	failpoint(fpRaftBeforeSave)
 	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
@@ -87,10 +96,13 @@ func (n *Node[R]) handle(rd raft.Ready) error {
 			return err
 		}
 	}
+	failpoint(fpRaftAfterSave)
 	if hasSnap {
+		failpoint(fpRaftBeforeApplySnap)
 		if err := n.applySnapshot(snap); err != nil {
 			return err
 		}
+		failpoint(fpRaftAfterApplySnap)
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := n.storage.SetHardState(rd.HardState); err != nil {

@@ -240,9 +240,11 @@ func (c *compactor) batch(cursor, end []byte, to int64) ([]byte, int, error) {
 		}
 	}
 	deleted := wb.Count()
+	failpoint(fpCompactBeforeBatch)
 	if err := wb.Commit(false); err != nil {
 		return nil, 0, err
 	}
+	failpoint(fpCompactAfterBatch)
 	return next, deleted, nil
 }
 

@@ -416,6 +416,7 @@ func (tw *WriteTxn) End() (int64, error) {
 		s.writeMu.Unlock()
 		return 0, ErrClosed
 	}
+	failpoint(fpBeforeCommit)
 	if err := tw.batch.Commit(false); err != nil {
 		s.mu.Unlock()
 		s.writeMu.Unlock()
@@ -435,6 +436,7 @@ func (tw *WriteTxn) End() (int64, error) {
 		}
 	}
 	seq := s.durable.commit()
+	failpoint(fpAfterCommit)
 	if len(tw.events) > 0 {
 		// Until notify has run, rev is visible but its events are not yet
 		// with the synced watchers: progress must not report it.

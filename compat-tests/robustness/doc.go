@@ -1,16 +1,20 @@
-// Package robustness drives etcd's own robustness traffic against a fresh
-// cluster and checks the recorded history with etcd's porcupine model.
+// Package robustness is MetaStore's fault-injection suite: etcd's own
+// robustness traffic, recorded by etcd's client, against fresh clusters of
+// real bin/metastore processes — and etcd 3.7.3 processes started with the
+// same flags, as the reference — while one fault of the table in
+// faults_test.go is injected (SIGKILL of a random member, of the leader,
+// of every member, four in a row; SIGSTOP of the leader).
 //
-// The traffic generator, recording client and model are etcd's published
-// packages (go.etcd.io/etcd/tests/v3/robustness/{traffic,client,model,
-// validate,identity,report}); nothing of them is copied here. The test
-// starts its own cluster for every run, because the model needs an empty
-// key space: real bin/metastore processes (METASTORE_BIN, or bin/metastore
-// found above the working directory) and, as the reference, an embedded
-// etcd 3.7.3 cluster of the same size. No fault is injected: the runs
-// prove that the answers of a healthy cluster are linearizable, revisions
-// and lease operations included.
+// The traffic generator, recording client, model and validators are
+// etcd's published packages (go.etcd.io/etcd/tests/v3/robustness/{traffic,
+// client,model,validate,identity,report}); nothing of them is copied here.
+// Watches and serializable reads are validated against the requests the
+// members persisted: etcd's WAL for etcd, and for MetaStore its Raft log
+// exported as an etcd WAL by `metastore wal export`. The suite adds its
+// own checks on the cluster that survived: every member at one revision
+// no lower than any answer, every acknowledged put present, and equal
+// HashKV. Results are in docs/robustness.md.
 //
-// It imports no MetaStore module; it only talks gRPC through etcd's
-// client. The runs skip under -short.
+// It imports no MetaStore module: it starts processes (internal/procs) and
+// talks gRPC through etcd's client. The runs skip under -short.
 package robustness

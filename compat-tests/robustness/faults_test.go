@@ -29,6 +29,8 @@ type fault struct {
 	// etcd lists the sizes the reference runs (every size when nil).
 	etcd []int
 	args []string // extra member flags
+	// failpoints runs MetaStore's members from bin/metastore-failpoints.
+	failpoints bool
 	// inject applies the fault and returns once the cluster is whole
 	// again: every member running and serving.
 	inject func(context.Context, *faultEnv) error
@@ -73,6 +75,52 @@ var faults = []fault{
 		}
 		return e.pause(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(3*time.Second))))
 	}},
+	{name: "pause-follower-snapshot", sizes: []int{3}, args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// Paused for 4 s (about 1,000 entries), a follower falls behind
+			// what the leader keeps (100 entries after a snapshot every
+			// 100): it must catch up by snapshot, its watchers with it.
+			lead, err := e.leader(ctx)
+			if err != nil {
+				return err
+			}
+			i := (lead + 1 + e.rng.IntN(e.n-1)) % e.n
+			if err := e.pause(ctx, i, 4*time.Second); err != nil {
+				return err
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(e.c.Log(i), `"applied snapshot"`) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("member m%d caught up without a snapshot within 30s: the fault did not test what it names", i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return nil
+		}},
+	crashAt("raftBeforeSave", 20, 200),
+	crashAt("raftAfterSave", 20, 200),
+	crashAt("storageBeforeCommit", 20, 200),
+	crashAt("storageAfterCommit", 20, 200),
+	crashAt("compactBeforeCommitBatch", 1, 5),
+	crashAt("compactAfterCommitBatch", 1, 5),
+	crashInSnapshot("raftBeforeApplySnap"),
+	crashInSnapshot("raftAfterApplySnap"),
+	{name: "slow-wal", sizes: []int{1, 3}, etcd: []int{}, failpoints: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// The leader restarts with every Raft log write taking 50 ms
+		// longer (a slow disk) for the rest of the run.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		e.c.Kill(i)
+		t0 := time.Now()
+		e.c.StartEnv(i, "GOFAIL_FAILPOINTS=raftBeforeSave=sleep(50)")
+		if err := e.c.Wait(i, time.Minute); err != nil {
+			return err
+		}
+		e.recovery = max(e.recovery, time.Since(t0))
+		return nil
+	}},
 	{name: "kill-4-times", sizes: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
 		// etcd's availability figure: four SIGKILLs of a random member,
 		// each restarted at once, a second apart.
@@ -84,6 +132,74 @@ var faults = []fault{
 		}
 		return nil
 	}},
+}
+
+// crashAt is a fault of MetaStore's failpoints build: a random member is
+// restarted with the failpoint fp armed to panic on one of its next
+// lo..hi evaluations — a crash at that code point — and started again
+// unarmed once it died there.
+func crashAt(fp string, lo, hi int) fault {
+	return fault{name: "crash-" + fp, sizes: []int{1, 3}, etcd: []int{}, failpoints: true,
+		inject: func(ctx context.Context, e *faultEnv) error {
+			i := e.rng.IntN(e.n)
+			e.c.Kill(i)
+			e.c.StartEnv(i, fmt.Sprintf("GOFAIL_FAILPOINTS=%s=%d*off->panic", fp, lo+e.rng.IntN(hi-lo+1)))
+			return e.crashedThere(ctx, i, fp, nil)
+		}}
+}
+
+// crashInSnapshot crashes a follower while it installs a snapshot: it is
+// restarted with fp armed, paused until the leader keeps too little log
+// for it, and dies in the install when it resumes.
+func crashInSnapshot(fp string) fault {
+	return fault{name: "crash-" + fp, sizes: []int{3}, etcd: []int{}, failpoints: true,
+		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+		inject: func(ctx context.Context, e *faultEnv) error {
+			lead, err := e.leader(ctx)
+			if err != nil {
+				return err
+			}
+			i := (lead + 1 + e.rng.IntN(e.n-1)) % e.n
+			e.c.Kill(i)
+			e.c.StartEnv(i, fmt.Sprintf("GOFAIL_FAILPOINTS=%s=panic", fp))
+			if err := e.c.Wait(i, time.Minute); err != nil && e.c.Running(i) {
+				return err
+			}
+			return e.crashedThere(ctx, i, fp, func() error {
+				return e.c.Signal(i, syscall.SIGSTOP)
+			})
+		}}
+}
+
+// crashedThere waits until member i died at failpoint fp (after pause, if
+// given, stopped it for 4 s), and starts it again unarmed.
+func (e *faultEnv) crashedThere(ctx context.Context, i int, fp string, pause func() error) error {
+	if pause != nil && e.c.Running(i) {
+		if err := pause(); err != nil {
+			return err
+		}
+		time.Sleep(4 * time.Second)
+		if err := e.c.Signal(i, syscall.SIGCONT); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for e.c.Running(i) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("member m%d never reached failpoint %s", i, fp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	if !strings.Contains(e.c.Log(i), "failpoint panic") {
+		return fmt.Errorf("member m%d exited, but not at failpoint %s", i, fp)
+	}
+	e.c.Start(i)
+	if err := e.c.Wait(i, time.Minute); err != nil {
+		return err
+	}
+	e.recovery = max(e.recovery, time.Since(t0))
+	return nil
 }
 
 // faultEnv is what a fault acts on, and what it measured.

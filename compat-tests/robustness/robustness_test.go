@@ -17,12 +17,15 @@ import (
 	"github.com/anishathalye/porcupine"
 	"go.etcd.io/etcd/tests/v3/robustness/client"
 	"go.etcd.io/etcd/tests/v3/robustness/identity"
+	"go.etcd.io/etcd/tests/v3/robustness/model"
 	"go.etcd.io/etcd/tests/v3/robustness/report"
 	"go.etcd.io/etcd/tests/v3/robustness/traffic"
 	"go.etcd.io/etcd/tests/v3/robustness/validate"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/time/rate"
+
+	"github.com/metastore/metastore/compat-tests/internal/procs"
 )
 
 // duration is how long each run sends traffic: ROBUSTNESS_DURATION, 20 s
@@ -117,7 +120,11 @@ type outcome struct {
 // injected, and validates what was recorded.
 func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	c := tg.start(t, size, f.args...)
+	start := tg.start
+	if f.failpoints {
+		start = procs.StartMetastoreFailpoints
+	}
+	c := start(t, size, f.args...)
 	d := duration(t)
 	ctx, cancel := context.WithTimeout(t.Context(), d+3*time.Minute)
 	defer cancel()
@@ -165,13 +172,13 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Since(baseTime)
+	trafficStart := time.Since(baseTime)
 
 	// The fault goes in at a random time in the first half of the run,
 	// after a fifth of it, and must be over (members serving again)
 	// before the traffic stops.
 	env := &faultEnv{t: t, c: c, n: size, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))}
-	faultStart, faultEnd := start, start
+	faultStart, faultEnd := trafficStart, trafficStart
 	faultDone := make(chan error, 1)
 	go func() {
 		wait := d/5 + time.Duration(env.rng.Int64N(int64(d/2-d/5)+1))
@@ -213,11 +220,11 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	last.Close()
 
 	reports := set.Reports()
-	stats := traffic.CalculateStats(reports, start, end)
+	stats := traffic.CalculateStats(reports, trafficStart, end)
 	o.ops, o.failed, o.qps = stats.Successes+stats.Failures, stats.Failures, stats.QPS()
-	ws := traffic.CalculateWatchStats(reports, start, end)
+	ws := traffic.CalculateWatchStats(reports, trafficStart, end)
 	o.watchEvents = ws.Events
-	before := traffic.CalculateStats(reports, start, faultStart)
+	before := traffic.CalculateStats(reports, trafficStart, faultStart)
 	t.Logf("%d operations succeeded, %d failed, %.0f QPS (%.0f before the fault); %d watch events; fault from %v to %v; recovery %v, election %v",
 		stats.Successes, stats.Failures, stats.QPS(), before.QPS(), ws.Events, faultStart.Round(time.Millisecond), faultEnd.Round(time.Millisecond), o.recovery, o.election)
 	if before.QPS() < kv.MinimalQPS {
@@ -311,6 +318,11 @@ func explain(m porcupine.Model, info porcupine.LinearizationInfo, reports []repo
 		var all []porcupine.Operation
 		for _, r := range reports {
 			for _, op := range r.KeyValue {
+				// A failed request may take effect anywhere: it is never
+				// what cannot be placed.
+				if resp, ok := op.Output.(model.MaybeEtcdResponse); ok && resp.Error != "" {
+					continue
+				}
 				if !placed[opKey{op.ClientId, op.Call}] {
 					all = append(all, op)
 				}
@@ -324,7 +336,7 @@ func explain(m porcupine.Model, info porcupine.LinearizationInfo, reports []repo
 			fmt.Fprintf(&b, "  client %d [%d..%d] %s\n", op.ClientId, op.Call, op.Return, m.DescribeOperation(op.Input, op.Output))
 		}
 		slices.SortFunc(all, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		b.WriteString("not placed after it (earliest calls):\n")
+		b.WriteString("not placed after it (earliest calls that succeeded):\n")
 		for _, op := range all[:min(n, len(all))] {
 			fmt.Fprintf(&b, "  client %d [%d..%d] %s\n", op.ClientId, op.Call, op.Return, m.DescribeOperation(op.Input, op.Output))
 		}

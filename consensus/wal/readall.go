@@ -20,7 +20,8 @@ type History struct {
 	Snapshot  *raftpb.SnapshotMetadata
 	HardState *raftpb.HardState
 	// Entries are in index order; a later write at an index replaced the
-	// tail from there on, as Raft's log truncation requires.
+	// tail from there on, as Raft's log truncation requires. A member that
+	// installed a snapshot has a gap before the entries after it.
 	Entries []*raftpb.Entry
 	// Torn is set when the last segment ends in a torn record, which Open
 	// would truncate; ReadAll stops there.
@@ -93,15 +94,27 @@ func (h *History) apply(typ byte, payload []byte) error {
 			return err
 		}
 		idx := e.GetIndex()
-		if len(h.Entries) == 0 {
+		n := len(h.Entries)
+		if n == 0 {
 			h.Entries = append(h.Entries, e)
 			return nil
 		}
-		first := h.Entries[0].GetIndex()
-		if idx < first || idx > first+uint64(len(h.Entries)) {
-			return fmt.Errorf("entry %d out of sequence (have %d..%d)", idx, first, first+uint64(len(h.Entries))-1)
+		last := h.Entries[n-1].GetIndex()
+		switch {
+		case idx == last+1:
+			h.Entries = append(h.Entries, e)
+		case idx > last+1:
+			// A gap is a snapshot the member installed: the entries after
+			// it follow its marker.
+			if h.Snapshot.GetIndex() < idx-1 {
+				return fmt.Errorf("entry %d after %d with no snapshot between", idx, last)
+			}
+			h.Entries = append(h.Entries, e)
+		default:
+			// A later write at an index replaces the tail from there on.
+			i := sort.Search(n, func(i int) bool { return h.Entries[i].GetIndex() >= idx })
+			h.Entries = append(h.Entries[:i], e)
 		}
-		h.Entries = append(h.Entries[:idx-first], e)
 	case typeHardState:
 		hs := &raftpb.HardState{}
 		if err := proto.Unmarshal(payload, hs); err != nil {

@@ -84,3 +84,23 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// TestReadAllAcrossAnInstalledSnapshot: a member that installed a
+// snapshot has entries before it and entries after it with a gap between;
+// ReadAll returns both runs.
+func TestReadAllAcrossAnInstalledSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := open(t, dir, 0)
+	for i := uint64(1); i <= 10; i++ {
+		require.NoError(t, w.Save(hardState(1, 1, i), []*raftpb.Entry{entry(1, i, "a")}))
+	}
+	require.NoError(t, w.SaveSnapshot(&raftpb.SnapshotMetadata{Index: proto.Uint64(50), Term: proto.Uint64(2)}))
+	require.NoError(t, w.Save(hardState(2, 1, 52), []*raftpb.Entry{entry(2, 51, "b"), entry(2, 52, "b")}))
+	require.NoError(t, w.Sync())
+	require.NoError(t, w.Close())
+	h, err := wal.ReadAll(dir)
+	require.NoError(t, err)
+	require.Len(t, h.Entries, 12)
+	require.EqualValues(t, 10, h.Entries[9].GetIndex())
+	require.EqualValues(t, 51, h.Entries[10].GetIndex())
+}

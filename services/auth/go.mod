@@ -17,6 +17,7 @@ require (
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/metastore/metastore/consensus v0.1.0 // indirect
 	github.com/metastore/metastore/storage v0.1.0 // indirect
+	go.etcd.io/gofail v0.2.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
 

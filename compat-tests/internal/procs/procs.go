@@ -70,9 +70,13 @@ func (c *Cluster) Kill(i int) {
 
 // Start starts a killed member i again with its flags and data dir; Wait
 // waits until it serves.
-func (c *Cluster) Start(i int) {
+func (c *Cluster) Start(i int) { c.StartEnv(i) }
+
+// StartEnv is Start with extra environment variables for this start only
+// (GOFAIL_FAILPOINTS=name=terms for a failpoints build).
+func (c *Cluster) StartEnv(i int, env ...string) {
 	c.tb.Helper()
-	if err := c.start(c.members[i]); err != nil {
+	if err := c.start(c.members[i], env...); err != nil {
 		c.tb.Fatal(err)
 	}
 }
@@ -236,7 +240,41 @@ func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 		}
 		tb.Skip(err)
 	}
-	return startCluster(tb, bin, n, args)
+	return startCluster(tb, bin, tb.TempDir(), n, args)
+}
+
+// StartMetastoreIn is StartMetastore with the members' data dirs and logs
+// under dir (a small file system for the disk-full test).
+func StartMetastoreIn(tb testing.TB, dir string, n int, args ...string) *Cluster {
+	tb.Helper()
+	bin, err := MetastoreBin()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+	return startCluster(tb, bin, dir, n, args)
+}
+
+// StartMetastoreFailpoints is StartMetastore with bin/metastore-failpoints,
+// the build with gofail's failpoints compiled in (make build), found next
+// to the binary under test. Members are started with GOFAIL_FAILPOINTS
+// through StartEnv.
+func StartMetastoreFailpoints(tb testing.TB, n int, args ...string) *Cluster {
+	tb.Helper()
+	bin, err := MetastoreBin()
+	if err == nil {
+		bin = filepath.Join(filepath.Dir(bin), "metastore-failpoints")
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+	return startCluster(tb, bin, tb.TempDir(), n, args)
 }
 
 // EtcdBin returns the etcd 3.7.3 binary tools/etcd-tools.sh builds:
@@ -273,15 +311,16 @@ func StartEtcd(tb testing.TB, n int, args ...string) *Cluster {
 		}
 		tb.Skip(err)
 	}
-	return startCluster(tb, bin, n, args)
+	return startCluster(tb, bin, tb.TempDir(), n, args)
 }
 
-func startCluster(tb testing.TB, bin string, n int, args []string) *Cluster {
+func startCluster(tb testing.TB, bin, dir string, n int, args []string) *Cluster {
 	tb.Helper()
 	clients, peers, initial := layout(tb, n, "m")
-	c := &Cluster{Endpoints: clients, tb: tb, bin: bin, dir: tb.TempDir()}
+	c := &Cluster{Endpoints: clients, tb: tb, bin: bin, dir: dir}
+	logs := tb.TempDir() // not dir: the disk-full test fills that
 	for i := range n {
-		m := &member{i: i, logPath: filepath.Join(c.dir, fmt.Sprintf("m%d.log", i))}
+		m := &member{i: i, logPath: filepath.Join(logs, fmt.Sprintf("m%d.log", i))}
 		m.args = append([]string{
 			"--name", fmt.Sprintf("m%d", i),
 			"--data-dir", c.DataDir(i),
@@ -325,12 +364,15 @@ func startCluster(tb testing.TB, bin string, n int, args []string) *Cluster {
 
 // start starts m's process, appending its output to its log file, and
 // reports on m.ready once it logs readiness or exits.
-func (c *Cluster) start(m *member) error {
+func (c *Cluster) start(m *member, env ...string) error {
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(c.bin, m.args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

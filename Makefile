@@ -17,7 +17,7 @@ COUNT     ?= 10
 BENCH     ?= .
 FUZZTIME  ?= 30s
 RUNS      ?= 1
-# make robustness: about 25 s per run, 15 runs per round in the table.
+# make robustness: about 15-25 s per run, 28 runs per round of the fault table.
 ROBUSTNESS_TIMEOUT ?= $(shell echo $$(( 20 + $(RUNS) * 10 )))m
 BIN       := $(CURDIR)/bin
 # The compat-tests packages that run against given endpoints; robustness

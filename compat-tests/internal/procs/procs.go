@@ -234,12 +234,7 @@ func MetastoreBin() (string, error) {
 func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
 	bin, err := MetastoreBin()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
+	skipUnlessCI(tb, err)
 	return startCluster(tb, bin, tb.TempDir(), n, args)
 }
 
@@ -248,12 +243,7 @@ func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 func StartMetastoreIn(tb testing.TB, dir string, n int, args ...string) *Cluster {
 	tb.Helper()
 	bin, err := MetastoreBin()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
+	skipUnlessCI(tb, err)
 	return startCluster(tb, bin, dir, n, args)
 }
 
@@ -268,12 +258,7 @@ func StartMetastoreFailpoints(tb testing.TB, n int, args ...string) *Cluster {
 		bin = filepath.Join(filepath.Dir(bin), "metastore-failpoints")
 		_, err = os.Stat(bin)
 	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
+	skipUnlessCI(tb, err)
 	return startCluster(tb, bin, tb.TempDir(), n, args)
 }
 
@@ -305,13 +290,21 @@ func EtcdBin() (string, error) {
 func StartEtcd(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
 	bin, err := EtcdBin()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
+	skipUnlessCI(tb, err)
 	return startCluster(tb, bin, tb.TempDir(), n, args)
+}
+
+// skipUnlessCI skips the test for a missing binary, or fails it under CI
+// (where every binary must be there).
+func skipUnlessCI(tb testing.TB, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatal(err)
+	}
+	tb.Skip(err)
 }
 
 func startCluster(tb testing.TB, bin, dir string, n int, args []string) *Cluster {

@@ -75,7 +75,7 @@ var faults = []fault{
 		}
 		return e.pause(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(3*time.Second))))
 	}},
-	{name: "pause-follower-snapshot", sizes: []int{3}, args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+	{name: "pause-follower-snapshot", sizes: []int{3}, etcd: []int{}, args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
 		inject: func(ctx context.Context, e *faultEnv) error {
 			// Paused for 4 s (about 1,000 entries), a follower falls behind
 			// what the leader keeps (100 entries after a snapshot every

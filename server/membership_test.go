@@ -442,8 +442,19 @@ func TestLearnerAutoPromote(t *testing.T) {
 			id := join(t, c, l, true)
 			if auto {
 				require.Eventually(t, func() bool { return !memberIDs(t, c)[id] }, 20*time.Second, 20*time.Millisecond)
-				_, err := testcluster.Client(t, l).Put(ctx(t), "voter", "yes")
-				require.NoError(t, err)
+				// The leader applied the promotion; the new voter may
+				// not have yet, and until then it refuses writes as a
+				// learner, as etcd's does.
+				lc := testcluster.Client(t, l)
+				var err error
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if _, err = lc.Put(ctx(t), "voter", "yes"); err == nil || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				require.NoError(t, err, "put through the promoted member")
 				return
 			}
 			time.Sleep(time.Second)

@@ -10,7 +10,7 @@ set -euo pipefail
 # failed LOG prints what a failed run's log says went wrong, so that CI's
 # output names the test.
 failed() {
-	grep -E -- '^(--- FAIL|FAIL|panic:)|Error Trace|Error:|Messages:' "$1" | head -40 >&2 || true
+	grep -E -A1 -- '^(--- FAIL|FAIL|panic:)|Error Trace|Error:|Messages:' "$1" | head -60 >&2 || true
 }
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${COVER_OUT:-$root/bench-out/cover}

@@ -376,7 +376,9 @@ func (c *Cluster) start(m *member, env ...string) error {
 	m.mu.Lock()
 	m.cmd, m.exited, m.ready = cmd, exited, ready
 	m.mu.Unlock()
+	logged := make(chan struct{}) // closed when the log has all the output
 	go func() {
+		defer close(logged)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		sent := false
@@ -387,6 +389,7 @@ func (c *Cluster) start(m *member, env ...string) error {
 				sent = true
 			}
 		}
+		_, _ = io.Copy(logf, pr) // the rest, should a line be too long to scan: the member must never block on its output
 		if !sent {
 			ready <- fmt.Errorf("member m%d exited before it was ready (log: %s)", m.i, m.logPath)
 		}
@@ -395,6 +398,7 @@ func (c *Cluster) start(m *member, env ...string) error {
 	go func() {
 		err := cmd.Wait()
 		pw.CloseWithError(err)
+		<-logged // so that Log, once the member exited, has its last words
 		close(exited)
 	}()
 	return nil

@@ -1,0 +1,166 @@
+package procs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// These tests run whenever the binaries are there (after make build and
+// tools/etcd-tools.sh) and skip otherwise, also under CI: make test runs
+// the module tests before it builds, and again under make cover after.
+
+func client(t *testing.T, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func get(t *testing.T, c *clientv3.Client, key string, timeout time.Duration) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := c.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if len(r.Kvs) == 0 {
+		return "", errors.New("not found")
+	}
+	return string(r.Kvs[0].Value), nil
+}
+
+// lifecycle checks what the fault suite relies on, on a one-member
+// cluster: a write acknowledged before SIGKILL is there after Start; a
+// killed member is not Running; SIGSTOP makes it stop answering and
+// SIGCONT makes it answer again; its log is kept over starts.
+func lifecycle(t *testing.T, c *Cluster) {
+	cl := client(t, c.Endpoints...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Running(0) {
+		t.Fatal("member m0 not running after start")
+	}
+	c.Kill(0)
+	if c.Running(0) {
+		t.Fatal("member m0 running after Kill")
+	}
+	c.Start(0)
+	if err := c.Wait(0, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := get(t, cl, "k", 10*time.Second); err != nil || v != "v" {
+		t.Fatalf("k after restart = %q, %v; want v", v, err)
+	}
+	if err := c.Signal(0, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, cl, "k", 500*time.Millisecond); err == nil {
+		t.Fatal("a paused member answered")
+	}
+	if err := c.Signal(0, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := get(t, cl, "k", 10*time.Second); err != nil || v != "v" {
+		t.Fatalf("k after SIGCONT = %q, %v; want v", v, err)
+	}
+	if n := strings.Count(c.Log(0), "ready to serve client requests"); n < 2 {
+		t.Fatalf("log of m0 tells of %d starts, want 2:\n%s", n, tail([]byte(c.Log(0)), 2048))
+	}
+}
+
+func TestMetastoreLifecycle(t *testing.T) {
+	if _, err := MetastoreBin(); err != nil {
+		t.Skip(err)
+	}
+	c := StartMetastore(t, 1)
+	lifecycle(t, c)
+	// What a failed test gets from a hung member: its goroutines, in its
+	// log, and the member gone.
+	if err := c.Signal(0, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	c.dumpStacks()
+	if c.Running(0) {
+		t.Fatal("member m0 running after dumpStacks")
+	}
+	if !strings.Contains(c.Log(0), "goroutine ") {
+		t.Fatalf("no goroutine dump in the log of m0:\n%s", tail([]byte(c.Log(0)), 2048))
+	}
+	// The Raft log of a stopped member exports as an etcd WAL.
+	c.Stop()
+	out := filepath.Join(t.TempDir(), "export")
+	if err := c.ExportWAL(0, out); err != nil {
+		t.Fatal(err)
+	}
+	wals, err := filepath.Glob(filepath.Join(out, "member", "wal", "*.wal"))
+	if err != nil || len(wals) == 0 {
+		t.Fatalf("no WAL file under %s (%v)", out, err)
+	}
+	if st, err := os.Stat(wals[0]); err != nil || st.Size() == 0 {
+		t.Fatalf("WAL %s: %v, %v", wals[0], st, err)
+	}
+	// Exporting a data dir that is not one fails with the tool's answer.
+	if err := c.ExportWAL(0, out); err == nil {
+		t.Fatal("export over an existing directory succeeded")
+	}
+}
+
+func TestEtcdLifecycle(t *testing.T) {
+	if _, err := EtcdBin(); err != nil {
+		t.Skip(err)
+	}
+	lifecycle(t, StartEtcd(t, 1))
+}
+
+// TestFailpointCrash: a member started with a failpoint armed to panic
+// exits, Wait reports that it did, and it starts again without it.
+func TestFailpointCrash(t *testing.T) {
+	bin, err := MetastoreBin()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(filepath.Dir(bin), "metastore-failpoints"))
+	}
+	if err != nil {
+		t.Skip(err)
+	}
+	c := StartMetastoreFailpoints(t, 1)
+	cl := client(t, c.Endpoints...)
+	c.Kill(0)
+	c.StartEnv(0, "GOFAIL_FAILPOINTS=storageBeforeCommit=panic")
+	// The member may get ready before its first commit; a write makes
+	// one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, _ = cl.Put(ctx, "k", "v")
+	cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Running(0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.Running(0) {
+		t.Fatal("member m0 still running with storageBeforeCommit=panic")
+	}
+	if !strings.Contains(c.Log(0), "failpoint panic") {
+		t.Fatalf("log of m0 does not tell of the failpoint's panic:\n%s", tail([]byte(c.Log(0)), 2048))
+	}
+	c.Start(0)
+	if err := c.Wait(0, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := get(t, cl, "k", 10*time.Second); err == nil && v != "v" {
+		t.Fatalf("k = %q after the crash", v)
+	}
+}

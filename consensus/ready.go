@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"time"
 
@@ -28,6 +29,9 @@ func (n *Node[R]) run() {
 			n.rn.Tick()
 		case rd := <-n.rn.Ready():
 			if err := n.handle(rd); err != nil {
+				if n.stopping() {
+					return // Stop is under way: nothing failed
+				}
 				// A node that cannot persist or apply must not keep voting
 				// or acking.
 				n.fail(err)
@@ -157,6 +161,16 @@ func (n *Node[R]) queueApply(ents []*raftpb.Entry) error {
 	}
 }
 
+// stopping reports whether Stop has begun.
+func (n *Node[R]) stopping() bool {
+	select {
+	case <-n.stopc:
+		return true
+	default:
+		return false
+	}
+}
+
 // drainApply waits until the apply loop applied everything queued.
 func (n *Node[R]) drainApply() error {
 	done := make(chan error, 1)
@@ -192,6 +206,9 @@ func (n *Node[R]) applyLoop() {
 			}
 			if err := n.apply(job.ents); err != nil {
 				failed = err
+				if errors.Is(err, ErrStopped) && n.stopping() {
+					continue // Stop is under way: nothing failed
+				}
 				n.fail(err)
 			}
 		}

@@ -68,8 +68,13 @@ func TestDowngradeValidateEnableCancel(t *testing.T) {
 	}
 	_, err = down(pb.DowngradeRequest_CANCEL, "")
 	require.NoError(t, err)
-	st, err := c.Status(ctx(t), endpoints[0])
-	require.NoError(t, err)
-	require.False(t, st.DowngradeInfo.GetEnabled())
-	require.Empty(t, st.DowngradeInfo.GetTargetVersion())
+	// The cancel is applied on the member that answered; the others
+	// apply it a moment later.
+	for _, ep := range endpoints {
+		mcl := newClient(t, ep)
+		require.Eventually(t, func() bool {
+			st, err := mcl.Status(ctx(t), ep)
+			return err == nil && !st.DowngradeInfo.GetEnabled() && st.DowngradeInfo.GetTargetVersion() == ""
+		}, 10*time.Second, 20*time.Millisecond, "member %s shows the downgrade cancelled", ep)
+	}
 }

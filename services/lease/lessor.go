@@ -57,6 +57,16 @@ type lease struct {
 	expiry    time.Time // zero: never (not primary)
 	revokeAt  time.Time // when the primary last proposed its revoke
 	cpAt      time.Time // when the primary last checkpointed it
+	// due is when the primary next looks at the lease: its expiry, or,
+	// once its revoke is proposed, when to propose it again.
+	due time.Time
+	// expPos and cpPos are the lease's positions in the primary's expiry
+	// and checkpoint queues (-1: not queued).
+	expPos, cpPos int
+}
+
+func newLease(id, ttl, remaining int64) *lease {
+	return &lease{id: id, ttl: ttl, remaining: remaining, expPos: -1, cpPos: -1}
 }
 
 func (l *lease) startTTL() int64 {
@@ -77,6 +87,9 @@ type Lessor struct {
 	mu      sync.RWMutex
 	leases  map[int64]*lease
 	primary bool
+	// On the primary, every lease is in both queues: expQ by due, cpQ by
+	// cpAt.
+	expQ, cpQ leaseQueue
 
 	renewedN, expiredN atomic.Uint64 // since start, for Stats
 }
@@ -109,7 +122,24 @@ func New(cfg Config) *Lessor {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	return &Lessor{cfg: cfg, lg: lg, now: time.Now, leases: map[int64]*lease{}}
+	return &Lessor{
+		cfg: cfg, lg: lg, now: time.Now, leases: map[int64]*lease{},
+		expQ: leaseQueue{at: func(l *lease) time.Time { return l.due }, pos: func(l *lease) *int { return &l.expPos }},
+		cpQ:  leaseQueue{at: func(l *lease) time.Time { return l.cpAt }, pos: func(l *lease) *int { return &l.cpPos }},
+	}
+}
+
+// startClocks starts every lease's clock at now plus extend plus its
+// remaining TTL and queues it; le.mu must be held.
+func (le *Lessor) startClocks(extend time.Duration) {
+	now := le.now()
+	for _, l := range le.leases {
+		l.expiry = now.Add(extend + time.Duration(l.startTTL())*time.Second)
+		l.due = l.expiry
+		l.revokeAt, l.cpAt = time.Time{}, now
+	}
+	le.expQ.reset(le.leases)
+	le.cpQ.reset(le.leases)
 }
 
 func encodeID(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
@@ -141,7 +171,7 @@ func ForEachStored(r AuxReader, fn func(id, ttl, remainingTTL int64) error) erro
 func (le *Lessor) Recover(r AuxReader) error {
 	leases := map[int64]*lease{}
 	err := ForEachStored(r, func(id, ttl, remaining int64) error {
-		leases[id] = &lease{id: id, ttl: ttl, remaining: remaining}
+		leases[id] = newLease(id, ttl, remaining)
 		return nil
 	})
 	if err != nil {
@@ -149,12 +179,11 @@ func (le *Lessor) Recover(r AuxReader) error {
 	}
 	le.mu.Lock()
 	defer le.mu.Unlock()
+	le.expQ.clear()
+	le.cpQ.clear()
 	le.leases = leases
 	if le.primary {
-		now := le.now()
-		for _, l := range leases {
-			l.expiry = now.Add(time.Duration(l.startTTL()) * time.Second)
-		}
+		le.startClocks(0)
 	}
 	return nil
 }
@@ -176,10 +205,13 @@ func (le *Lessor) Grant(tw *storage.WriteTxn, id, ttl int64) (*pb.LeaseGrantResp
 	if ttl < le.cfg.MinTTL {
 		ttl = le.cfg.MinTTL
 	}
-	l := &lease{id: id, ttl: ttl}
+	l := newLease(id, ttl, 0)
 	if le.primary {
-		l.expiry = le.now().Add(time.Duration(ttl) * time.Second)
-		l.cpAt = le.now()
+		now := le.now()
+		l.expiry = now.Add(time.Duration(ttl) * time.Second)
+		l.due, l.cpAt = l.expiry, now
+		le.expQ.add(l)
+		le.cpQ.add(l)
 	}
 	le.leases[id] = l
 	tw.PutAux(Bucket, encodeID(id), l.encode())
@@ -206,7 +238,11 @@ func (le *Lessor) Revoke(tw *storage.WriteTxn, id int64) (*pb.LeaseRevokeRespons
 	}
 	tw.DeleteAux(Bucket, encodeID(id))
 	le.mu.Lock()
-	delete(le.leases, id)
+	if l, ok := le.leases[id]; ok {
+		le.expQ.remove(l)
+		le.cpQ.remove(l)
+		delete(le.leases, id)
+	}
 	le.mu.Unlock()
 	return &pb.LeaseRevokeResponse{Header: &pb.ResponseHeader{}}, nil
 }
@@ -241,11 +277,7 @@ func (le *Lessor) Promote(extend time.Duration) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.primary = true
-	now := le.now()
-	for _, l := range le.leases {
-		l.expiry = now.Add(extend + time.Duration(l.startTTL())*time.Second)
-		l.revokeAt, l.cpAt = time.Time{}, now
-	}
+	le.startClocks(extend)
 }
 
 // Demote stops the expiry clocks (the member is no longer the leader).
@@ -253,8 +285,10 @@ func (le *Lessor) Demote() {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.primary = false
+	le.expQ.clear()
+	le.cpQ.clear()
 	for _, l := range le.leases {
-		l.expiry = time.Time{}
+		l.expiry, l.due = time.Time{}, time.Time{}
 	}
 }
 
@@ -285,7 +319,9 @@ func (le *Lessor) Renew(id int64) (ttl int64, clearRemaining bool, err error) {
 		return -1, false, rpctypes.ErrGRPCLeaseNotFound
 	}
 	l.expiry = now.Add(time.Duration(l.ttl) * time.Second)
-	l.cpAt = now
+	l.due, l.cpAt = l.expiry, now
+	le.expQ.add(l)
+	le.cpQ.add(l)
 	le.renewedN.Add(1)
 	return l.ttl, l.remaining > 0, nil
 }
@@ -346,14 +382,10 @@ func (le *Lessor) expired(limit int) []int64 {
 	}
 	now := le.now()
 	var ids []int64
-	for _, l := range le.leases {
-		if len(ids) == limit {
-			break
-		}
-		if now.Before(l.expiry) || now.Sub(l.revokeAt) < le.cfg.RetryInterval {
-			continue
-		}
+	for l := le.expQ.peek(); l != nil && len(ids) < limit && !now.Before(l.due); l = le.expQ.peek() {
 		l.revokeAt = now
+		l.due = now.Add(le.cfg.RetryInterval)
+		le.expQ.fixTop()
 		ids = append(ids, l.id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
@@ -370,14 +402,12 @@ func (le *Lessor) dueCheckpoints(limit int) []*pb.LeaseCheckpoint {
 	}
 	now := le.now()
 	var cps []*pb.LeaseCheckpoint
-	for _, l := range le.leases {
-		if len(cps) == limit {
-			break
-		}
-		if now.Sub(l.cpAt) < le.cfg.CheckpointInterval || !now.Before(l.expiry) {
-			continue
-		}
+	for l := le.cpQ.peek(); l != nil && len(cps) < limit && now.Sub(l.cpAt) >= le.cfg.CheckpointInterval; l = le.cpQ.peek() {
 		l.cpAt = now
+		le.cpQ.fixTop()
+		if !now.Before(l.expiry) {
+			continue // its revoke is on the way
+		}
 		rem := int64(math.Ceil(l.expiry.Sub(now).Seconds()))
 		cps = append(cps, &pb.LeaseCheckpoint{ID: l.id, Remaining_TTL: rem})
 	}
@@ -394,5 +424,5 @@ type AuxPutter interface {
 // filled from another one's data (an etcd snapshot): its ID, granted TTL
 // and remaining TTL as last checkpointed (0: none).
 func Import(tw AuxPutter, id, ttl, remainingTTL int64) {
-	tw.PutAux(Bucket, encodeID(id), (&lease{id: id, ttl: ttl, remaining: remainingTTL}).encode())
+	tw.PutAux(Bucket, encodeID(id), newLease(id, ttl, remainingTTL).encode())
 }

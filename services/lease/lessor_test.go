@@ -1,6 +1,8 @@
 package lease
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -143,4 +145,111 @@ func TestPrimaryClocks(t *testing.T) {
 	require.False(t, le.IsPrimary())
 	require.Empty(t, le.expired(10))
 	require.Equal(t, []int64{1, 2}, le.IDs())
+}
+
+// TestExpiryQueueMatchesTable checks the primary's queues against the
+// table under random grants, renewals, revokes and a demote/promote: every
+// round returns exactly the leases whose clock ran out, once.
+func TestExpiryQueueMatchesTable(t *testing.T) {
+	le, st, clk := newTestLessor(t)
+	le.Promote(0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	proposed := map[int64]time.Time{} // revokes proposed, by lease
+	for round := range 200 {
+		for range 20 {
+			id := rng.Int64N(500) + 1
+			switch op := rng.IntN(10); {
+			case op < 5:
+				_, _ = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseGrantResponse, error) {
+					return le.Grant(tw, id, rng.Int64N(20)+2)
+				})
+			case op < 8:
+				_, _, _ = le.Renew(id)
+			default:
+				_, _ = apply(t, st, func(tw *storage.WriteTxn) (*pb.LeaseRevokeResponse, error) { return le.Revoke(tw, id) })
+				delete(proposed, id)
+			}
+		}
+		if round == 100 {
+			le.Demote()
+			le.Promote(time.Second)
+			clear(proposed)
+		}
+		clk.advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		var want []int64
+		now := clk.now()
+		for id, l := range le.leases {
+			if at, ok := proposed[id]; ok && now.Sub(at) < 3*time.Second {
+				continue
+			}
+			if !now.Before(l.expiry) {
+				want = append(want, id)
+			}
+		}
+		slices.Sort(want)
+		got := le.expired(len(le.leases) + 1)
+		if len(want) == 0 {
+			require.Empty(t, got, "round %d", round)
+		} else {
+			require.Equal(t, want, got, "round %d", round)
+		}
+		for _, id := range got {
+			proposed[id] = now // not proposed again within the retry interval
+		}
+		require.Equal(t, len(le.leases), le.expQ.Len())
+		require.Equal(t, len(le.leases), le.cpQ.Len())
+	}
+}
+
+// BenchmarkLessorRound is one round of the primary's clocks (expired
+// leases and due checkpoints) over a table of a million leases of which
+// none is due: the cost of a round does not grow with the table.
+func BenchmarkLessorRound(b *testing.B) {
+	st, err := storage.Open(memory.New(), storage.Config{})
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	le := New(Config{MinTTL: 2})
+	le.Promote(0)
+	const leases = 1000000
+	tw, err := st.Write()
+	require.NoError(b, err)
+	for id := int64(1); id <= leases; id++ {
+		if _, err := le.Grant(tw, id, 3600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tw.Abort()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(le.expired(revokesPerRound)) != 0 || len(le.dueCheckpoints(maxCheckpointBatch)) != 0 {
+			b.Fatal("nothing is due")
+		}
+	}
+}
+
+// BenchmarkLessorRenew is one keepalive on the primary with a million
+// leases.
+func BenchmarkLessorRenew(b *testing.B) {
+	st, err := storage.Open(memory.New(), storage.Config{})
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	le := New(Config{MinTTL: 2})
+	le.Promote(0)
+	const leases = 1000000
+	tw, err := st.Write()
+	require.NoError(b, err)
+	for id := int64(1); id <= leases; id++ {
+		if _, err := le.Grant(tw, id, 3600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tw.Abort()
+	b.ReportAllocs()
+	id := int64(0)
+	for b.Loop() {
+		id = id%leases + 1
+		if _, _, err := le.Renew(id); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

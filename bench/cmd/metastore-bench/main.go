@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,6 +211,50 @@ func workloadCommands(g *globals) []*cobra.Command {
 			return run(cmd, "lease-keepalive", bench.LeaseKeepAlive(ttl), nil)
 		}}
 	ka.Flags().Int64Var(&ttl, "ttl", 60, "TTL of the leases")
+	var expTTL int64
+	var expPoll, expTimeout time.Duration
+	exp := &cobra.Command{Use: "lease-expiry", Short: "Grant --total leases, then measure how fast the server revokes them once they expire", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.prepare(cmd); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			conns, err := bench.Dial(ctx, g.cfg)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			sums, err := bench.RunOn(ctx, conns, g.cfg, "lease-grant", bench.LeaseGrant(expTTL))
+			if err != nil {
+				return err
+			}
+			if err := allFailed(sums[0]); err != nil {
+				return err
+			}
+			due := time.Now().Add(time.Duration(expTTL) * time.Second)
+			e, err := bench.WaitExpiry(ctx, conns[0], due, expPoll, expTimeout)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
+					Grant  report.Summary `json:"grant"`
+					Expiry bench.Expiry   `json:"expiry"`
+				}{sums[0], e})
+			}
+			if err := sums[0].WriteText(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			return e.WriteText(cmd.OutOrStdout())
+		}}
+	exp.Flags().Int64Var(&expTTL, "ttl", 5, "TTL of the leases")
+	exp.Flags().DurationVar(&expPoll, "poll", 200*time.Millisecond, "how often to list the leases while they expire")
+	exp.Flags().DurationVar(&expTimeout, "expiry-timeout", 30*time.Minute, "give up when leases are still alive this long after the last was due")
 	var lockName string
 	var serverSide bool
 	lock := &cobra.Command{Use: "lock", Short: "Benchmark mutex acquire+release under contention (etcd's concurrency.Mutex, or with --server-side the server's Lock service)", Args: cobra.NoArgs,
@@ -222,7 +267,7 @@ func workloadCommands(g *globals) []*cobra.Command {
 	lock.Flags().StringVar(&lockName, "name", "metastore-bench-lock", "the lock's key prefix")
 	lock.Flags().BoolVar(&serverSide, "server-side", false, "lock through the server's Lock service (v3lockpb Lock/Unlock) instead of client-side")
 
-	return append([]*cobra.Command{put, txnPut, rng, mixed, ka, lock}, watchCommands(g)...)
+	return append([]*cobra.Command{put, txnPut, rng, mixed, ka, exp, lock}, watchCommands(g)...)
 }
 
 func watchCommands(g *globals) []*cobra.Command {

@@ -42,12 +42,61 @@ type member struct {
 }
 
 // Signal sends sig to member i's process (SIGSTOP pauses it, SIGCONT
-// resumes it; cleanup resumes and stops every member).
+// resumes it; cleanup resumes and stops every member). After SIGSTOP it
+// returns once every thread of the process is stopped (the kernel stops
+// them asynchronously), so nothing the caller does next is answered.
 func (c *Cluster) Signal(i int, sig os.Signal) error {
 	m := c.members[i]
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cmd.Process.Signal(sig)
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	if sig == syscall.SIGSTOP {
+		return waitStopped(m.cmd.Process.Pid, 5*time.Second)
+	}
+	return nil
+}
+
+// waitStopped waits until every thread of process pid is in the stopped
+// state (T in /proc/PID/task/TID/stat), or timeout passes.
+func waitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := allThreadsStopped(pid)
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("procs: process %d not stopped %s after SIGSTOP", pid, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func allThreadsStopped(pid int) (bool, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the thread exited
+			}
+			return false, err
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("procs: unexpected /proc stat %q", b)
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // DataDir is member i's --data-dir.

@@ -201,24 +201,33 @@ func TestExpiryQueueMatchesTable(t *testing.T) {
 	}
 }
 
-// BenchmarkLessorRound is one round of the primary's clocks (expired
-// leases and due checkpoints) over a table of a million leases of which
-// none is due: the cost of a round does not grow with the table.
-func BenchmarkLessorRound(b *testing.B) {
+// benchLeases is the table size of the lessor benchmarks.
+const benchLeases = 1000000
+
+// primaryWithLeases returns a primary lessor holding leases 1..n of an
+// hour's TTL.
+func primaryWithLeases(b *testing.B, n int64) *Lessor {
 	st, err := storage.Open(memory.New(), storage.Config{})
 	require.NoError(b, err)
 	b.Cleanup(func() { st.Close() })
 	le := New(Config{MinTTL: 2})
 	le.Promote(0)
-	const leases = 1000000
 	tw, err := st.Write()
 	require.NoError(b, err)
-	for id := int64(1); id <= leases; id++ {
+	for id := int64(1); id <= n; id++ {
 		if _, err := le.Grant(tw, id, 3600); err != nil {
 			b.Fatal(err)
 		}
 	}
 	tw.Abort()
+	return le
+}
+
+// BenchmarkLessorRound is one round of the primary's clocks (expired
+// leases and due checkpoints) over a table of a million leases of which
+// none is due: the cost of a round does not grow with the table.
+func BenchmarkLessorRound(b *testing.B) {
+	le := primaryWithLeases(b, benchLeases)
 	b.ReportAllocs()
 	for b.Loop() {
 		if len(le.expired(revokesPerRound)) != 0 || len(le.dueCheckpoints(maxCheckpointBatch)) != 0 {
@@ -230,24 +239,11 @@ func BenchmarkLessorRound(b *testing.B) {
 // BenchmarkLessorRenew is one keepalive on the primary with a million
 // leases.
 func BenchmarkLessorRenew(b *testing.B) {
-	st, err := storage.Open(memory.New(), storage.Config{})
-	require.NoError(b, err)
-	b.Cleanup(func() { st.Close() })
-	le := New(Config{MinTTL: 2})
-	le.Promote(0)
-	const leases = 1000000
-	tw, err := st.Write()
-	require.NoError(b, err)
-	for id := int64(1); id <= leases; id++ {
-		if _, err := le.Grant(tw, id, 3600); err != nil {
-			b.Fatal(err)
-		}
-	}
-	tw.Abort()
+	le := primaryWithLeases(b, benchLeases)
 	b.ReportAllocs()
 	id := int64(0)
 	for b.Loop() {
-		id = id%leases + 1
+		id = id%benchLeases + 1
 		if _, _, err := le.Renew(id); err != nil {
 			b.Fatal(err)
 		}

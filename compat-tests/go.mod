@@ -18,6 +18,8 @@ require go.etcd.io/etcd/server/v3 v3.7.3
 
 require github.com/google/go-jsonnet v0.22.0
 
+require github.com/hanwen/go-fuse/v2 v2.12.1
+
 require (
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -17,13 +17,13 @@ import (
 // checked against from them).
 type target struct {
 	name      string
-	start     func(testing.TB, int, ...string) *procs.Cluster
+	start     func(testing.TB, int, procs.Options) *procs.Cluster
 	persisted func(*testing.T, *procs.Cluster, int) ([]model.EtcdRequest, error)
 }
 
 var targets = []target{
-	{"etcd", procs.StartEtcd, etcdPersisted},
-	{"metastore", procs.StartMetastore, metastorePersisted},
+	{"etcd", procs.Etcd, etcdPersisted},
+	{"metastore", procs.Metastore, metastorePersisted},
 }
 
 // etcdPersisted reads the members' own WALs, as etcd's suite does.

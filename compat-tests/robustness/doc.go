@@ -3,7 +3,9 @@
 // real bin/metastore processes — and etcd 3.7.3 processes started with the
 // same flags, as the reference — while one fault of the table in
 // faults_test.go is injected (SIGKILL of a random member, of the leader,
-// of every member, four in a row; SIGSTOP of the leader).
+// of every member, four in a row; SIGSTOP of the leader; a crash at a
+// failpoint; a partitioned, slow or lossy peer network through the
+// test's own proxies on the peer links, internal/procs.Net).
 //
 // The traffic generator, recording client, model and validators are
 // etcd's published packages (go.etcd.io/etcd/tests/v3/robustness/{traffic,

@@ -31,6 +31,8 @@ type fault struct {
 	args []string // extra member flags
 	// failpoints runs MetaStore's members from bin/metastore-failpoints.
 	failpoints bool
+	// network puts the peer links behind the test's proxies (procs.Net).
+	network bool
 	// inject applies the fault and returns once the cluster is whole
 	// again: every member running and serving.
 	inject func(context.Context, *faultEnv) error
@@ -80,22 +82,14 @@ var faults = []fault{
 			// Paused for 4 s (about 1,000 entries), a follower falls behind
 			// what the leader keeps (100 entries after a snapshot every
 			// 100): it must catch up by snapshot, its watchers with it.
-			lead, err := e.leader(ctx)
+			i, err := e.follower(ctx)
 			if err != nil {
 				return err
 			}
-			i := (lead + 1 + e.rng.IntN(e.n-1)) % e.n
 			if err := e.pause(ctx, i, 4*time.Second); err != nil {
 				return err
 			}
-			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(e.c.Log(i), `"applied snapshot"`) {
-				if time.Now().After(deadline) {
-					return fmt.Errorf("member m%d caught up without a snapshot within 30s: the fault did not test what it names", i)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			return nil
+			return e.snapshotApplied(i)
 		}},
 	crashAt("raftBeforeSave", 20, 200),
 	crashAt("raftAfterSave", 20, 200),
@@ -120,6 +114,50 @@ var faults = []fault{
 		}
 		e.recovery = max(e.recovery, time.Since(t0))
 		return nil
+	}},
+	{name: "partition-leader", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// The stale-read trap again, with the old leader running: it
+		// keeps its clients while the others elect a new leader.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partition(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), true)
+	}},
+	{name: "partition-follower", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		i, err := e.follower(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partition(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), false)
+	}},
+	{name: "partition-follower-snapshot", sizes: []int{3}, etcd: []int{}, network: true,
+		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// Cut off for 4 s, long enough for its connections to time
+			// out (what was in flight on them is lost), a follower falls
+			// behind what the leader keeps: it must catch up by snapshot
+			// over the healed link.
+			i, err := e.follower(ctx)
+			if err != nil {
+				return err
+			}
+			e.disconnect = true
+			if err := e.partition(ctx, i, 4*time.Second, false); err != nil {
+				return err
+			}
+			return e.snapshotApplied(i)
+		}},
+	{name: "delay-peers", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// Every peer link 25–125 ms slow each way for 3 s: slower than
+		// the heartbeat, faster than an election timeout.
+		return e.degrade(ctx, procs.Link{Delay: 75 * time.Millisecond, Jitter: 50 * time.Millisecond}, 3*time.Second)
+	}},
+	{name: "lossy-peers", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// Every peer link loses a fifth of its packets for 3 s: each
+		// loss stalls its stream for a retransmission timeout (200 ms,
+		// doubled on a loss in a row), longer than a heartbeat.
+		return e.degrade(ctx, procs.Link{Loss: 0.2}, 3*time.Second)
 	}},
 	{name: "kill-4-times", sizes: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
 		// etcd's availability figure: four SIGKILLs of a random member,
@@ -212,6 +250,8 @@ type faultEnv struct {
 	// serving clients again; election the longest from losing the leader
 	// to another member being leader.
 	recovery, election time.Duration
+	// disconnect makes partition also close the member's connections.
+	disconnect bool
 }
 
 // status asks member i alone.
@@ -324,6 +364,117 @@ func (e *faultEnv) pause(ctx context.Context, i int, d time.Duration) error {
 	}
 	e.recovery = max(e.recovery, time.Since(t0))
 	return nil
+}
+
+// snapshotApplied waits until member i logs that it installed a snapshot.
+func (e *faultEnv) snapshotApplied(i int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(e.c.Log(i), `"applied snapshot"`) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("member m%d caught up without a snapshot within 30s: the fault did not test what it names", i)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// follower returns a random member other than the leader.
+func (e *faultEnv) follower(ctx context.Context) (int, error) {
+	lead, err := e.leader(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return (lead + 1 + e.rng.IntN(e.n-1)) % e.n, nil
+}
+
+// linksNamed waits until every member's proxy knows every other member
+// on a connection to it: until then a link fault would not reach them.
+func (e *faultEnv) linksNamed() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing := ""
+		for j := range e.n {
+			if got := e.c.Net.Senders(j); len(got) != e.n-1 {
+				missing = fmt.Sprintf("member m%d has connections named by %v only", j, got)
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("peer proxies: %s after 10s: a link fault would not reach every link", missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// partition cuts member i off from the others for d, then heals the
+// links and waits until i serves linearizable reads again. A cut-off
+// leader must be replaced (the election is measured) and its stale view
+// must never answer a linearizable read.
+func (e *faultEnv) partition(ctx context.Context, i int, d time.Duration, leader bool) error {
+	if err := e.linksNamed(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	e.c.Net.Isolate(i, procs.Link{Blackhole: true})
+	if e.disconnect {
+		e.c.Net.Disconnect(i)
+	}
+	if leader {
+		if err := e.waitOtherLeader(ctx, i, t0); err != nil {
+			e.c.Net.Heal()
+			return err
+		}
+	}
+	time.Sleep(time.Until(t0.Add(d)))
+	e.c.Net.Heal()
+	if err := e.serving(ctx, i); err != nil {
+		return err
+	}
+	e.recovery = max(e.recovery, time.Since(t0))
+	return nil
+}
+
+// degrade sets l on every peer link for d, then heals them and waits
+// until every member serves linearizable reads again.
+func (e *faultEnv) degrade(ctx context.Context, l procs.Link, d time.Duration) error {
+	if err := e.linksNamed(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	e.c.Net.SetAll(l)
+	time.Sleep(d)
+	e.c.Net.Heal()
+	for i := range e.n {
+		if err := e.serving(ctx, i); err != nil {
+			return err
+		}
+	}
+	e.recovery = max(e.recovery, time.Since(t0))
+	return nil
+}
+
+// serving waits up to 30 s until member i answers a linearizable read.
+func (e *faultEnv) serving(ctx context.Context, i int) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.c.Endpoints[i]}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := cli.Get(rctx, "serving")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("member m%d serves no linearizable read 30s after the links healed: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // checkDurableAndConverged checks the cluster after the traffic: every

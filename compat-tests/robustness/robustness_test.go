@@ -128,11 +128,7 @@ type outcome struct {
 // injected, and validates what was recorded.
 func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	start := tg.start
-	if f.failpoints {
-		start = procs.StartMetastoreFailpoints
-	}
-	c := start(t, size, f.args...)
+	c := tg.start(t, size, procs.Options{Args: f.args, Failpoints: f.failpoints, PeerProxies: f.network})
 	d := duration(t)
 	ctx, cancel := context.WithTimeout(t.Context(), d+3*time.Minute)
 	defer cancel()

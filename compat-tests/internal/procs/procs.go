@@ -6,6 +6,7 @@ package procs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,20 +14,44 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Cluster is a running set of members; Endpoints are their client
 // addresses (host:port), in member order.
 type Cluster struct {
 	Endpoints []string
-	tb        testing.TB
-	bin, dir  string
-	members   []*member
+	// Net is the peer network when the cluster was started with
+	// Options.PeerProxies, nil otherwise.
+	Net      *Net
+	tb       testing.TB
+	bin, dir string
+	members  []*member
+}
+
+// Options say how Metastore and Etcd start a cluster.
+type Options struct {
+	// Args are extra flags for every member.
+	Args []string
+	// Dir holds the members' data dirs; tb.TempDir() when empty.
+	Dir string
+	// Failpoints runs bin/metastore-failpoints, the build with gofail's
+	// failpoints compiled in (make build), found next to the binary under
+	// test; members take GOFAIL_FAILPOINTS through StartEnv. MetaStore
+	// only.
+	Failpoints bool
+	// PeerProxies puts every member's peer URL behind a proxy of the
+	// test's own, so that links between members can be cut, delayed or
+	// made lossy (Cluster.Net).
+	PeerProxies bool
 }
 
 // member is one bin/metastore process and the flags it was started with,
@@ -198,15 +223,20 @@ func (c *Cluster) dumpStacks() {
 // Stop stops every member (SIGCONT, SIGTERM, then SIGKILL after 10 s
 // in all) and waits until they are gone. Cleanup calls it too.
 func (c *Cluster) Stop() {
+	var started []*member
 	for _, m := range c.members {
 		m.mu.Lock()
-		p := m.cmd.Process
+		cmd := m.cmd
 		m.mu.Unlock()
-		_ = p.Signal(syscall.SIGCONT) // a paused member must hear SIGTERM
-		_ = p.Signal(syscall.SIGTERM)
+		if cmd == nil { // a start of the cluster that failed before it
+			continue
+		}
+		started = append(started, m)
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a paused member must hear SIGTERM
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
 	deadline := time.After(10 * time.Second)
-	for _, m := range c.members {
+	for _, m := range started {
 		m.mu.Lock()
 		p, exited := m.cmd.Process, m.exited
 		m.mu.Unlock()
@@ -282,33 +312,34 @@ func MetastoreBin() (string, error) {
 // except under CI, where it fails.
 func StartMetastore(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
-	bin, err := MetastoreBin()
-	skipUnlessCI(tb, err)
-	return startCluster(tb, bin, tb.TempDir(), n, args)
+	return Metastore(tb, n, Options{Args: args})
 }
 
-// StartMetastoreIn is StartMetastore with the members' data dirs and logs
-// under dir (a small file system for the disk-full test).
+// StartMetastoreIn is StartMetastore with the members' data dirs under
+// dir (a small file system for the disk-full test).
 func StartMetastoreIn(tb testing.TB, dir string, n int, args ...string) *Cluster {
 	tb.Helper()
-	bin, err := MetastoreBin()
-	skipUnlessCI(tb, err)
-	return startCluster(tb, bin, dir, n, args)
+	return Metastore(tb, n, Options{Args: args, Dir: dir})
 }
 
-// StartMetastoreFailpoints is StartMetastore with bin/metastore-failpoints,
-// the build with gofail's failpoints compiled in (make build), found next
-// to the binary under test. Members are started with GOFAIL_FAILPOINTS
-// through StartEnv.
+// StartMetastoreFailpoints is StartMetastore with bin/metastore-failpoints
+// (Options.Failpoints).
 func StartMetastoreFailpoints(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
+	return Metastore(tb, n, Options{Args: args, Failpoints: true})
+}
+
+// Metastore starts n bin/metastore processes as StartMetastore does, as o
+// says.
+func Metastore(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
 	bin, err := MetastoreBin()
-	if err == nil {
+	if err == nil && o.Failpoints {
 		bin = filepath.Join(filepath.Dir(bin), "metastore-failpoints")
 		_, err = os.Stat(bin)
 	}
 	skipUnlessCI(tb, err)
-	return startCluster(tb, bin, tb.TempDir(), n, args)
+	return startCluster(tb, bin, n, o)
 }
 
 // EtcdBin returns the etcd 3.7.3 binary tools/etcd-tools.sh builds:
@@ -338,9 +369,18 @@ func EtcdBin() (string, error) {
 // skipped, except under CI, where it fails.
 func StartEtcd(tb testing.TB, n int, args ...string) *Cluster {
 	tb.Helper()
+	return Etcd(tb, n, Options{Args: args})
+}
+
+// Etcd is StartEtcd as o says (o.Failpoints must be false).
+func Etcd(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
+	if o.Failpoints {
+		tb.Fatal("procs: etcd has no failpoints build here")
+	}
 	bin, err := EtcdBin()
 	skipUnlessCI(tb, err)
-	return startCluster(tb, bin, tb.TempDir(), n, args)
+	return startCluster(tb, bin, n, o)
 }
 
 // skipUnlessCI skips the test for a missing binary, or fails it under CI
@@ -356,10 +396,31 @@ func skipUnlessCI(tb testing.TB, err error) {
 	tb.Skip(err)
 }
 
-func startCluster(tb testing.TB, bin, dir string, n int, args []string) *Cluster {
+func startCluster(tb testing.TB, bin string, n int, o Options) *Cluster {
 	tb.Helper()
+	dir := o.Dir
+	if dir == "" {
+		dir = tb.TempDir()
+	}
 	clients, peers, initial := layout(tb, n, "m")
+	advertised := peers
 	c := &Cluster{Endpoints: clients, tb: tb, bin: bin, dir: dir}
+	if o.PeerProxies {
+		c.Net = newNet()
+		tb.Cleanup(c.Net.close) // after the members' cleanup below: cleanups run last first
+		advertised = make([]string, n)
+		var parts []string
+		for i := range n {
+			p, err := c.Net.listen(i, peers[i])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			advertised[i] = p.addr()
+			parts = append(parts, fmt.Sprintf("m%d=http://%s", i, advertised[i]))
+		}
+		initial = strings.Join(parts, ",")
+	}
+	args := o.Args
 	logs := tb.TempDir() // not dir: the disk-full test fills that
 	for i := range n {
 		m := &member{i: i, logPath: filepath.Join(logs, fmt.Sprintf("m%d.log", i))}
@@ -368,7 +429,7 @@ func startCluster(tb testing.TB, bin, dir string, n int, args []string) *Cluster
 			"--data-dir", c.DataDir(i),
 			"--initial-cluster", initial,
 			"--listen-client-urls", "http://" + clients[i], "--advertise-client-urls", "http://" + clients[i],
-			"--listen-peer-urls", "http://" + peers[i], "--initial-advertise-peer-urls", "http://" + peers[i],
+			"--listen-peer-urls", "http://" + peers[i], "--initial-advertise-peer-urls", "http://" + advertised[i],
 		}, args...)
 		c.members = append(c.members, m)
 	}
@@ -401,7 +462,41 @@ func startCluster(tb testing.TB, bin, dir string, n int, args []string) *Cluster
 			tb.Fatal(err)
 		}
 	}
+	if c.Net != nil {
+		ids, err := memberIDs(clients)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.Net.setIDs(ids)
+	}
 	return c
+}
+
+// memberIDs maps each member's ID to its index (its name is m<index>).
+func memberIDs(endpoints []string) (map[uint64]int, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("procs: member list: %w", err)
+	}
+	ids := map[uint64]int{}
+	for _, m := range resp.Members {
+		i, err := strconv.Atoi(strings.TrimPrefix(m.Name, "m"))
+		if err != nil {
+			return nil, fmt.Errorf("procs: member %x is named %q, not m<index>", m.ID, m.Name)
+		}
+		ids[m.ID] = i
+	}
+	if len(ids) != len(endpoints) {
+		return nil, fmt.Errorf("procs: member list has %d members, want %d", len(ids), len(endpoints))
+	}
+	return ids, nil
 }
 
 // start starts m's process, appending its output to its log file, and

@@ -17,7 +17,7 @@ COUNT     ?= 10
 BENCH     ?= .
 FUZZTIME  ?= 30s
 RUNS      ?= 1
-# make robustness: about 15-25 s per run, 40 runs per round of the fault table.
+# make robustness: about 15-25 s per run, 50 runs per round of the fault table.
 ROBUSTNESS_TIMEOUT ?= $(shell echo $$(( 20 + $(RUNS) * 20 )))m
 BIN       := $(CURDIR)/bin
 # The compat-tests packages that run against given endpoints; robustness
@@ -85,7 +85,7 @@ test: deps ## run every module's tests (-race -short), then the endpoint suites 
 	echo "==> the JSON gateway on etcd and bin/metastore"; \
 	$(MAKE) --no-print-directory gateway || fail=1; \
 	echo "==> the fault-injection suite on bin/metastore, each fault once (etcd: two of them) (make robustness)"; \
-	ROBUSTNESS_DURATION=$${ROBUSTNESS_DURATION:-5s} ROBUSTNESS_ETCD=$${ROBUSTNESS_ETCD:-kill-leader,partition-leader} \
+	ROBUSTNESS_DURATION=$${ROBUSTNESS_DURATION:-5s} ROBUSTNESS_ETCD=$${ROBUSTNESS_ETCD:-kill-leader,partition-leader} ROBUSTNESS_PARALLEL=$${ROBUSTNESS_PARALLEL:-2} \
 		$(MAKE) --no-print-directory robustness || fail=1; \
 	if [ -n "$${CI:-}" ]; then \
 		echo "==> etcd's own e2e tests that pass on MetaStore (compat-tests/upstream/passing.txt)"; \
@@ -157,9 +157,9 @@ cover: deps ## statement coverage per module over the whole suite (-coverpkg acr
 	@tools/cover.sh $(MODULES)
 
 .PHONY: robustness
-robustness: build ## the fault-injection suite (compat-tests/robustness): etcd's robustness traffic and validators on fresh etcd 3.7.3 and bin/metastore clusters under each fault (RUNS=N runs of each; ROBUSTNESS_DURATION=20s a run; ROBUSTNESS_TARGET=etcd|metastore; ROBUSTNESS_ETCD=fault,... for the reference; results table: ROBUSTNESS_RESULTS=file)
+robustness: build ## the fault-injection suite (compat-tests/robustness): etcd's robustness traffic and validators on fresh etcd 3.7.3 and bin/metastore clusters under each fault (RUNS=N runs of each; ROBUSTNESS_DURATION=20s a run; ROBUSTNESS_TARGET=etcd|metastore; ROBUSTNESS_ETCD=fault,... for the reference; ROBUSTNESS_PARALLEL=N runs at once, for a quicker check, not for the figures; results table: ROBUSTNESS_RESULTS=file)
 	@tools/etcd-tools.sh etcd
-	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -run 'TestRobustness|TestDiskFull|TestPowerLoss' -v ./robustness
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -parallel $${ROBUSTNESS_PARALLEL:-1} -run 'TestRobustness|TestDiskFull|TestPowerLoss' -v ./robustness
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

@@ -1,10 +1,10 @@
 package consensus
 
-// The failpoints of this package: code points where a build with the
-// failpoints tag (make build-failpoints, bin/metastore-failpoints) can be
-// told to panic, sleep or print through gofail's GOFAIL_FAILPOINTS or
-// GOFAIL_HTTP, as etcd's robustness suite does with etcd's. In the normal
-// build failpoint is empty and compiles away.
+import "github.com/metastore/metastore/consensus/internal/failpoint"
+
+// The failpoints of this package (consensus/internal/failpoint): code
+// points where the failpoints build (bin/metastore-failpoints) can be told
+// to panic or sleep through gofail's GOFAIL_FAILPOINTS or GOFAIL_HTTP.
 const (
 	// fpRaftBeforeSave is before a Ready's entries and hard state are
 	// written to the WAL.
@@ -16,6 +16,11 @@ const (
 	// installation of a snapshot received from the leader.
 	fpRaftBeforeApplySnap = "raftBeforeApplySnap"
 	fpRaftAfterApplySnap  = "raftAfterApplySnap"
+	// fpSnapshotAfterReceive is on a follower once a snapshot received
+	// from the leader is durable on disk, before Raft is told of it.
+	fpSnapshotAfterReceive = "snapshotAfterReceive"
 )
 
-var failpointNames = []string{fpRaftBeforeSave, fpRaftAfterSave, fpRaftBeforeApplySnap, fpRaftAfterApplySnap}
+func init() {
+	failpoint.Register(fpRaftBeforeSave, fpRaftAfterSave, fpRaftBeforeApplySnap, fpRaftAfterApplySnap, fpSnapshotAfterReceive)
+}

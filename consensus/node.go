@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/metastore/metastore/consensus/internal/failpoint"
 	"github.com/metastore/metastore/consensus/wal"
 )
 
@@ -368,6 +369,7 @@ func (n *Node[R]) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, r io.R
 	}); err != nil {
 		return err
 	}
+	failpoint.Eval(fpSnapshotAfterReceive)
 	return n.rn.Step(ctx, m)
 }
 

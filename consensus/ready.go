@@ -10,6 +10,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/consensus/internal/failpoint"
 )
 
 // run is the Ready loop; see the package documentation for its steps.
@@ -91,7 +93,7 @@ func (n *Node[R]) handle(rd raft.Ready) error {
 			return err
 		}
 	}
-	failpoint(fpRaftBeforeSave)
+	failpoint.Eval(fpRaftBeforeSave)
 	if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
@@ -100,13 +102,13 @@ func (n *Node[R]) handle(rd raft.Ready) error {
 			return err
 		}
 	}
-	failpoint(fpRaftAfterSave)
+	failpoint.Eval(fpRaftAfterSave)
 	if hasSnap {
-		failpoint(fpRaftBeforeApplySnap)
+		failpoint.Eval(fpRaftBeforeApplySnap)
 		if err := n.applySnapshot(snap); err != nil {
 			return err
 		}
-		failpoint(fpRaftAfterApplySnap)
+		failpoint.Eval(fpRaftAfterApplySnap)
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := n.storage.SetHardState(rd.HardState); err != nil {

@@ -13,6 +13,10 @@ const (
 	// of one batch of the background compaction.
 	fpCompactBeforeBatch = "compactBeforeCommitBatch"
 	fpCompactAfterBatch  = "compactAfterCommitBatch"
+	// fpDefragBeforeCompact and fpDefragAfterCompact surround the
+	// engine's full compaction that Defragment runs.
+	fpDefragBeforeCompact = "defragBeforeCompact"
+	fpDefragAfterCompact  = "defragAfterCompact"
 )
 
-var failpointNames = []string{fpBeforeCommit, fpAfterCommit, fpCompactBeforeBatch, fpCompactAfterBatch}
+var failpointNames = []string{fpBeforeCommit, fpAfterCommit, fpCompactBeforeBatch, fpCompactAfterBatch, fpDefragBeforeCompact, fpDefragAfterCompact}

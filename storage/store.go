@@ -241,7 +241,12 @@ func (s *Store) Defragment() error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	return s.be.Compact(nil, nil)
+	failpoint(fpDefragBeforeCompact)
+	if err := s.be.Compact(nil, nil); err != nil {
+		return err
+	}
+	failpoint(fpDefragAfterCompact)
+	return nil
 }
 
 func (s *Store) checkOpen() error {

@@ -97,8 +97,45 @@ var faults = []fault{
 	crashAt("storageAfterCommit", 20, 200),
 	crashAt("compactBeforeCommitBatch", 1, 5),
 	crashAt("compactAfterCommitBatch", 1, 5),
-	crashInSnapshot("raftBeforeApplySnap"),
-	crashInSnapshot("raftAfterApplySnap"),
+	crashInSnapshot("raftBeforeApplySnap", "panic"),
+	crashInSnapshot("raftAfterApplySnap", "panic"),
+	crashInSnapshot("snapshotBeforeReceiveChunk", "1*off->panic"), // after the first chunk
+	crashInSnapshot("snapshotAfterReceive", "panic"),
+	{name: "crash-snapshotBeforeSendChunk", sizes: []int{3}, etcd: []int{}, failpoints: true, network: true,
+		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// The leader dies sending a snapshot to a follower that fell
+			// behind; the follower gets one from the next leader.
+			lead, err := e.leader(ctx)
+			if err != nil {
+				return err
+			}
+			f := (lead + 1 + e.rng.IntN(e.n-1)) % e.n
+			if err := e.c.Arm(lead, "snapshotBeforeSendChunk", "panic"); err != nil {
+				return err
+			}
+			if err := e.cutOff(f, 4*time.Second); err != nil {
+				return err
+			}
+			if err := e.crashedThere(ctx, lead, "snapshotBeforeSendChunk"); err != nil {
+				return err
+			}
+			return e.snapshotApplied(f)
+		}},
+	crashInDefrag("defragBeforeCompact"),
+	crashInDefrag("defragAfterCompact"),
+	{name: "defrag", sizes: []int{1, 3}, etcd: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		// Every member defragmented in turn under the traffic (its
+		// compactions run on).
+		t0 := time.Now()
+		for i := range e.n {
+			if err := e.defragment(ctx, i); err != nil {
+				return err
+			}
+		}
+		e.recovery = max(e.recovery, time.Since(t0))
+		return nil
+	}},
 	{name: "slow-wal", sizes: []int{1, 3}, etcd: []int{}, failpoints: true, inject: func(ctx context.Context, e *faultEnv) error {
 		// The leader restarts with every Raft log write taking 50 ms
 		// longer (a slow disk) for the rest of the run.
@@ -142,10 +179,14 @@ var faults = []fault{
 			if err != nil {
 				return err
 			}
-			e.disconnect = true
-			if err := e.partition(ctx, i, 4*time.Second, false); err != nil {
+			t0 := time.Now()
+			if err := e.cutOff(i, 4*time.Second); err != nil {
 				return err
 			}
+			if err := e.serving(ctx, i); err != nil {
+				return err
+			}
+			e.recovery = max(e.recovery, time.Since(t0))
 			return e.snapshotApplied(i)
 		}},
 	{name: "delay-peers", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
@@ -182,45 +223,82 @@ func crashAt(fp string, lo, hi int) fault {
 			i := e.rng.IntN(e.n)
 			e.c.Kill(i)
 			e.c.StartEnv(i, fmt.Sprintf("GOFAIL_FAILPOINTS=%s=%d*off->panic", fp, lo+e.rng.IntN(hi-lo+1)))
-			return e.crashedThere(ctx, i, fp, nil)
+			return e.crashedThere(ctx, i, fp)
 		}}
 }
 
-// crashInSnapshot crashes a follower while it installs a snapshot: it is
-// restarted with fp armed, paused until the leader keeps too little log
-// for it, and dies in the install when it resumes.
-func crashInSnapshot(fp string) fault {
-	return fault{name: "crash-" + fp, sizes: []int{3}, etcd: []int{}, failpoints: true,
+// crashInDefrag arms fp on a random running member (gofail's HTTP
+// endpoint) and defragments it: it dies in the defragmentation and is
+// started again unarmed.
+func crashInDefrag(fp string) fault {
+	return fault{name: "crash-" + fp, sizes: []int{1, 3}, etcd: []int{}, failpoints: true,
+		inject: func(ctx context.Context, e *faultEnv) error {
+			i := e.rng.IntN(e.n)
+			if err := e.c.Arm(i, fp, "panic"); err != nil {
+				return err
+			}
+			go func() { _ = e.defragment(ctx, i) }() // answered by no one: the member dies
+			return e.crashedThere(ctx, i, fp)
+		}}
+}
+
+// defragment defragments member i alone.
+func (e *faultEnv) defragment(ctx context.Context, i int) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.c.Endpoints[i]}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := cli.Defragment(ctx, e.c.Endpoints[i]); err != nil {
+		return fmt.Errorf("defragment m%d: %w", i, err)
+	}
+	return nil
+}
+
+// crashInSnapshot crashes a follower while it receives or installs a
+// snapshot: it is restarted with fp armed with terms, cut off (its
+// connections closed) until the leader keeps too little log for it, and
+// dies there once the links heal.
+func crashInSnapshot(fp, terms string) fault {
+	return fault{name: "crash-" + fp, sizes: []int{3}, etcd: []int{}, failpoints: true, network: true,
 		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
 		inject: func(ctx context.Context, e *faultEnv) error {
-			lead, err := e.leader(ctx)
+			i, err := e.follower(ctx)
 			if err != nil {
 				return err
 			}
-			i := (lead + 1 + e.rng.IntN(e.n-1)) % e.n
 			e.c.Kill(i)
-			e.c.StartEnv(i, fmt.Sprintf("GOFAIL_FAILPOINTS=%s=panic", fp))
+			e.c.StartEnv(i, fmt.Sprintf("GOFAIL_FAILPOINTS=%s=%s", fp, terms))
 			if err := e.c.Wait(i, time.Minute); err != nil && e.c.Running(i) {
 				return err
 			}
-			return e.crashedThere(ctx, i, fp, func() error {
-				return e.c.Signal(i, syscall.SIGSTOP)
-			})
+			if err := e.cutOff(i, 4*time.Second); err != nil {
+				return err
+			}
+			return e.crashedThere(ctx, i, fp)
 		}}
 }
 
-// crashedThere waits until member i died at failpoint fp (after pause, if
-// given, stopped it for 4 s), and starts it again unarmed.
-func (e *faultEnv) crashedThere(ctx context.Context, i int, fp string, pause func() error) error {
-	if pause != nil && e.c.Running(i) {
-		if err := pause(); err != nil {
-			return err
-		}
-		time.Sleep(4 * time.Second)
-		if err := e.c.Signal(i, syscall.SIGCONT); err != nil {
-			return err
-		}
+// cutOff cuts member i off from the others for d and closes its
+// connections (as they time out in a long partition, losing what was in
+// flight), so that a follower falls behind what the leader keeps and
+// must be sent a snapshot once the links heal.
+func (e *faultEnv) cutOff(i int, d time.Duration) error {
+	if err := e.linksNamed(); err != nil {
+		return err
 	}
+	e.c.Net.Isolate(i, procs.Link{Blackhole: true})
+	e.c.Net.Disconnect(i)
+	time.Sleep(d)
+	e.c.Net.Heal()
+	return nil
+}
+
+// crashedThere waits until member i died at failpoint fp and starts it
+// again unarmed.
+func (e *faultEnv) crashedThere(ctx context.Context, i int, fp string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for e.c.Running(i) {
 		if time.Now().After(deadline) {
@@ -250,8 +328,6 @@ type faultEnv struct {
 	// serving clients again; election the longest from losing the leader
 	// to another member being leader.
 	recovery, election time.Duration
-	// disconnect makes partition also close the member's connections.
-	disconnect bool
 }
 
 // status asks member i alone.
@@ -418,9 +494,6 @@ func (e *faultEnv) partition(ctx context.Context, i int, d time.Duration, leader
 	}
 	t0 := time.Now()
 	e.c.Net.Isolate(i, procs.Link{Blackhole: true})
-	if e.disconnect {
-		e.c.Net.Disconnect(i)
-	}
 	if leader {
 		if err := e.waitOtherLeader(ctx, i, t0); err != nil {
 			e.c.Net.Heal()

@@ -88,6 +88,8 @@ func TestRobustness(t *testing.T) {
 		t.Skip("sends traffic for a while; skipped under -short")
 	}
 	only := os.Getenv("ROBUSTNESS_TARGET") // "etcd", "metastore" or both
+	parallel := os.Getenv("ROBUSTNESS_PARALLEL") != "" && os.Getenv("ROBUSTNESS_PARALLEL") != "1"
+	var mu sync.Mutex
 	var table []outcome
 	t.Cleanup(func() { reportTable(t, table) })
 	for _, f := range faults {
@@ -102,8 +104,13 @@ func TestRobustness(t *testing.T) {
 				for run := range runs(t) {
 					name := fmt.Sprintf("%s/%s/members=%d/run=%d", f.name, tg.name, size, run)
 					t.Run(name, func(t *testing.T) {
+						if parallel {
+							t.Parallel()
+						}
 						o := runOnce(t, tg, size, f)
+						mu.Lock()
 						table = append(table, o)
+						mu.Unlock()
 					})
 				}
 			}

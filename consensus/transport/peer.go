@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/metastore/metastore/consensus/internal/failpoint"
 )
 
 const (
@@ -281,6 +283,7 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	for {
 		n, rerr := io.ReadFull(data, buf)
 		if n > 0 {
+			failpoint.Eval(fpSnapshotBeforeSendChunk)
 			if err := cs.SendMsg(wrapperspb.Bytes(append([]byte{frameChunk}, buf[:n]...))); err != nil {
 				return err
 			}

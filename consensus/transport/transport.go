@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/metastore/metastore/consensus/internal/failpoint"
 )
 
 const (
@@ -432,6 +434,7 @@ type chunkReader struct {
 
 func (c *chunkReader) Read(p []byte) (int, error) {
 	for len(c.buf) == 0 {
+		failpoint.Eval(fpSnapshotBeforeReceiveChunk)
 		in := &wrapperspb.BytesValue{}
 		if err := c.ss.RecvMsg(in); err != nil {
 			return 0, err // io.EOF at the end of the stream

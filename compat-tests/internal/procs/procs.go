@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,8 +47,9 @@ type Options struct {
 	Dir string
 	// Failpoints runs bin/metastore-failpoints, the build with gofail's
 	// failpoints compiled in (make build), found next to the binary under
-	// test; members take GOFAIL_FAILPOINTS through StartEnv. MetaStore
-	// only.
+	// test; members take GOFAIL_FAILPOINTS through StartEnv, and Arm
+	// arms a failpoint of a running member (gofail's GOFAIL_HTTP).
+	// MetaStore only.
 	Failpoints bool
 	// PeerProxies puts every member's peer URL behind a proxy of the
 	// test's own, so that links between members can be cut, delayed or
@@ -59,6 +62,8 @@ type Options struct {
 type member struct {
 	i       int
 	args    []string
+	env     []string // for every start
+	fpAddr  string   // GOFAIL_HTTP address of a failpoints build
 	logPath string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -155,6 +160,30 @@ func (c *Cluster) StartEnv(i int, env ...string) {
 	}
 }
 
+// Arm sets failpoint name of running member i to terms (gofail's
+// syntax: "panic", "2*off->panic", "sleep(100)"); the cluster must have
+// been started with Options.Failpoints. A restart disarms it.
+func (c *Cluster) Arm(i int, name, terms string) error {
+	m := c.members[i]
+	if m.fpAddr == "" {
+		return errors.New("procs: Arm needs a cluster started with Options.Failpoints")
+	}
+	req, err := http.NewRequest(http.MethodPut, "http://"+m.fpAddr+"/"+name, strings.NewReader(terms))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("procs: arm %s on m%d: %w", name, i, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("procs: arm %s on m%d: %s: %s", name, i, resp.Status, b)
+	}
+	return nil
+}
+
 // Wait waits until member i, started by Start, serves clients (up to
 // timeout), and returns an error if it exited first or did not.
 func (c *Cluster) Wait(i int, timeout time.Duration) error {
@@ -249,22 +278,37 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// freeAddrs returns n distinct loopback addresses nothing listens on. The
-// listeners are held until all n are picked, so no address repeats.
+// handedOut holds the addresses freeAddrs returned, so that clusters
+// started at the same time (parallel tests) never get the same one.
+var (
+	handedMu  sync.Mutex
+	handedOut = map[string]bool{}
+)
+
+// freeAddrs returns n distinct loopback addresses nothing listens on and
+// no earlier call returned. The listeners are held until all n are
+// picked, so no address repeats.
 func freeAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
+	handedMu.Lock()
+	defer handedMu.Unlock()
 	var addrs []string
 	var ls []net.Listener
-	for range n {
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for len(addrs) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatalf("listen: %v", err)
 		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
+		ls = append(ls, l) // held, so the kernel offers another next
+		if a := l.Addr().String(); !handedOut[a] {
+			handedOut[a] = true
+			addrs = append(addrs, a)
+		}
 	}
 	return addrs
 }
@@ -422,8 +466,16 @@ func startCluster(tb testing.TB, bin string, n int, o Options) *Cluster {
 	}
 	args := o.Args
 	logs := tb.TempDir() // not dir: the disk-full test fills that
+	var fpAddrs []string
+	if o.Failpoints {
+		fpAddrs = freeAddrs(tb, n)
+	}
 	for i := range n {
 		m := &member{i: i, logPath: filepath.Join(logs, fmt.Sprintf("m%d.log", i))}
+		if fpAddrs != nil {
+			m.fpAddr = fpAddrs[i]
+			m.env = []string{"GOFAIL_HTTP=" + m.fpAddr}
+		}
 		m.args = append([]string{
 			"--name", fmt.Sprintf("m%d", i),
 			"--data-dir", c.DataDir(i),
@@ -507,7 +559,7 @@ func (c *Cluster) start(m *member, env ...string) error {
 		return err
 	}
 	cmd := exec.Command(c.bin, m.args...)
-	if len(env) > 0 {
+	if env = append(slices.Clip(m.env), env...); len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
 	pr, pw := io.Pipe()

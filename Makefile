@@ -159,7 +159,7 @@ cover: deps ## statement coverage per module over the whole suite (-coverpkg acr
 .PHONY: robustness
 robustness: build ## the fault-injection suite (compat-tests/robustness): etcd's robustness traffic and validators on fresh etcd 3.7.3 and bin/metastore clusters under each fault (RUNS=N runs of each; ROBUSTNESS_DURATION=20s a run; ROBUSTNESS_TARGET=etcd|metastore; ROBUSTNESS_ETCD=fault,... for the reference; ROBUSTNESS_PARALLEL=N runs at once, for a quicker check, not for the figures; results table: ROBUSTNESS_RESULTS=file)
 	@tools/etcd-tools.sh etcd
-	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -parallel $${ROBUSTNESS_PARALLEL:-1} -run 'TestRobustness|TestDiskFull|TestPowerLoss' -v ./robustness
+	@cd compat-tests && METASTORE_BIN=$(BIN)/metastore ROBUSTNESS_RUNS=$(RUNS) $(GO) test -count=1 -timeout $(ROBUSTNESS_TIMEOUT) -parallel $${ROBUSTNESS_PARALLEL:-1} -run 'TestRobustness|TestDiskFull|TestPowerLoss|TestRestartedMemberNeverGoesBack' -v ./robustness
 
 .PHONY: test-long
 test-long: deps ## run every module's tests without -short (crash and long randomized tests)

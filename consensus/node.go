@@ -215,6 +215,8 @@ func Start[R any](cfg Config, sm StateMachine[R], tr Transport) (*Node[R], error
 // restore loads the WAL state into memory storage and brings the state
 // machine up to the latest snapshot if it is behind it.
 func (n *Node[R]) restore(st *wal.State) error {
+	// fromData: the state machine holds the snapshot's data as restored.
+	fromData := false
 	if m := st.Snapshot; m.GetIndex() > 0 {
 		snap, err := n.snaps.loadMeta(m.GetTerm(), m.GetIndex())
 		if err != nil {
@@ -230,6 +232,7 @@ func (n *Node[R]) restore(st *wal.State) error {
 			if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
 				return err
 			}
+			fromData = true
 		}
 	}
 	if !raft.IsEmptyHardState(st.HardState) {
@@ -253,7 +256,27 @@ func (n *Node[R]) restore(st *wal.State) error {
 	if k := len(st.Entries); k > 0 {
 		last = st.Entries[k-1].GetIndex()
 	}
-	if n.smApplied > last {
+	// One exception: a live snapshot's data is the leader's state as it
+	// was streamed, at the snapshot's index or later, and a member that
+	// installed one and stopped before the entries up to it arrived holds
+	// a state ahead of its log. Restoring the snapshot's data again tells
+	// the two apart: the state machine is then where the data puts it, and
+	// nothing it held beyond that was lost (nothing is applied after an
+	// install before its entries are in the log).
+	if m := st.Snapshot; n.smApplied > last && m.GetIndex() > 0 && !fromData {
+		ahead := n.smApplied
+		if err := n.restoreStateMachine(m.GetTerm(), m.GetIndex()); err != nil {
+			return err
+		}
+		fromData = true
+		n.smApplied = max(n.sm.AppliedIndex(), n.snapIndex)
+		if ahead > n.smApplied {
+			return fmt.Errorf("consensus: state machine applied %d but the log ends at %d and its snapshot's data at %d", ahead, last, n.smApplied)
+		}
+		n.lg.Info("state machine ahead of the log by its snapshot's data, restored from it",
+			zap.Uint64("applied", n.smApplied), zap.Uint64("log-last-index", last), zap.Uint64("snapshot-index", m.GetIndex()))
+	}
+	if n.smApplied > last && !fromData {
 		return fmt.Errorf("consensus: state machine applied %d but the log ends at %d", n.smApplied, last)
 	}
 	return nil

@@ -333,7 +333,7 @@ func (s *Server) startServing() error {
 	s.cancel = cancel
 	if checkErr == nil {
 		// As etcd: client connections are accepted once the member is
-		// ready (it knows a leader), so a client that reconnects to a
+		// ready (it knows a leader and has caught up), so a client that reconnects to a
 		// restarting member does not get "no leader" for its watches.
 		s.wg.Add(1)
 		go func() {
@@ -414,7 +414,11 @@ func (s *Server) openStore() (*storage.Store, error) {
 	return st, nil
 }
 
-// waitLeader marks the server ready (and healthy) once a leader exists.
+// waitLeader marks the server ready (and healthy) once a leader exists
+// and this member has applied everything committed before it asked (a
+// ReadIndex round), as etcd serves once its publish entry — after every
+// entry it had to replay — is applied: a restarted member never answers
+// from a state older than one it answered from before.
 func (s *Server) waitLeader() {
 	defer s.wg.Done()
 	t := time.NewTicker(10 * time.Millisecond)
@@ -424,7 +428,7 @@ func (s *Server) waitLeader() {
 		case <-s.node.Done():
 			return
 		case <-t.C:
-			if s.node.Leader() != 0 {
+			if s.node.Leader() != 0 && s.caughtUp() {
 				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 				s.lg.Info("ready to serve client requests")
 				for _, l := range s.clientLis {
@@ -439,6 +443,15 @@ func (s *Server) waitLeader() {
 			}
 		}
 	}
+}
+
+// caughtUp reports whether a ReadIndex round succeeded within a second:
+// the member has applied every entry committed before it.
+func (s *Server) caughtUp() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := s.node.ReadIndex(ctx)
+	return err == nil
 }
 
 // Ready is closed once the member can serve requests.

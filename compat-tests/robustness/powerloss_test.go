@@ -144,12 +144,12 @@ func powerLoss(t *testing.T, size int, broken bool) (checked, lost int) {
 			}
 		})
 	}
-	return len(acked), missing(t, c, acked)
+	return len(acked), missing(t, c, "power/", acked)
 }
 
-// missing returns how many of the acknowledged keys a linearizable read
-// does not find.
-func missing(t *testing.T, c *procs.Cluster, acked map[string]bool) int {
+// missing returns how many of the acknowledged keys under prefix a
+// linearizable read does not find.
+func missing(t *testing.T, c *procs.Cluster, prefix string, acked map[string]bool) int {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func missing(t *testing.T, c *procs.Cluster, acked map[string]bool) int {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := cli.Get(ctx, "power/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	r, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		t.Fatal(err)
 	}

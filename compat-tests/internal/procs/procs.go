@@ -496,10 +496,12 @@ func startCluster(tb testing.TB, bin string, n int, o Options) *Cluster {
 			c.dumpStacks()
 		}
 		c.Stop()
-		if tb.Failed() {
-			keep := os.Getenv("PROCS_LOG_DIR")
+		keep := os.Getenv("PROCS_LOG_DIR")
+		if tb.Failed() || (keep != "" && os.Getenv("PROCS_KEEP_LOGS") != "") {
 			for i := range n {
-				tb.Logf("member m%d log (last 2 KiB):\n%s", i, tail([]byte(c.Log(i)), 2048))
+				if tb.Failed() {
+					tb.Logf("member m%d log (last 2 KiB):\n%s", i, tail([]byte(c.Log(i)), 2048))
+				}
 				if keep != "" {
 					name := strings.NewReplacer("/", "_", " ", "_").Replace(tb.Name()) + fmt.Sprintf(".m%d.log", i)
 					if err := os.WriteFile(filepath.Join(keep, name), []byte(c.Log(i)), 0o644); err == nil {

@@ -119,12 +119,18 @@ func partitionLeader(t *testing.T, c *Cluster) {
 }
 
 func TestMetastorePeerProxies(t *testing.T) {
+	if _, err := MetastoreBin(); err != nil {
+		t.Skip(err)
+	}
 	partitionLeader(t, Metastore(t, 3, Options{PeerProxies: true}))
 }
 
 func TestEtcdPeerProxies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 s; TestSenderID covers etcd's header under -short")
+	}
+	if _, err := EtcdBin(); err != nil {
+		t.Skip(err)
 	}
 	partitionLeader(t, Etcd(t, 3, Options{PeerProxies: true}))
 }

@@ -46,6 +46,9 @@ const (
 	// etcd's largest --max-request-bytes.
 	MaxRecvMsgBytes = 1 << 30
 	chunkBytes      = 1 << 20
+	// proposalQueue bounds the forwarded proposals of one stream waiting
+	// for this member to know a leader.
+	proposalQueue = 1024
 )
 
 // ErrClusterIDMismatch is returned to a peer of another cluster.
@@ -352,6 +355,21 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 		t.recvBytes[from] = recv
 	}
 	t.mu.Unlock()
+	// A forwarded proposal waits in Raft until this member knows a leader
+	// (a member just restarted does not yet): it is stepped beside the
+	// stream, never in its way, or the heartbeats and appends behind it —
+	// which would tell this member the leader — and the pongs would wait
+	// with it until the sender cut the stream as stalled. etcd's rafthttp
+	// keeps proposals off its receive path too.
+	props := make(chan *raftpb.Message, proposalQueue)
+	defer close(props)
+	go func() {
+		for m := range props {
+			if h := t.h(); h != nil {
+				_ = h.Step(ss.Context(), m)
+			}
+		}
+	}()
 	for {
 		in := &wrapperspb.BytesValue{}
 		if err := ss.RecvMsg(in); err != nil {
@@ -391,6 +409,14 @@ func (t *Transport) serveStream(_ any, ss grpc.ServerStream) error {
 			}
 			if h := t.h(); h != nil {
 				for _, m := range msgs {
+					if m.GetType() == raftpb.MsgProp {
+						select {
+						case props <- m:
+						default: // dropped, as Raft drops them without a leader: the proposer retries
+							t.lg.Debug("dropped a forwarded proposal: too many wait for a leader", zap.String("remote-peer-id", toHex(from)))
+						}
+						continue
+					}
 					_ = h.Step(ss.Context(), m)
 				}
 			}

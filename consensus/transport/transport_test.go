@@ -243,3 +243,49 @@ func TestSilentPeerIsCut(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "cut before its pongs were due")
 	require.True(t, a.ActiveSince(2).IsZero(), "a link that never answered is not active")
 }
+
+// leaderless is a member that knows no leader yet: Raft holds a forwarded
+// proposal until it does (here, until release is closed).
+type leaderless struct {
+	sink
+	release chan struct{}
+}
+
+func (l *leaderless) Step(ctx context.Context, m *raftpb.Message) error {
+	if m.GetType() == raftpb.MsgProp {
+		select {
+		case <-l.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return l.sink.Step(ctx, m)
+}
+
+// A forwarded proposal waiting for a leader holds up nothing behind it on
+// the stream: the heartbeat after it is delivered at once (before the
+// fix, a restarted ex-leader got the proposals queued for it first and
+// heard from the new leader only once the stream was cut as stalled).
+func TestProposalWaitingForALeaderDoesNotBlockTheStream(t *testing.T) {
+	a, _, _ := serve(t, 1, 7)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	b := transport.New(transport.Config{ID: 2, ClusterID: 7, Logger: zaptest.NewLogger(t)})
+	h := &leaderless{release: make(chan struct{})}
+	b.SetHandler(h)
+	srv := grpc.NewServer(transport.ServerOptions()...)
+	b.Register(srv)
+	go srv.Serve(lis)
+	t.Cleanup(func() { b.Close(); srv.Stop() })
+	a.AddPeer(2, []byte(lis.Addr().String()))
+
+	prop := msg(1, 2, raftpb.MsgProp)
+	prop.Entries = []*raftpb.Entry{{Data: []byte("x")}}
+	a.Send([]*raftpb.Message{prop, msg(1, 2, raftpb.MsgHeartbeat)})
+	require.Eventually(t, func() bool { return h.count() == 1 }, 5*time.Second, 5*time.Millisecond, "the heartbeat behind the waiting proposal")
+	h.mu.Lock()
+	require.Equal(t, raftpb.MsgHeartbeat, h.msgs[0].GetType())
+	h.mu.Unlock()
+	close(h.release)
+	require.Eventually(t, func() bool { return h.count() == 2 }, 5*time.Second, 5*time.Millisecond, "the proposal once a leader is known")
+}

@@ -4,7 +4,11 @@
 # workspace (so services exercised through the server count for the
 # services), the counters are merged, and a per-module table is printed
 # (and written to COVER_OUT/table.md) with an HTML report in
-# COVER_OUT/cover.html. Tests run as in make test (TESTFLAGS, default -short).
+# COVER_OUT/cover.html. Tests run as in make test (TESTFLAGS, default -short);
+# counters are atomic, as -race makes them, so that both kinds of run merge.
+# With COVER_REUSE=1 the module tests are not run again: their data is
+# taken from COVER_OUT/data/<module>, where make test puts it in CI (its
+# -race runs collect coverage too); the endpoint suites still run here.
 # Usage: tools/cover.sh MODULE...
 set -euo pipefail
 # failed LOG prints what a failed run's log says went wrong, so that CI's
@@ -15,13 +19,22 @@ failed() {
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${COVER_OUT:-$root/bench-out/cover}
 flags=${TESTFLAGS:--short}
-rm -rf "$out" && mkdir -p "$out/data"
+reuse=${COVER_REUSE:-}
+if [ -n "$reuse" ]; then
+	for m in "$@"; do
+		[ -d "$out/data/${m//\//_}" ] || { echo "cover: COVER_REUSE=1 but no data for $m in $out/data" >&2; exit 1; }
+	done
+	rm -rf "$out/data/"*_metastore "$out/data/compat-tests_fresh"
+else
+	rm -rf "$out" && mkdir -p "$out/data"
+fi
 cd "$root"
 pkgs=$(go list github.com/metastore/metastore/... | paste -sd, -)
 for m in "$@"; do
+	[ -z "$reuse" ] || continue
 	mkdir -p "$out/data/${m//\//_}"
 	echo "==> cover $m" >&2
-	(cd "$m" && go test $flags -count=1 -cover -coverpkg="$pkgs" ./... \
+	(cd "$m" && go test $flags -count=1 -cover -covermode=atomic -coverpkg="$pkgs" ./... \
 		-args -test.gocoverdir="$out/data/${m//\//_}" >"$out/${m//\//_}.log" 2>&1) ||
 		{ echo "cover: tests of $m failed (see $out/${m//\//_}.log)" >&2; failed "$out/${m//\//_}.log"; exit 1; }
 done
@@ -30,7 +43,7 @@ if [ -x "$root/bin/metastore" ]; then
 	for pkg in compat-tests clientsdk/internal/e2e examples; do
 		d="$out/data/${pkg//\//_}_metastore"; mkdir -p "$d"
 		echo "==> cover $pkg against bin/metastore" >&2
-		(cd "$pkg" && "$root/tools/with-metastore.sh" go test -count=1 -cover -coverpkg="$pkgs" \
+		(cd "$pkg" && "$root/tools/with-metastore.sh" go test -count=1 -cover -covermode=atomic -coverpkg="$pkgs" \
 			$( [ "$pkg" = compat-tests ] && echo ./conformance/... ./linearizability/... || echo ./... ) \
 			-args -test.gocoverdir="$d" >"$out/${pkg//\//_}_metastore.log" 2>&1) ||
 			{ echo "cover: $pkg against bin/metastore failed (see $out/${pkg//\//_}_metastore.log)" >&2; failed "$out/${pkg//\//_}_metastore.log"; exit 1; }
@@ -38,7 +51,7 @@ if [ -x "$root/bin/metastore" ]; then
 	# The suites that start their own etcd and bin/metastore.
 	d="$out/data/compat-tests_fresh"; mkdir -p "$d"
 	echo "==> cover compat-tests rbac and gateway on bin/metastore" >&2
-	(cd compat-tests && METASTORE_BIN="$root/bin/metastore" go test -count=1 -cover -coverpkg="$pkgs" ./rbac/... ./gateway/... \
+	(cd compat-tests && METASTORE_BIN="$root/bin/metastore" go test -count=1 -cover -covermode=atomic -coverpkg="$pkgs" ./rbac/... ./gateway/... \
 		-args -test.gocoverdir="$d" >"$out/compat-tests_fresh.log" 2>&1) ||
 		{ echo "cover: compat-tests rbac/gateway failed (see $out/compat-tests_fresh.log)" >&2; failed "$out/compat-tests_fresh.log"; exit 1; }
 fi

@@ -2,6 +2,7 @@ package rocksdb
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,16 +245,27 @@ func (b *Backend) syncLocked() error {
 
 // Compact implements backend.Backend with a manual RocksDB compaction of the
 // range. It blocks until the compaction finishes; readers and writers are
-// not blocked.
+// not blocked. RocksDB's C API reports no status for a manual compaction:
+// one that fails (no space for its output, an I/O error) only counts a
+// background error, so Compact returns an error when that count grew
+// while it ran.
 func (b *Backend) Compact(start, end []byte) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
 		return backend.ErrClosed
 	}
+	before := b.intProperty("rocksdb.background-errors")
 	b.db.CompactRange(grocksdb.Range{Start: start, Limit: end})
+	if after := b.intProperty("rocksdb.background-errors"); after > before {
+		return fmt.Errorf("%w: RocksDB counted %d background error(s) while it ran; its LOG in %s says which", ErrCompactionFailed, after-before, b.dir)
+	}
 	return nil
 }
+
+// ErrCompactionFailed is returned by Compact when RocksDB's compaction
+// failed.
+var ErrCompactionFailed = errors.New("rocksdb: compaction failed")
 
 // Sizes implements backend.Backend. Physical is the sum of the sizes of the
 // files in the database directory (plus the memtables with DisableWAL);

@@ -61,8 +61,10 @@ type lease struct {
 	// once its revoke is proposed, when to propose it again.
 	due time.Time
 	// expPos and cpPos are the lease's positions in the primary's expiry
-	// and checkpoint queues (-1: not queued).
+	// and checkpoint queues (-1: not queued), expKey and cpKey what those
+	// queues order it by (see leaseQueue).
 	expPos, cpPos int
+	expKey, cpKey time.Time
 }
 
 func newLease(id, ttl, remaining int64) *lease {
@@ -124,8 +126,10 @@ func New(cfg Config) *Lessor {
 	}
 	return &Lessor{
 		cfg: cfg, lg: lg, now: time.Now, leases: map[int64]*lease{},
-		expQ: leaseQueue{at: func(l *lease) time.Time { return l.due }, pos: func(l *lease) *int { return &l.expPos }},
-		cpQ:  leaseQueue{at: func(l *lease) time.Time { return l.cpAt }, pos: func(l *lease) *int { return &l.cpPos }},
+		expQ: leaseQueue{at: func(l *lease) time.Time { return l.due },
+			key: func(l *lease) *time.Time { return &l.expKey }, pos: func(l *lease) *int { return &l.expPos }},
+		cpQ: leaseQueue{at: func(l *lease) time.Time { return l.cpAt },
+			key: func(l *lease) *time.Time { return &l.cpKey }, pos: func(l *lease) *int { return &l.cpPos }},
 	}
 }
 
@@ -210,8 +214,8 @@ func (le *Lessor) Grant(tw *storage.WriteTxn, id, ttl int64) (*pb.LeaseGrantResp
 		now := le.now()
 		l.expiry = now.Add(time.Duration(ttl) * time.Second)
 		l.due, l.cpAt = l.expiry, now
-		le.expQ.add(l)
-		le.cpQ.add(l)
+		le.expQ.place(l)
+		le.cpQ.place(l)
 	}
 	le.leases[id] = l
 	tw.PutAux(Bucket, encodeID(id), l.encode())
@@ -320,8 +324,10 @@ func (le *Lessor) Renew(id int64) (ttl int64, clearRemaining bool, err error) {
 	}
 	l.expiry = now.Add(time.Duration(l.ttl) * time.Second)
 	l.due, l.cpAt = l.expiry, now
-	le.expQ.add(l)
-	le.cpQ.add(l)
+	// Both clocks moved later (no heap move), unless the expiry had been
+	// extended past now+TTL by a promotion: then it is placed earlier.
+	le.expQ.moved(l)
+	le.cpQ.moved(l)
 	le.renewedN.Add(1)
 	return l.ttl, l.remaining > 0, nil
 }
@@ -382,7 +388,7 @@ func (le *Lessor) expired(limit int) []int64 {
 	}
 	now := le.now()
 	var ids []int64
-	for l := le.expQ.peek(); l != nil && len(ids) < limit && !now.Before(l.due); l = le.expQ.peek() {
+	for l := le.expQ.top(); l != nil && len(ids) < limit && !now.Before(l.due); l = le.expQ.top() {
 		l.revokeAt = now
 		l.due = now.Add(le.cfg.RetryInterval)
 		le.expQ.fixTop()
@@ -402,7 +408,7 @@ func (le *Lessor) dueCheckpoints(limit int) []*pb.LeaseCheckpoint {
 	}
 	now := le.now()
 	var cps []*pb.LeaseCheckpoint
-	for l := le.cpQ.peek(); l != nil && len(cps) < limit && now.Sub(l.cpAt) >= le.cfg.CheckpointInterval; l = le.cpQ.peek() {
+	for l := le.cpQ.top(); l != nil && len(cps) < limit && now.Sub(l.cpAt) >= le.cfg.CheckpointInterval; l = le.cpQ.top() {
 		l.cpAt = now
 		le.cpQ.fixTop()
 		if !now.Before(l.expiry) {

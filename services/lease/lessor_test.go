@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -152,6 +153,7 @@ func TestPrimaryClocks(t *testing.T) {
 // round returns exactly the leases whose clock ran out, once.
 func TestExpiryQueueMatchesTable(t *testing.T) {
 	le, st, clk := newTestLessor(t)
+	le.cfg.CheckpointInterval = 5 * time.Second // due within the test's two-odd minutes
 	le.Promote(0)
 	rng := rand.New(rand.NewPCG(1, 2))
 	proposed := map[int64]time.Time{} // revokes proposed, by lease
@@ -172,7 +174,7 @@ func TestExpiryQueueMatchesTable(t *testing.T) {
 		}
 		if round == 100 {
 			le.Demote()
-			le.Promote(time.Second)
+			le.Promote(10 * time.Second) // renewals after it move expiries earlier
 			clear(proposed)
 		}
 		clk.advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
@@ -187,6 +189,20 @@ func TestExpiryQueueMatchesTable(t *testing.T) {
 			}
 		}
 		slices.Sort(want)
+		var wantCPs []int64
+		for id, l := range le.leases {
+			if now.Sub(l.cpAt) >= le.cfg.CheckpointInterval && now.Before(l.expiry) {
+				wantCPs = append(wantCPs, id)
+			}
+		}
+		slices.Sort(wantCPs)
+		var gotCPs []int64
+		for _, cp := range le.dueCheckpoints(len(le.leases) + 1) {
+			gotCPs = append(gotCPs, cp.ID)
+			l := le.leases[cp.ID]
+			require.Equal(t, int64(math.Ceil(l.expiry.Sub(now).Seconds())), cp.Remaining_TTL, "round %d: lease %d", round, cp.ID)
+		}
+		require.Equal(t, wantCPs, gotCPs, "round %d: due checkpoints", round)
 		got := le.expired(len(le.leases) + 1)
 		if len(want) == 0 {
 			require.Empty(t, got, "round %d", round)

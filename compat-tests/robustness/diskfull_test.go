@@ -2,7 +2,9 @@ package robustness
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,4 +129,160 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("no write after space came back: %v", err)
 	}
 	t.Logf("all %d acknowledged puts present after restart", len(acked))
+}
+
+// fill leaves about keep bytes free on the file system of dir, with a
+// filler file it returns (to remove for space again).
+func fill(t *testing.T, dir string, keep int64) string {
+	t.Helper()
+	var st fsStat
+	if err := st.of(dir); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, fmt.Sprintf("filler-%d", time.Now().UnixNano()))
+	if free := st.free(); free > keep {
+		if out, err := exec.Command("fallocate", "-l", fmt.Sprint(free-keep), filler).CombinedOutput(); err != nil {
+			t.Fatalf("fallocate: %v: %s", err, out)
+		}
+	}
+	return filler
+}
+
+// TestDiskFullDuringCompaction runs a compaction and a defragmentation —
+// which write as they reclaim: deletion markers, then every live record
+// again — on a member whose file system has 1 MiB left, then puts.
+// Whatever fails with ENOSPC, nothing acknowledged is lost or rolled back:
+// once there is space again the member starts on the same data dir, every
+// key holds its last acknowledged value or a later attempted one, the
+// compaction answers as compacted, and writes, compaction and
+// defragmentation work.
+func TestDiskFullDuringCompaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a file system; skipped under -short")
+	}
+	if os.Getenv("ROBUSTNESS_TARGET") == "etcd" {
+		t.Skip("MetaStore only")
+	}
+	dir := mountTmpfs(t, 160<<20)
+	c := procs.StartMetastoreIn(t, dir, 1)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	// 40 keys written 8 times each, 64 KiB a value: 20 MiB, 7/8 of it
+	// history for the compaction to reclaim.
+	const keys = 40
+	value := func(k, round int) string { // 64 KiB that RocksDB cannot compress away
+		b := make([]byte, 48<<10)
+		rng := rand.New(rand.NewPCG(uint64(k), uint64(round)))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return fmt.Sprintf("%d/%d/%s", k, round, base64.StdEncoding.EncodeToString(b))
+	}
+	acked := make([]int, keys)     // last acknowledged round per key
+	attempted := make([]int, keys) // last attempted round per key
+	put := func(k, round int) error {
+		attempted[k] = round
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := cli.Put(ctx, fmt.Sprintf("compact/%03d", k), value(k, round))
+		if err == nil {
+			acked[k] = round
+		}
+		return err
+	}
+	var rev int64
+	for round := 1; round <= 8; round++ {
+		for k := range keys {
+			if err := put(k, round); err != nil {
+				t.Fatalf("put with space left: %v", err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	r, err := cli.Get(ctx, "compact/000")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev = r.Header.Revision
+
+	filler := fill(t, dir, 1<<20)
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	_, compactErr := cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
+	cancel()
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	_, defragErr := cli.Defragment(ctx, c.Endpoints[0])
+	cancel()
+	// Then puts, until they fail too.
+	failures := 0
+	for round := 9; round < 20 && failures < 5; round++ {
+		for k := 0; k < keys && failures < 5; k++ {
+			if put(k, round) != nil {
+				failures++
+			}
+		}
+	}
+	t.Logf("with 1 MiB free: compact: %v; defragment: %v; %d puts failed; member running: %v", compactErr, defragErr, failures, c.Running(0))
+	if defragErr == nil {
+		// 1 MiB cannot hold the compacted store's live records again.
+		t.Errorf("the defragmentation reported success with 1 MiB free")
+	}
+	if failures == 0 {
+		t.Fatalf("no put ran out of space")
+	}
+	if !strings.Contains(strings.ToLower(c.Log(0)), "no space left on device") {
+		t.Errorf("the member's log does not name ENOSPC")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if c.Running(0) {
+		c.Kill(0)
+	}
+	c.Start(0)
+	if err := c.Wait(0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cli2, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli2.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := cli2.Get(ctx, "compact/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Kvs) != keys {
+		t.Fatalf("%d of %d keys after the restart", len(got.Kvs), keys)
+	}
+	for _, kv := range got.Kvs {
+		var k, round int
+		if _, err := fmt.Sscanf(string(kv.Value), "%d/%d/", &k, &round); err != nil {
+			t.Fatalf("%s holds %.20q: %v", kv.Key, kv.Value, err)
+		}
+		if string(kv.Value) != value(k, round) || round < acked[k] || round > attempted[k] {
+			t.Errorf("%s holds round %d; acknowledged %d, attempted up to %d", kv.Key, round, acked[k], attempted[k])
+		}
+	}
+	// The compaction either happened or is refused as not yet done; a
+	// revision below it answers as compacted once it has.
+	if _, err := cli2.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil && !strings.Contains(err.Error(), "compacted") {
+		t.Fatalf("compact at %d after the restart: %v", rev, err)
+	}
+	if _, err := cli2.Get(ctx, "compact/000", clientv3.WithRev(rev-1)); err == nil || !strings.Contains(err.Error(), "compacted") {
+		t.Fatalf("a read below the compaction: %v, want compacted", err)
+	}
+	if _, err := cli2.Defragment(ctx, c.Endpoints[0]); err != nil {
+		t.Fatalf("defragment with space: %v", err)
+	}
+	if _, err := cli2.Put(ctx, "after", "space"); err != nil {
+		t.Fatalf("no write after space came back: %v", err)
+	}
 }

@@ -168,6 +168,27 @@ var faults = []fault{
 		}
 		return e.partition(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), false)
 	}},
+	{name: "oneway-leader-out", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// A one-way partition: what the leader sends is held, what the
+		// others send it arrives. They elect a new leader, whose term
+		// reaches the old one and makes it step down.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partitionBy(ctx, e.c.Net.IsolateOut, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), true)
+	}},
+	{name: "oneway-leader-in", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// The other way: the leader's heartbeats reach the followers but
+		// it hears nothing back. It must step down by itself (Raft's
+		// CheckQuorum) so that the followers, no longer hearing it, elect
+		// another; its own campaigns (pre-votes) get no answer.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partitionBy(ctx, e.c.Net.IsolateIn, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), true)
+	}},
 	{name: "partition-follower-snapshot", sizes: []int{3}, etcd: []int{}, network: true,
 		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
 		inject: func(ctx context.Context, e *faultEnv) error {
@@ -489,11 +510,17 @@ func (e *faultEnv) linksNamed() error {
 // leader must be replaced (the election is measured) and its stale view
 // must never answer a linearizable read.
 func (e *faultEnv) partition(ctx context.Context, i int, d time.Duration, leader bool) error {
+	return e.partitionBy(ctx, e.c.Net.Isolate, i, d, leader)
+}
+
+// partitionBy is partition with the links cut by isolate: both ways
+// (Net.Isolate) or one way (Net.IsolateOut, Net.IsolateIn).
+func (e *faultEnv) partitionBy(ctx context.Context, isolate func(int, procs.Link), i int, d time.Duration, leader bool) error {
 	if err := e.linksNamed(); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	e.c.Net.Isolate(i, procs.Link{Blackhole: true})
+	isolate(i, procs.Link{Blackhole: true})
 	if leader {
 		if err := e.waitOtherLeader(ctx, i, t0); err != nil {
 			e.c.Net.Heal()

@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// Link is the state of the network between two members, in both
-// directions. The zero Link is a healthy one.
+// Link is the state of the network from one member to another. The zero
+// Link is a healthy one. Net.Set sets it in both directions, Net.SetFrom
+// in one (a one-way partition: the bytes one member sends the other
+// wait, its replies flow).
 type Link struct {
 	// Blackhole stops every byte between the two: bytes already sent
 	// wait, as in a partition shorter than TCP's timeouts, and flow again
@@ -41,7 +43,7 @@ type Link struct {
 type Net struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
-	links   map[[2]int]Link
+	links   map[[2]int]Link // by [from, to]
 	ids     map[uint64]int // member ID → index
 	proxies []*proxy
 	// roll draws what decides a loss (a test makes it deterministic).
@@ -52,31 +54,57 @@ func newNet() *Net {
 	return &Net{changed: make(chan struct{}), links: map[[2]int]Link{}, ids: map[uint64]int{}, roll: rand.Float64}
 }
 
-func pair(a, b int) [2]int {
-	if a > b {
-		a, b = b, a
-	}
-	return [2]int{a, b}
+// Set sets the link between members a and b, both ways.
+func (n *Net) Set(a, b int, l Link) {
+	n.set(l, [2]int{a, b}, [2]int{b, a})
 }
 
-// Set sets the link between members a and b.
-func (n *Net) Set(a, b int, l Link) {
+// SetFrom sets the link from member from to member to only: on every
+// connection between the two, whichever of them made it, the bytes from
+// sends to wait as l says, while to's bytes to from flow as before.
+func (n *Net) SetFrom(from, to int, l Link) {
+	n.set(l, [2]int{from, to})
+}
+
+func (n *Net) set(l Link, dirs ...[2]int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if l == (Link{}) {
-		delete(n.links, pair(a, b))
-	} else {
-		n.links[pair(a, b)] = l
+	for _, d := range dirs {
+		if l == (Link{}) {
+			delete(n.links, d)
+		} else {
+			n.links[d] = l
+		}
 	}
 	close(n.changed)
 	n.changed = make(chan struct{})
 }
 
-// Isolate sets l on every link of member i.
+// Isolate sets l on every link of member i, both ways.
 func (n *Net) Isolate(i int, l Link) {
 	for j := range n.proxies {
 		if j != i {
 			n.Set(i, j, l)
+		}
+	}
+}
+
+// IsolateOut sets l on every link from member i: what it sends waits,
+// what the others send it flows.
+func (n *Net) IsolateOut(i int, l Link) {
+	for j := range n.proxies {
+		if j != i {
+			n.SetFrom(i, j, l)
+		}
+	}
+}
+
+// IsolateIn sets l on every link to member i: what the others send it
+// waits, what it sends flows.
+func (n *Net) IsolateIn(i int, l Link) {
+	for j := range n.proxies {
+		if j != i {
+			n.SetFrom(j, i, l)
 		}
 	}
 }
@@ -160,16 +188,20 @@ func (n *Net) setIDs(ids map[uint64]int) {
 	n.ids = ids
 }
 
-// link returns the state of the link from the member with ID from to
-// member dst, and a channel closed when any link changes.
-func (n *Net) link(from uint64, dst int) (Link, <-chan struct{}) {
+// link returns the state of the link that bytes on a connection from the
+// member with ID caller to member dst take — toward dst if forward, back
+// to the caller if not — and a channel closed when any link changes.
+func (n *Net) link(caller uint64, dst int, forward bool) (Link, <-chan struct{}) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	src, ok := n.ids[from]
-	if !ok || from == 0 {
+	src, ok := n.ids[caller]
+	if !ok || caller == 0 {
 		return Link{}, n.changed
 	}
-	return n.links[pair(src, dst)], n.changed
+	if !forward {
+		src, dst = dst, src
+	}
+	return n.links[[2]int{src, dst}], n.changed
 }
 
 func (n *Net) close() {
@@ -305,7 +337,7 @@ func (c *pconn) pipe(src, dst net.Conn, fromCaller bool) {
 		}
 	}()
 	for ck := range ch {
-		if !c.deliver(ck) {
+		if !c.deliver(ck, fromCaller) {
 			return
 		}
 		if _, err := dst.Write(ck.b); err != nil {
@@ -314,10 +346,11 @@ func (c *pconn) pipe(src, dst net.Conn, fromCaller bool) {
 	}
 }
 
-// deliver waits as the link says; false means the connection closed.
-func (c *pconn) deliver(ck chunk) bool {
+// deliver waits as the link in the chunk's direction says; false means
+// the connection closed.
+func (c *pconn) deliver(ck chunk, fromCaller bool) bool {
 	for {
-		l, changed := c.p.n.link(c.sender(), c.p.dst)
+		l, changed := c.p.n.link(c.sender(), c.p.dst, fromCaller)
 		if l.Blackhole {
 			select {
 			case <-changed:

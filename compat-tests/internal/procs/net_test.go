@@ -254,3 +254,75 @@ func (e *echoConn) roundTrip(t *testing.T, line string) string {
 	}
 	return got
 }
+
+// TestOneWayLink checks that SetFrom holds the bytes of one direction
+// only, whichever end made the connection.
+func TestOneWayLink(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	n := newNet()
+	n.setIDs(map[uint64]int{1: 0}) // the caller is member 0, the proxy's member 1
+	p, err := n.listen(1, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	caller, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	head := "POST /raft HTTP/1.1\r\nX-Server-From: 1\r\n\r\n"
+	if _, err := caller.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	callee := <-accepted
+	defer callee.Close()
+	cr, er := bufio.NewReader(caller), bufio.NewReader(callee)
+	if _, err := io.ReadFull(er, make([]byte, len(head))); err != nil {
+		t.Fatal(err)
+	}
+	// send writes line on from and tells whether it reaches r within d.
+	send := func(from net.Conn, r *bufio.Reader, rc net.Conn, line string, d time.Duration) bool {
+		t.Helper()
+		if _, err := from.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.SetReadDeadline(time.Now().Add(d))
+		got, err := r.ReadString('\n')
+		if err == nil && got != line {
+			t.Fatalf("read %q, want %q", got, line)
+		}
+		return err == nil
+	}
+	for _, tc := range []struct {
+		from, to int
+	}{{0, 1}, {1, 0}} {
+		n.SetFrom(tc.from, tc.to, Link{Blackhole: true})
+		held, heldR, heldC := caller, er, callee // member 0's bytes to member 1
+		free, freeR, freeC := callee, cr, caller
+		if tc.from == 1 {
+			held, heldR, heldC, free, freeR, freeC = free, freeR, freeC, held, heldR, heldC
+		}
+		if send(held, heldR, heldC, "held\n", 300*time.Millisecond) {
+			t.Fatalf("m%d -> m%d blackholed: a line passed", tc.from, tc.to)
+		}
+		if !send(free, freeR, freeC, "free\n", 5*time.Second) {
+			t.Fatalf("m%d -> m%d blackholed: the other way was held too", tc.from, tc.to)
+		}
+		n.Heal()
+		_ = heldC.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := heldR.ReadString('\n'); err != nil || got != "held\n" {
+			t.Fatalf("after Heal: %q, %v; want the held line", got, err)
+		}
+	}
+}

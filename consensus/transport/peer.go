@@ -243,7 +243,7 @@ func (p *peer) sendSnapshot(m *raftpb.Message) {
 	}()
 }
 
-func (p *peer) snapshot(m *raftpb.Message) error {
+func (p *peer) snapshot(m *raftpb.Message) (err error) {
 	if len(p.addrs) == 0 {
 		return context.Canceled
 	}
@@ -256,6 +256,15 @@ func (p *peer) snapshot(m *raftpb.Message) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// A send fails with io.EOF when the receiver ended the stream:
+		// its status says why (no space for the snapshot, say).
+		if errors.Is(err, io.EOF) {
+			if rerr := cs.RecvMsg(&wrapperspb.BytesValue{}); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+		}
+	}()
 	if err := cs.SendMsg(wrapperspb.Bytes(hello(p.t.cfg.ClusterID, p.t.cfg.ID, p.id))); err != nil {
 		return err
 	}

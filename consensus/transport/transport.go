@@ -447,6 +447,8 @@ func (t *Transport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 	}
 	// The data streams from the wire to the node's disk, chunk by chunk.
 	if err := h.ReceiveSnapshot(ss.Context(), head, &chunkReader{ss: ss}); err != nil {
+		t.lg.Warn("failed to receive snapshot", zap.String("remote-peer-id", toHex(head.GetFrom())),
+			zap.Uint64("snapshot-index", head.GetSnapshot().GetMetadata().GetIndex()), zap.Error(err))
 		return status.Error(codes.Unavailable, err.Error())
 	}
 	return ss.SendMsg(wrapperspb.Bytes(nil))

@@ -42,9 +42,9 @@ type Link struct {
 // untouched. Client connections do not go through it.
 type Net struct {
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{}   // closed and replaced on every change
 	links   map[[2]int]Link // by [from, to]
-	ids     map[uint64]int // member ID → index
+	ids     map[uint64]int  // member ID → index
 	proxies []*proxy
 	// roll draws what decides a loss (a test makes it deterministic).
 	roll func() float64

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -288,6 +289,13 @@ var (
 // freeAddrs returns n distinct loopback addresses nothing listens on and
 // no earlier call returned. The listeners are held until all n are
 // picked, so no address repeats.
+//
+// The ports come from below the kernel's ephemeral range when there is
+// room (see quietPorts): a port the kernel hands out for ":0" or as the
+// local end of an outgoing connection could be taken again in the
+// moment between this function closing its listener and the member
+// binding it, and the member would exit with "address already in use"
+// before it was ready.
 func freeAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
 	handedMu.Lock()
@@ -299,10 +307,21 @@ func freeAddrs(tb testing.TB, n int) []string {
 			l.Close()
 		}
 	}()
-	for len(addrs) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := quietPorts()
+	for tries := 0; len(addrs) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo && tries < 100*n {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		}
+		if handedOut[addr] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			tb.Fatalf("listen: %v", err)
+			if addr == "127.0.0.1:0" {
+				tb.Fatalf("listen: %v", err)
+			}
+			continue // taken: try another
 		}
 		ls = append(ls, l) // held, so the kernel offers another next
 		if a := l.Addr().String(); !handedOut[a] {
@@ -311,6 +330,32 @@ func freeAddrs(tb testing.TB, n int) []string {
 		}
 	}
 	return addrs
+}
+
+// quietPorts returns the port range [lo, hi) freeAddrs picks from: the
+// ports below the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range) from 10000 up, stopping short
+// of 20000, where etcd's own e2e tests start theirs. It returns lo == hi
+// when there is no such room (or the range cannot be read); freeAddrs
+// then asks the kernel.
+func quietPorts() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	first, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	lo, hi = 10000, min(first, 20000)
+	if hi-lo < 1000 {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // layout picks client and peer addresses for n members named
@@ -580,8 +625,14 @@ func (c *Cluster) start(m *member, env ...string) error {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		sent := false
+		var last []string // the last lines, for the error should it exit first
 		for sc.Scan() {
 			fmt.Fprintln(logf, sc.Text())
+			if !sent {
+				if last = append(last, sc.Text()); len(last) > 3 {
+					last = last[1:]
+				}
+			}
 			if !sent && strings.Contains(sc.Text(), "ready to serve client requests") {
 				ready <- nil
 				sent = true
@@ -589,7 +640,7 @@ func (c *Cluster) start(m *member, env ...string) error {
 		}
 		_, _ = io.Copy(logf, pr) // the rest, should a line be too long to scan: the member must never block on its output
 		if !sent {
-			ready <- fmt.Errorf("member m%d exited before it was ready (log: %s)", m.i, m.logPath)
+			ready <- fmt.Errorf("member m%d exited before it was ready (log: %s); its last lines:\n%s", m.i, m.logPath, strings.Join(last, "\n"))
 		}
 		logf.Close()
 	}()

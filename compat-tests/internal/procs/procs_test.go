@@ -3,8 +3,10 @@ package procs
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,5 +164,33 @@ func TestFailpointCrash(t *testing.T) {
 	}
 	if v, err := get(t, cl, "k", 10*time.Second); err == nil && v != "v" {
 		t.Fatalf("k = %q after the crash", v)
+	}
+}
+
+// TestFreeAddrs checks that the addresses handed out are distinct, can
+// be bound, and lie outside the kernel's ephemeral range when it leaves
+// room, so that no outgoing connection can take one before its member
+// binds it.
+func TestFreeAddrs(t *testing.T) {
+	addrs := append(freeAddrs(t, 50), freeAddrs(t, 50)...)
+	seen := map[string]bool{}
+	lo, hi := quietPorts()
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("address %s handed out twice", a)
+		}
+		seen[a] = true
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := strconv.Atoi(port); hi > lo && (p < lo || p >= hi) {
+			t.Errorf("port %d outside [%d, %d)", p, lo, hi)
+		}
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("cannot bind %s: %v", a, err)
+		}
+		l.Close()
 	}
 }

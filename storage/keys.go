@@ -76,7 +76,11 @@ func unescapeKey(esc []byte) ([]byte, error) {
 // latestKey is the engine key of key's latest version: 'k' key. Raw keys
 // keep their byte order under a fixed prefix.
 func latestKey(key []byte) []byte {
-	b := make([]byte, 0, len(key)+1)
+	return appendLatestKey(make([]byte, 0, len(key)+1), key)
+}
+
+// appendLatestKey appends latestKey(key) to b.
+func appendLatestKey(b, key []byte) []byte {
 	b = append(b, prefixLatest)
 	return append(b, key...)
 }
@@ -87,7 +91,10 @@ var latestSpaceEnd = []byte{prefixLatest + 1}
 // keyPrefix returns 'v' escaped(key) 0x00 0x01: every older version of key
 // starts with it, and nothing else does.
 func keyPrefix(key []byte) []byte {
-	b := make([]byte, 0, len(key)+3+revLen)
+	return appendKeyPrefix(make([]byte, 0, len(key)+3+revLen), key)
+}
+
+func appendKeyPrefix(b, key []byte) []byte {
 	b = append(b, prefixVersion)
 	b = escapeKey(b, key)
 	return append(b, 0, 1)
@@ -108,6 +115,11 @@ func appendInvRev(b []byte, r Revision) []byte {
 // versionKey is the engine key of key's older version at r.
 func versionKey(key []byte, r Revision) []byte {
 	return appendInvRev(keyPrefix(key), r)
+}
+
+// appendVersionKey appends versionKey(key, r) to b.
+func appendVersionKey(b, key []byte, r Revision) []byte {
+	return appendInvRev(appendKeyPrefix(b, key), r)
 }
 
 // splitVersionKey returns the 'v' escaped(key) 0x00 0x01 prefix and the
@@ -133,9 +145,12 @@ func parseRev(b []byte) Revision {
 
 // historyKey is the engine key of the history entry at r.
 func historyKey(r Revision) []byte {
-	b := make([]byte, 1, 1+revLen)
-	b[0] = prefixHistory
-	return appendRev(b, r)
+	return appendHistoryKey(make([]byte, 0, 1+revLen), r)
+}
+
+// appendHistoryKey appends historyKey(r) to b.
+func appendHistoryKey(b []byte, r Revision) []byte {
+	return appendRev(append(b, prefixHistory), r)
 }
 
 func parseHistoryKey(ek []byte) (Revision, error) {
@@ -154,6 +169,12 @@ func leasePrefix(lease int64) []byte {
 
 func leaseKey(lease int64, key []byte) []byte {
 	return append(leasePrefix(lease), key...)
+}
+
+// appendLeaseKey appends leaseKey(lease, key) to b.
+func appendLeaseKey(b []byte, lease int64, key []byte) []byte {
+	b = binary.BigEndian.AppendUint64(append(b, prefixLease), uint64(lease))
+	return append(b, key...)
 }
 
 // prefixEnd returns the first key after every key starting with p.

@@ -46,15 +46,15 @@ func (tw *WriteTxn) LeaseKeys(lease int64) ([][]byte, error) {
 	seen := make(map[string]bool, len(committed))
 	for _, k := range committed {
 		seen[string(k)] = true
-		if pk, ok := tw.pending[string(k)]; ok && (pk.rec.tombstone || pk.rec.lease != lease) {
+		if pk, ok := tw.lookup(k); ok && (pk.rec.tombstone || pk.rec.lease != lease) {
 			continue
 		}
 		out = append(out, k)
 	}
 	added := false
-	for k, pk := range tw.pending {
-		if !pk.rec.tombstone && pk.rec.lease == lease && !seen[k] {
-			out = append(out, []byte(k))
+	for pk := range tw.pending {
+		if !pk.rec.tombstone && pk.rec.lease == lease && !seen[string(pk.key)] {
+			out = append(out, bytes.Clone(pk.key))
 			added = true
 		}
 	}

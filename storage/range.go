@@ -174,7 +174,12 @@ func olderVersion(it backend.Iterator, key []byte, rev int64) (mod Revision, raw
 // versionAt returns key's newest version at or below rev, tombstones
 // included. The caller owns raw.
 func versionAt(r backend.Reader, key []byte, rev int64) (mod Revision, raw []byte, ok bool, err error) {
-	v, err := r.Get(latestKey(key))
+	return versionAtBuf(r, key, rev, nil)
+}
+
+// versionAtBuf is versionAt with buf as scratch space for the engine key.
+func versionAtBuf(r backend.Reader, key []byte, rev int64, buf []byte) (mod Revision, raw []byte, ok bool, err error) {
+	v, err := r.Get(appendLatestKey(buf[:0], key))
 	if errors.Is(err, backend.ErrNotFound) {
 		return mod, nil, false, nil
 	} else if err != nil {

@@ -26,7 +26,22 @@ func (r *record) encode() []byte {
 	if r.tombstone {
 		return []byte{flagTombstone}
 	}
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(r.value))
+	return r.appendTo(make([]byte, 0, r.encodedLen()))
+}
+
+// encodedLen bounds the length of r's encoding.
+func (r *record) encodedLen() int {
+	if r.tombstone {
+		return 1
+	}
+	return 1 + 3*binary.MaxVarintLen64 + len(r.value)
+}
+
+// appendTo appends r's encoding to b.
+func (r *record) appendTo(b []byte) []byte {
+	if r.tombstone {
+		return append(b, flagTombstone)
+	}
 	b = append(b, 0)
 	b = binary.AppendUvarint(b, uint64(r.create))
 	b = binary.AppendUvarint(b, uint64(r.version))
@@ -37,48 +52,64 @@ func (r *record) encode() []byte {
 // decodeRecord parses v. With withValue false the value is not copied; with
 // it true the value is copied out of v, which the caller may reuse.
 func decodeRecord(v []byte, withValue bool) (record, error) {
-	var r record
+	r, p, err := parseRecord(v)
+	if err == nil && withValue && !r.tombstone {
+		r.value = append([]byte{}, v[p:]...)
+	}
+	return r, err
+}
+
+// decodeRecordShared parses v, whose bytes the caller never changes: the
+// record's value is v's own tail, not a copy.
+func decodeRecordShared(v []byte) (record, error) {
+	r, p, err := parseRecord(v)
+	if err == nil && !r.tombstone {
+		r.value = v[p:len(v):len(v)]
+	}
+	return r, err
+}
+
+// parseRecord parses v but its value, which starts at p.
+func parseRecord(v []byte) (r record, p int, err error) {
 	if len(v) == 0 {
-		return r, fmt.Errorf("%w: empty record", ErrCorrupt)
+		return r, 0, fmt.Errorf("%w: empty record", ErrCorrupt)
 	}
 	if v[0]&flagTombstone != 0 {
 		r.tombstone = true
-		return r, nil
+		return r, len(v), nil
 	}
-	p := 1
+	p = 1
 	c, n := binary.Uvarint(v[p:])
 	if n <= 0 {
-		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+		return r, 0, fmt.Errorf("%w: bad record", ErrCorrupt)
 	}
 	p += n
 	ver, n := binary.Uvarint(v[p:])
 	if n <= 0 {
-		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+		return r, 0, fmt.Errorf("%w: bad record", ErrCorrupt)
 	}
 	p += n
 	l, n := binary.Varint(v[p:])
 	if n <= 0 {
-		return r, fmt.Errorf("%w: bad record", ErrCorrupt)
+		return r, 0, fmt.Errorf("%w: bad record", ErrCorrupt)
 	}
 	p += n
 	r.create, r.version, r.lease = int64(c), int64(ver), l
-	if withValue {
-		r.value = append([]byte{}, v[p:]...)
-	}
-	return r, nil
+	return r, p, nil
 }
 
 // kv builds the wire KeyValue for this record of key at mod. The key slice is
 // used as is.
 func (r *record) kv(key []byte, mod int64) *mvccpb.KeyValue {
-	return &mvccpb.KeyValue{
-		Key:            key,
-		CreateRevision: r.create,
-		ModRevision:    mod,
-		Version:        r.version,
-		Value:          r.value,
-		Lease:          r.lease,
-	}
+	kv := &mvccpb.KeyValue{}
+	r.setKV(kv, key, mod)
+	return kv
+}
+
+// setKV fills the fields of a new KeyValue kv as kv builds them.
+func (r *record) setKV(kv *mvccpb.KeyValue, key []byte, mod int64) {
+	kv.Key, kv.CreateRevision, kv.ModRevision = key, r.create, mod
+	kv.Version, kv.Value, kv.Lease = r.version, r.value, r.lease
 }
 
 // latestValue encodes the value of a 'k' entry: the version's revision,
@@ -98,7 +129,11 @@ func splitLatest(v []byte) (Revision, []byte, error) {
 
 // historyValue is the value of a history entry: flags, then the user key.
 func historyValue(key []byte, tombstone bool) []byte {
-	b := make([]byte, 0, 1+len(key))
+	return appendHistoryValue(make([]byte, 0, 1+len(key)), key, tombstone)
+}
+
+// appendHistoryValue appends historyValue(key, tombstone) to b.
+func appendHistoryValue(b, key []byte, tombstone bool) []byte {
 	if tombstone {
 		b = append(b, flagTombstone)
 	} else {

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"sync"
 	"sync/atomic"
 
@@ -44,7 +44,10 @@ type Store struct {
 	// latest caches keys' latest versions for the write path (nil: off).
 	// Only write transactions use it, under writeMu; it never holds a
 	// tombstone, the only latest entry compaction removes.
-	latest *lru.Cache[string, cachedLatest]
+	latest *simplelru.LRU[string, cachedLatest]
+	// wbuf is the write transactions' scratch space for the engine keys
+	// and values they hand their batch (Batch.Set copies), under writeMu.
+	wbuf []byte
 
 	hashMu      sync.Mutex
 	hashes      []KVHash               // taken at compaction time, newest last (HashKV)
@@ -84,7 +87,7 @@ func Open(be backend.Backend, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if cfg.LatestCacheEntries > 0 {
-		c, err := lru.New[string, cachedLatest](cfg.LatestCacheEntries)
+		c, err := simplelru.NewLRU[string, cachedLatest](cfg.LatestCacheEntries, nil)
 		if err != nil {
 			return nil, fmt.Errorf("storage: latest-version cache: %w", err)
 		}

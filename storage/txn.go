@@ -2,7 +2,9 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap"
@@ -117,11 +119,15 @@ func (s *Store) DeleteRange(key, end []byte) (n, rev int64, err error) {
 
 // pendingKey is the state of a key touched by the current transaction.
 type pendingKey struct {
-	exists bool   // the key has a latest entry (live or tombstone)
-	rec    record // its latest version
-	rev    Revision
-	pre    *mvccpb.KeyValue // live state before the transaction, for prev_kv
-	raw    []byte           // rec encoded, if the transaction wrote it
+	key     []byte // the key, owned and never changed: the events share it
+	exists  bool   // the key has a latest entry (live or tombstone)
+	rec     record // its latest version
+	rev     Revision
+	enc     []byte // rec encoded, if exists; never changed once set
+	written bool   // the transaction wrote rec
+	preLive bool   // the key was live before the transaction
+	pre     record // its version then, if preLive, for prev_kv
+	preMod  int64  // and that version's revision
 }
 
 // WriteTxn applies many changes at one revision, atomically. Only one write
@@ -131,10 +137,16 @@ type WriteTxn struct {
 	s        *Store
 	beginRev int64
 	batch    backend.Batch
-	pending  map[string]*pendingKey
+	// The keys touched: the first inline, the rest in more, by key. Most
+	// transactions touch one key, and need no map.
+	first    pendingKey
+	hasFirst bool
+	more     map[string]*pendingKey
 	events   []*mvccpb.Event
-	ci       *ConsistentIndex
-	aux      bool // PutAux/DeleteAux wrote to the batch
+	ci       ConsistentIndex
+	hasCI    bool             // SetConsistentIndex was called
+	ev1      [1]*mvccpb.Event // events' first backing array
+	aux      bool             // PutAux/DeleteAux wrote to the batch
 	done     bool
 }
 
@@ -148,7 +160,7 @@ func (s *Store) Write() (*WriteTxn, error) {
 		s.writeMu.Unlock()
 		return nil, ErrClosed
 	}
-	return &WriteTxn{s: s, beginRev: rev, batch: s.be.NewBatch(), pending: map[string]*pendingKey{}}, nil
+	return &WriteTxn{s: s, beginRev: rev, batch: s.be.NewBatch()}, nil
 }
 
 // Rev returns the revision before this transaction; its changes get Rev()+1.
@@ -162,12 +174,35 @@ func (tw *WriteTxn) nextRev() Revision {
 // caller must not modify them.
 func (tw *WriteTxn) Changes() []*mvccpb.Event { return tw.events }
 
-// current returns the latest state of key as this transaction sees it.
-func (tw *WriteTxn) current(key []byte) (*pendingKey, error) {
-	if pk, ok := tw.pending[string(key)]; ok {
-		return pk, nil
+// lookup returns the pending state of key, if the transaction touched it.
+func (tw *WriteTxn) lookup(key []byte) (*pendingKey, bool) {
+	if tw.hasFirst && bytes.Equal(tw.first.key, key) {
+		return &tw.first, true
 	}
-	pk := &pendingKey{}
+	pk, ok := tw.more[string(key)]
+	return pk, ok
+}
+
+// pending yields the state of every key the transaction touched, in no
+// particular order.
+func (tw *WriteTxn) pending(yield func(*pendingKey) bool) {
+	if !tw.hasFirst || !yield(&tw.first) {
+		return
+	}
+	for _, pk := range tw.more {
+		if !yield(pk) {
+			return
+		}
+	}
+}
+
+// current returns the latest state of key as this transaction sees it.
+// It also returns a copy of value, made in the same allocation as the
+// key's own copy when the key is new to the transaction.
+func (tw *WriteTxn) current(key, value []byte) (*pendingKey, []byte, error) {
+	if pk, ok := tw.lookup(key); ok {
+		return pk, bytes.Clone(value), nil
+	}
 	var (
 		mod Revision
 		raw []byte
@@ -178,36 +213,103 @@ func (tw *WriteTxn) current(key []byte) (*pendingKey, error) {
 		// Under writeMu the cache holds the committed latest version:
 		// nothing newer than beginRev exists.
 		mod, raw, ok = c.rev, c.raw, true
-	} else if mod, raw, ok, err = versionAt(tw.s.be, key, tw.beginRev); err != nil {
-		return nil, err
+	} else if mod, raw, ok, err = versionAtBuf(tw.s.be, key, tw.beginRev, tw.s.wbuf); err != nil {
+		return nil, nil, err
 	} else if ok {
 		tw.s.latestAdd(key, mod, raw)
 	}
+	var rec record
 	if ok {
-		if pk.rec, err = decodeRecord(raw, true); err != nil {
-			return nil, err
-		}
-		pk.exists, pk.rev = true, mod
-		if !pk.rec.tombstone {
-			pk.pre = pk.rec.kv(bytes.Clone(key), mod.Main)
+		// raw is the cache's or our own copy, never changed: the
+		// record's value may share it.
+		if rec, err = decodeRecordShared(raw); err != nil {
+			return nil, nil, err
 		}
 	} else {
-		pk.rec = record{tombstone: true}
+		rec = record{tombstone: true}
 	}
-	tw.pending[string(key)] = pk
-	return pk, nil
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	var pk *pendingKey
+	if !tw.hasFirst {
+		pk, tw.hasFirst = &tw.first, true
+	} else {
+		if tw.more == nil {
+			tw.more = map[string]*pendingKey{}
+		}
+		pk = &pendingKey{}
+		tw.more[string(key)] = pk
+	}
+	*pk = pendingKey{key: buf[:len(key):len(key)], exists: ok, rec: rec, rev: mod, enc: raw}
+	if ok && !rec.tombstone {
+		pk.preLive, pk.pre, pk.preMod = true, rec, mod.Main
+	}
+	var v []byte
+	if value != nil {
+		v = buf[len(key):]
+	}
+	return pk, v, nil
 }
 
 // supersede writes rec as key's latest version at rev, moving the previous
 // latest version (if any) to the older-versions space.
-func (tw *WriteTxn) supersede(key []byte, pk *pendingKey, rev Revision, rec record) {
+func (tw *WriteTxn) supersede(pk *pendingKey, rev Revision, rec record) {
+	b := tw.s.wbuf[:0]
 	if pk.exists {
-		tw.batch.Set(versionKey(key, pk.rev), pk.rec.encode())
+		b = appendVersionKey(b, pk.key, pk.rev)
+		tw.batch.Set(b, pk.enc)
 	}
-	raw := rec.encode()
-	tw.batch.Set(latestKey(key), latestValue(rev, raw))
-	tw.batch.Set(historyKey(rev), historyValue(key, rec.tombstone))
-	pk.exists, pk.rec, pk.rev, pk.raw = true, rec, rev, raw
+	// The latest entry's value is allocated, not scratch: its record part
+	// is kept as pk.enc, which the latest-version cache may keep.
+	lv := appendRev(make([]byte, 0, revLen+rec.encodedLen()), rev)
+	lv = rec.appendTo(lv)
+	b = appendLatestKey(b[:0], pk.key)
+	tw.batch.Set(b, lv)
+	b = appendHistoryKey(b[:0], rev)
+	n := len(b)
+	b = appendHistoryValue(b, pk.key, rec.tombstone)
+	tw.batch.Set(b[:n], b[n:])
+	tw.s.wbuf = b
+	pk.exists, pk.rec, pk.rev, pk.enc, pk.written = true, rec, rev, lv[revLen:len(lv):len(lv)], true
+}
+
+// setLease attaches (set) or detaches key's lease entry.
+func (tw *WriteTxn) setLease(lease int64, key []byte, set bool) {
+	b := appendLeaseKey(tw.s.wbuf[:0], lease, key)
+	if set {
+		tw.batch.Set(b, nil)
+	} else {
+		tw.batch.Delete(b)
+	}
+	tw.s.wbuf = b
+}
+
+// change is one event with its KeyValues, allocated together.
+type change struct {
+	ev       mvccpb.Event
+	kv, prev mvccpb.KeyValue
+}
+
+// addEvent records the event of a change to pk at mod: a put of rec, or
+// (rec nil) a delete. With prev it carries the key's state before the
+// transaction as prev_kv.
+func (tw *WriteTxn) addEvent(pk *pendingKey, mod int64, rec *record, prev bool) {
+	c := &change{}
+	c.ev.Kv = &c.kv
+	if rec != nil {
+		rec.setKV(&c.kv, pk.key, mod)
+	} else {
+		c.ev.Type, c.kv.Key, c.kv.ModRevision = mvccpb.DELETE, pk.key, mod
+	}
+	if prev && pk.preLive {
+		pk.pre.setKV(&c.prev, pk.key, pk.preMod)
+		c.ev.PrevKv = &c.prev
+	}
+	if tw.events == nil {
+		tw.events = tw.ev1[:0]
+	}
+	tw.events = append(tw.events, &c.ev)
 }
 
 // Put writes key=value with the given lease (0 for none) and returns the
@@ -224,28 +326,24 @@ func (tw *WriteTxn) Put(key, value []byte, lease int64) (int64, error) {
 	case len(value) > tw.s.cfg.MaxValueBytes:
 		return 0, ErrValueTooLarge
 	}
-	pk, err := tw.current(key)
+	pk, v, err := tw.current(key, value)
 	if err != nil {
 		return 0, err
 	}
 	rev := tw.nextRev()
-	rec := record{create: rev.Main, version: 1, lease: lease, value: bytes.Clone(value)}
+	rec := record{create: rev.Main, version: 1, lease: lease, value: v}
 	if !pk.rec.tombstone {
 		rec.create, rec.version = pk.rec.create, pk.rec.version+1
 		if pk.rec.lease != 0 && pk.rec.lease != lease {
-			tw.batch.Delete(leaseKey(pk.rec.lease, key))
+			tw.setLease(pk.rec.lease, pk.key, false)
 		}
 	}
 	if lease != 0 {
-		tw.batch.Set(leaseKey(lease, key), nil)
+		tw.setLease(lease, pk.key, true)
 	}
-	k := bytes.Clone(key)
-	tw.supersede(k, pk, rev, rec)
-	ev := &mvccpb.Event{Type: mvccpb.PUT, Kv: rec.kv(k, rev.Main)}
-	if rec.version > 1 {
-		ev.PrevKv = pk.pre // etcd gives no prev_kv to create events
-	}
-	tw.events = append(tw.events, ev)
+	tw.supersede(pk, rev, rec)
+	// etcd gives no prev_kv to create events.
+	tw.addEvent(pk, rev.Main, &rec, rec.version > 1)
 	return rev.Main, nil
 }
 
@@ -263,20 +361,16 @@ func (tw *WriteTxn) DeleteRange(key, end []byte) (int64, error) {
 		return 0, err
 	}
 	for _, kv := range res.KVs {
-		pk, err := tw.current(kv.Key)
+		pk, _, err := tw.current(kv.Key, nil)
 		if err != nil {
 			return 0, err
 		}
 		if pk.rec.lease != 0 {
-			tw.batch.Delete(leaseKey(pk.rec.lease, kv.Key))
+			tw.setLease(pk.rec.lease, pk.key, false)
 		}
 		rev := tw.nextRev()
-		tw.supersede(kv.Key, pk, rev, record{tombstone: true})
-		tw.events = append(tw.events, &mvccpb.Event{
-			Type:   mvccpb.DELETE,
-			Kv:     &mvccpb.KeyValue{Key: kv.Key, ModRevision: rev.Main},
-			PrevKv: pk.pre,
-		})
+		tw.supersede(pk, rev, record{tombstone: true})
+		tw.addEvent(pk, rev.Main, nil, true)
 	}
 	return int64(len(res.KVs)), nil
 }
@@ -314,8 +408,8 @@ func (tw *WriteTxn) Range(key, end []byte, opts RangeOptions) (*RangeResult, err
 func (tw *WriteTxn) rangeAt(key, end []byte, rev int64, opts RangeOptions) (*RangeResult, error) {
 	touched := false
 	if rev > tw.beginRev {
-		for k := range tw.pending {
-			if keyInRange([]byte(k), key, end) {
+		for pk := range tw.pending {
+			if keyInRange(pk.key, key, end) {
 				touched = true
 				break
 			}
@@ -333,14 +427,14 @@ func (tw *WriteTxn) rangeAt(key, end []byte, rev int64, opts RangeOptions) (*Ran
 	for _, kv := range base.KVs {
 		merged[string(kv.Key)] = kv
 	}
-	for k, pk := range tw.pending {
-		if !keyInRange([]byte(k), key, end) {
+	for pk := range tw.pending {
+		if !keyInRange(pk.key, key, end) {
 			continue
 		}
 		if pk.rec.tombstone {
-			delete(merged, k)
+			delete(merged, string(pk.key))
 		} else {
-			merged[k] = pk.rec.kv([]byte(k), pk.rev.Main)
+			merged[string(pk.key)] = pk.rec.kv(pk.key, pk.rev.Main)
 		}
 	}
 	kvs := make([]*mvccpb.KeyValue, 0, len(merged))
@@ -373,7 +467,7 @@ func (tw *WriteTxn) rangeAt(key, end []byte, rev int64, opts RangeOptions) (*Ran
 // is written in the same atomic batch as the transaction's changes, even
 // when there are none.
 func (tw *WriteTxn) SetConsistentIndex(ci ConsistentIndex) {
-	tw.ci = &ci
+	tw.ci, tw.hasCI = ci, true
 }
 
 // Abort discards the transaction's changes and releases the write lock.
@@ -396,7 +490,7 @@ func (tw *WriteTxn) End() (int64, error) {
 	tw.done = true
 	s := tw.s
 	rev := tw.beginRev
-	if len(tw.events) == 0 && tw.ci == nil && !tw.aux {
+	if len(tw.events) == 0 && !tw.hasCI && !tw.aux {
 		tw.batch.Close()
 		s.writeMu.Unlock()
 		return rev, nil
@@ -406,8 +500,9 @@ func (tw *WriteTxn) End() (int64, error) {
 		// give the revision on open (currentRev).
 		rev++
 	}
-	if tw.ci != nil {
-		tw.batch.Set(metaConsistentIndex, encodeCI(*tw.ci))
+	if tw.hasCI {
+		s.wbuf = appendCI(s.wbuf[:0], tw.ci)
+		tw.batch.Set(metaConsistentIndex, s.wbuf)
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -424,15 +519,15 @@ func (tw *WriteTxn) End() (int64, error) {
 		return 0, fmt.Errorf("storage: commit: %w", err)
 	}
 	s.rev = rev
-	if tw.ci != nil {
-		s.ci = *tw.ci
+	if tw.hasCI {
+		s.ci = tw.ci
 	}
 	if s.keys.counting {
 		s.keys.delta += keyDelta(tw.events)
 	}
-	for k, pk := range tw.pending {
-		if pk.raw != nil { // written by this transaction
-			s.latestSet(k, pk.rev, pk.rec.tombstone, pk.raw)
+	for pk := range tw.pending {
+		if pk.written {
+			s.latestSet(pk.key, pk.rev, pk.rec.tombstone, pk.enc)
 		}
 	}
 	seq := s.durable.commit()
@@ -456,18 +551,24 @@ func (tw *WriteTxn) End() (int64, error) {
 	return rev, nil
 }
 
-func encodeCI(ci ConsistentIndex) []byte {
-	b := make([]byte, 0, 16)
-	b = append(b, encodeInt(int64(ci.Index))...)
-	return append(b, encodeInt(int64(ci.Term))...)
+func encodeCI(ci ConsistentIndex) []byte { return appendCI(make([]byte, 0, 16), ci) }
+
+// appendCI appends ci's encoding, index then term, to b.
+func appendCI(b []byte, ci ConsistentIndex) []byte {
+	b = binary.BigEndian.AppendUint64(b, ci.Index)
+	return binary.BigEndian.AppendUint64(b, ci.Term)
 }
+
+// unsafeString views key as a string without copying it, for cache
+// lookups, which keep no key they are given.
+func unsafeString(key []byte) string { return unsafe.String(unsafe.SliceData(key), len(key)) }
 
 // latestGet returns key's cached latest version.
 func (s *Store) latestGet(key []byte) (cachedLatest, bool) {
 	if s.latest == nil {
 		return cachedLatest{}, false
 	}
-	return s.latest.Get(string(key))
+	return s.latest.Get(unsafeString(key))
 }
 
 // latestAdd caches key's committed latest version read from the engine.
@@ -479,14 +580,20 @@ func (s *Store) latestAdd(key []byte, rev Revision, raw []byte) {
 }
 
 // latestSet records a committed write of key: a new latest version, or a
-// tombstone, which is never cached (compaction may remove it).
-func (s *Store) latestSet(key string, rev Revision, tombstone bool, raw []byte) {
+// tombstone, which is never cached (compaction may remove it). raw is
+// kept, and must never change.
+func (s *Store) latestSet(key []byte, rev Revision, tombstone bool, raw []byte) {
 	if s.latest == nil {
 		return
 	}
+	k := unsafeString(key)
 	if tombstone || len(raw) > latestCacheMaxRecord {
-		s.latest.Remove(key)
+		s.latest.Remove(k)
 		return
 	}
-	s.latest.Add(key, cachedLatest{rev: rev, raw: raw})
+	if !s.latest.Contains(k) {
+		k = string(key) // a new entry keeps its key: give it its own
+	}
+	// An entry already there keeps its key and takes the new value.
+	s.latest.Add(k, cachedLatest{rev: rev, raw: raw})
 }

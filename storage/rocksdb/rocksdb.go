@@ -53,7 +53,20 @@ type Backend struct {
 	woSync   *grocksdb.WriteOptions
 	woNoSync *grocksdb.WriteOptions
 	noWAL    bool
+
+	// spare holds cleared write batches for NewBatch to reuse: one per
+	// write transaction otherwise costs a C allocation and a Go one.
+	spareMu sync.Mutex
+	spare   []*grocksdb.WriteBatch
+	spareOK bool // false once closed: batches closed later are destroyed
 }
+
+// Batches up to spareBatchBytes are kept for reuse, at most spareBatches
+// of them; a cleared batch keeps its buffer.
+const (
+	spareBatches    = 4
+	spareBatchBytes = 1 << 20
+)
 
 // closer is something Close must release before the DB goes away.
 type closer interface{ release() }
@@ -69,7 +82,7 @@ func Open(dir string, cfg Config) (*Backend, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("rocksdb: create dir %q: %w", dir, err)
 	}
-	b := &Backend{dir: dir, open: make(map[closer]struct{})}
+	b := &Backend{dir: dir, open: make(map[closer]struct{}), spareOK: true}
 	b.cache = grocksdb.NewLRUCache(uint64(cfg.BlockCacheBytes))
 	b.bbto = grocksdb.NewDefaultBlockBasedTableOptions()
 	b.bbto.SetBlockCache(b.cache)
@@ -212,7 +225,40 @@ func (b *Backend) forget(c closer) {
 
 // NewBatch implements backend.Backend.
 func (b *Backend) NewBatch() backend.Batch {
+	b.spareMu.Lock()
+	defer b.spareMu.Unlock()
+	if n := len(b.spare); n > 0 {
+		wb := b.spare[n-1]
+		b.spare = b.spare[:n-1]
+		return &batch{b: b, wb: wb}
+	}
 	return &batch{b: b, wb: grocksdb.NewWriteBatch()}
+}
+
+// recycle keeps wb, which holds about size bytes, for a later NewBatch,
+// or destroys it.
+func (b *Backend) recycle(wb *grocksdb.WriteBatch, size int) {
+	if size <= spareBatchBytes {
+		b.spareMu.Lock()
+		if b.spareOK && len(b.spare) < spareBatches {
+			wb.Clear()
+			b.spare = append(b.spare, wb)
+			b.spareMu.Unlock()
+			return
+		}
+		b.spareMu.Unlock()
+	}
+	wb.Destroy()
+}
+
+// dropSpares destroys the spare batches; later ones are not kept.
+func (b *Backend) dropSpares() {
+	b.spareMu.Lock()
+	defer b.spareMu.Unlock()
+	for _, wb := range b.spare {
+		wb.Destroy()
+	}
+	b.spare, b.spareOK = nil, false
 }
 
 // Sync implements backend.Backend: it fsyncs the write-ahead log.
@@ -319,6 +365,7 @@ func (b *Backend) Close() error {
 		return backend.ErrClosed
 	}
 	b.closed = true
+	b.dropSpares()
 	b.openMu.Lock()
 	for c := range b.open {
 		c.release()
@@ -408,23 +455,27 @@ func (s *snapshot) Close() error {
 type batch struct {
 	b  *Backend
 	wb *grocksdb.WriteBatch
+	n  int // bytes of keys and values added (asking RocksDB costs an allocation)
 }
 
 func (w *batch) Set(key, value []byte) {
 	if w.wb != nil {
 		w.wb.Put(key, value)
+		w.n += len(key) + len(value)
 	}
 }
 
 func (w *batch) Delete(key []byte) {
 	if w.wb != nil {
 		w.wb.Delete(key)
+		w.n += len(key)
 	}
 }
 
 func (w *batch) DeleteRange(start, end []byte) {
 	if w.wb != nil && bytes.Compare(start, end) < 0 {
 		w.wb.DeleteRange(start, end)
+		w.n += len(start) + len(end)
 	}
 }
 
@@ -439,7 +490,7 @@ func (w *batch) Size() int {
 	if w.wb == nil {
 		return 0
 	}
-	return len(w.wb.Data())
+	return w.n
 }
 
 func (w *batch) Commit(sync bool) error {
@@ -468,7 +519,7 @@ func (w *batch) Commit(sync bool) error {
 
 func (w *batch) Close() {
 	if w.wb != nil {
-		w.wb.Destroy()
+		w.b.recycle(w.wb, w.n)
 		w.wb = nil
 	}
 }

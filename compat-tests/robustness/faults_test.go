@@ -168,6 +168,27 @@ var faults = []fault{
 		}
 		return e.partition(ctx, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), false)
 	}},
+	{name: "oneway-leader-out", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// A one-way partition: what the leader sends is held, what the
+		// others send it arrives. They elect a new leader, whose term
+		// reaches the old one and makes it step down.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partitionBy(ctx, e.c.Net.IsolateOut, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), true)
+	}},
+	{name: "oneway-leader-in", sizes: []int{3}, network: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// The other way: the leader's heartbeats reach the followers but
+		// it hears nothing back. It must step down by itself (Raft's
+		// CheckQuorum) so that the followers, no longer hearing it, elect
+		// another; its own campaigns (pre-votes) get no answer.
+		i, err := e.leader(ctx)
+		if err != nil {
+			return err
+		}
+		return e.partitionBy(ctx, e.c.Net.IsolateIn, i, 2*time.Second+time.Duration(e.rng.Int64N(int64(2*time.Second))), true)
+	}},
 	{name: "partition-follower-snapshot", sizes: []int{3}, etcd: []int{}, network: true,
 		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
 		inject: func(ctx context.Context, e *faultEnv) error {

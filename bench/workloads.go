@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -54,6 +55,22 @@ func Put(kc KeyConfig) Op {
 	val := strings.Repeat("x", kc.ValSize)
 	return Plain(func(ctx context.Context, c *clientv3.Client, i int) error {
 		_, err := c.Put(ctx, kc.key(i), val)
+		return err
+	})
+}
+
+// Insert writes values of ValSize under keys never written before: the
+// n-th request of any run of the returned Op takes key n (sequential, as
+// etcd's benchmark put with --sequential-keys and a key space as large as
+// --total), so a warm-up and the run measured after it insert distinct
+// keys. KeySpaceSize is ignored.
+func Insert(kc KeyConfig) Op {
+	kc = kc.withDefaults()
+	kc.KeySpaceSize, kc.SequentialKeys = math.MaxInt, true
+	val := strings.Repeat("x", kc.ValSize)
+	var next atomic.Int64
+	return Plain(func(ctx context.Context, c *clientv3.Client, _ int) error {
+		_, err := c.Put(ctx, kc.key(int(next.Add(1)-1)), val)
 		return err
 	})
 }

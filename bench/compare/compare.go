@@ -80,6 +80,9 @@ func (o *Options) op(w Workload) (bench.Op, error) {
 		return bench.Put(kc), nil
 	case "txn-put":
 		return bench.TxnPut(kc), nil
+	case "insert":
+		kc.KeySize = 16
+		return bench.Insert(kc), nil
 	case "range-l":
 		return bench.Range(rangeKey, "", "l", 0)
 	case "range-s":

@@ -15,7 +15,7 @@ import (
 type Workload struct {
 	ID      string `json:"id"`      // short name, e.g. "put-100"
 	Title   string `json:"title"`   // for tables, e.g. "put, 100 clients / 10 conns"
-	Kind    string `json:"kind"`    // put, txn-put, range-l or range-s
+	Kind    string `json:"kind"`    // put, txn-put, insert, range-l or range-s
 	Members int    `json:"members"` // cluster size
 	Conns   int    `json:"conns"`
 	Clients int    `json:"clients"`
@@ -34,6 +34,7 @@ var Standard = []Workload{
 	{ID: "range-l-100", Title: "range linearizable, 100 clients / 10 conns", Kind: "range-l", Members: 1, Conns: 10, Clients: 100},
 	{ID: "range-s-1", Title: "range serializable, 1 client", Kind: "range-s", Members: 1, Conns: 1, Clients: 1},
 	{ID: "range-s-100", Title: "range serializable, 100 clients / 10 conns", Kind: "range-s", Members: 1, Conns: 10, Clients: 100},
+	{ID: "insert-100", Title: "insert (new 16-byte keys), 100 clients / 10 conns", Kind: "insert", Members: 1, Conns: 10, Clients: 100},
 	{ID: "put-100-3m", Title: "put, 3 members, 100 clients / 10 conns", Kind: "put", Members: 3, Conns: 10, Clients: 100},
 }
 

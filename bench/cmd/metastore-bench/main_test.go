@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/metastore/metastore/bench"
 	"github.com/metastore/metastore/tools/etcdtest"
 
 	"github.com/stretchr/testify/require"
@@ -245,4 +246,29 @@ func TestTLSAndAuth(t *testing.T) {
 	require.Contains(t, out, "[5]\t"+rpctypes.ErrUserEmpty.Error())
 	_, err = execBench("--endpoints", ep, "--user", "root:wrong", "--total", "5", "put")
 	require.ErrorContains(t, err, rpctypes.ErrAuthFailed.Error())
+}
+
+// Insert writes a new key with every request, also across runs of one
+// Op (a warm-up, then the measured run): the key count grows by the
+// number of requests.
+func TestInsertWritesNewKeys(t *testing.T) {
+	ep := startEtcd(t, etcdOpts{})
+	ctx := context.Background()
+	cfg := bench.Config{Endpoints: []string{ep}, Conns: 2, Clients: 4, Total: 60}
+	conns, err := bench.Dial(ctx, cfg)
+	require.NoError(t, err)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	op := bench.Insert(bench.KeyConfig{KeySize: 16, ValSize: 32, KeySpaceSize: 10})
+	for range 2 {
+		sums, err := bench.RunOn(ctx, conns, cfg, "insert", op)
+		require.NoError(t, err)
+		require.Zero(t, sums[0].Errors)
+	}
+	r, err := conns[0].Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	require.EqualValues(t, 120, r.Count, "every request a new key, whatever the key space")
 }

@@ -2,8 +2,8 @@ package storage_test
 
 import (
 	"fmt"
-	"strconv"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"testing"
 

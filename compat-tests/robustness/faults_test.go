@@ -70,6 +70,22 @@ var faults = []fault{
 		}
 		return e.killAndRestart(ctx, all...)
 	}},
+	{name: "replace-member", sizes: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
+		// An operator replaces a machine: a random member (the leader,
+		// as often as not) is removed, its data dir emptied, and a new
+		// member added under its name and URLs, which catches up from
+		// the others under the traffic.
+		i := e.rng.IntN(e.n)
+		t0 := time.Now()
+		if err := e.c.Replace(ctx, i); err != nil {
+			return err
+		}
+		if err := e.serving(ctx, i); err != nil {
+			return err
+		}
+		e.recovery = max(e.recovery, time.Since(t0))
+		return nil
+	}},
 	{name: "pause-leader", sizes: []int{1, 3}, etcd: []int{3}, inject: func(ctx context.Context, e *faultEnv) error {
 		i, err := e.leader(ctx)
 		if err != nil {

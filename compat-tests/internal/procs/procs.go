@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -197,6 +198,126 @@ func (c *Cluster) Wait(i int, timeout time.Duration) error {
 		return err
 	case <-time.After(timeout):
 		return fmt.Errorf("member m%d not ready within %v", i, timeout)
+	}
+}
+
+// Replace replaces member i by a new member under the same name and
+// URLs, as an operator replaces a failed machine: it removes i from the
+// cluster (through the other members), stops it, empties its data dir,
+// adds a member with i's peer URL and starts it with
+// --initial-cluster-state existing, and returns once it serves. The
+// new member has a new ID; later restarts of i keep the new flags.
+func (c *Cluster) Replace(ctx context.Context, i int) error {
+	var others []string
+	for j, ep := range c.Endpoints {
+		if j != i {
+			others = append(others, ep)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: others, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ids, err := memberIDs(others, len(c.Endpoints))
+	if err != nil {
+		return err
+	}
+	var id uint64
+	for mid, j := range ids {
+		if j == i {
+			id = mid
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("procs: m%d is not in the member list", i)
+	}
+	lr, err := cli.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("procs: member list: %w", err)
+	}
+	var peerURLs []string
+	for _, m := range lr.Members {
+		if m.ID == id {
+			peerURLs = m.PeerURLs
+		}
+	}
+	err = retry(ctx, func(ctx context.Context) error {
+		_, err := cli.MemberRemove(ctx, id)
+		if errors.Is(err, rpctypes.ErrMemberNotFound) {
+			return nil // an earlier attempt did it
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("procs: remove m%d (%x): %w", i, id, err)
+	}
+	if c.Running(i) {
+		c.Kill(i)
+	}
+	if err := os.RemoveAll(c.DataDir(i)); err != nil {
+		return err
+	}
+	var newID uint64
+	err = retry(ctx, func(ctx context.Context) error {
+		r, err := cli.MemberAdd(ctx, peerURLs)
+		if err == nil {
+			newID = r.Member.ID
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrPeerURLExist) {
+			return err
+		}
+		// An earlier attempt added it: find it.
+		lr, lerr := cli.MemberList(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		for _, m := range lr.Members {
+			if slices.Equal(m.PeerURLs, peerURLs) {
+				newID = m.ID
+				return nil
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("procs: add m%d again: %w", i, err)
+	}
+	m := c.members[i]
+	m.args = append(m.args, "--initial-cluster-state", "existing") // the last value of a flag wins
+	if err := c.start(m); err != nil {
+		return err
+	}
+	if err := c.Wait(i, 60*time.Second); err != nil {
+		return err
+	}
+	if c.Net != nil {
+		delete(ids, id)
+		ids[newID] = i
+		c.Net.setIDs(ids)
+	}
+	return nil
+}
+
+// retry runs f until it succeeds, ctx ends or 60 s pass, a quarter of a
+// second apart, each attempt bounded to 10 s: a membership change is
+// refused while the cluster is unhealthy or another change is under
+// way, and one proposed while there is no leader can wait for good.
+func retry(ctx context.Context, f func(context.Context) error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
@@ -562,7 +683,7 @@ func startCluster(tb testing.TB, bin string, n int, o Options) *Cluster {
 		}
 	}
 	if c.Net != nil {
-		ids, err := memberIDs(clients)
+		ids, err := memberIDs(clients, n)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -571,8 +692,9 @@ func startCluster(tb testing.TB, bin string, n int, o Options) *Cluster {
 	return c
 }
 
-// memberIDs maps each member's ID to its index (its name is m<index>).
-func memberIDs(endpoints []string) (map[uint64]int, error) {
+// memberIDs maps each of the n members' IDs to its index (its name is
+// m<index>), asking the members at endpoints.
+func memberIDs(endpoints []string, n int) (map[uint64]int, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
@@ -592,8 +714,8 @@ func memberIDs(endpoints []string) (map[uint64]int, error) {
 		}
 		ids[m.ID] = i
 	}
-	if len(ids) != len(endpoints) {
-		return nil, fmt.Errorf("procs: member list has %d members, want %d", len(ids), len(endpoints))
+	if len(ids) != n {
+		return nil, fmt.Errorf("procs: member list has %d members, want %d", len(ids), n)
 	}
 	return ids, nil
 }

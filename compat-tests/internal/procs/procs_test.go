@@ -194,3 +194,69 @@ func TestFreeAddrs(t *testing.T) {
 		l.Close()
 	}
 }
+
+// replace checks Replace on a 3-member cluster behind peer proxies: the
+// new member has a new ID and serves what was written before and after
+// (serializable reads of its own state).
+func replace(t *testing.T, c *Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "before", "1"); err != nil {
+		t.Fatal(err)
+	}
+	old, err := memberIDs(c.Endpoints, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Replace(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "after", "2"); err != nil {
+		t.Fatal(err)
+	}
+	now, err := memberIDs(c.Endpoints, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, i := range now {
+		if _, was := old[id]; i == 1 && was {
+			t.Fatalf("m1 kept its ID %x", id)
+		}
+	}
+	one, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints[1:2], DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	for _, k := range []string{"before", "after"} {
+		var r *clientv3.GetResponse
+		for range 50 { // it may not have applied "after" yet
+			if r, err = one.Get(ctx, k, clientv3.WithSerializable()); err == nil && len(r.Kvs) == 1 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || len(r.Kvs) != 1 {
+			t.Fatalf("the new m1 has no %q: %v %v", k, r, err)
+		}
+	}
+}
+
+func TestMetastoreReplace(t *testing.T) {
+	if _, err := MetastoreBin(); err != nil {
+		t.Skip(err)
+	}
+	replace(t, Metastore(t, 3, Options{PeerProxies: true}))
+}
+
+func TestEtcdReplace(t *testing.T) {
+	if _, err := EtcdBin(); err != nil {
+		t.Skip(err)
+	}
+	replace(t, Etcd(t, 3, Options{PeerProxies: true}))
+}

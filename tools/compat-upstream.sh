@@ -9,8 +9,9 @@
 #   OUT   the markdown file whose "upstream" section gets the table
 #         (default docs/compatibility.md; the section is between the lines
 #         <!-- upstream:begin --> and <!-- upstream:end -->)
-# With UPSTREAM_ONLY=metastore only MetaStore runs, and the exit status is
-# non-zero if any listed test fails (what CI uses with passing.txt).
+# With UPSTREAM_ONLY=metastore only MetaStore runs, a failed test is shown
+# (the end of its log) and run once more, and the exit status is non-zero
+# if any listed test fails twice (what CI uses with passing.txt).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 list=${1:-$root/compat-tests/upstream/tests.txt}
@@ -90,8 +91,17 @@ while IFS= read -r pattern; do
 		[ "$e" = PASS ] && etcd_pass=$((etcd_pass + 1))
 	fi
 	m=$(run "$work/metastore-bin" "$pattern" "$work/metastore.log")
+	if [ "$m" != PASS ] && [ "${UPSTREAM_ONLY:-}" = metastore ]; then
+		# CI's passing set: etcd's e2e tests are timing-sensitive (fixed
+		# ports, short timeouts) on a loaded machine. A failure is shown
+		# and the test runs once more; a second failure fails the run.
+		echo "$pattern: failed once; the end of its log:" >&2
+		tail -n 40 "$work/metastore.log" >&2
+		m=$(run "$work/metastore-bin" "$pattern" "$work/metastore.log")
+		[ "$m" = PASS ] && m="PASS (on its second run)"
+	fi
 	why=""
-	if [ "$m" = PASS ]; then
+	if [ "${m%% *}" = PASS ]; then
 		ms_pass=$((ms_pass + 1))
 	else
 		fail=1

@@ -213,6 +213,9 @@ func replace(t *testing.T, c *Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Replace(ctx, 7); err == nil || !strings.Contains(err.Error(), "not in the member list") {
+		t.Fatalf("Replace of a member that is not there: %v", err)
+	}
 	if err := c.Replace(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +262,26 @@ func TestEtcdReplace(t *testing.T) {
 		t.Skip(err)
 	}
 	replace(t, Etcd(t, 3, Options{PeerProxies: true}))
+}
+
+// TestRetry: retry runs f until it succeeds, and stops at once with f's
+// error when the context ends.
+func TestRetry(t *testing.T) {
+	n := 0
+	err := retry(context.Background(), func(context.Context) error {
+		if n++; n < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("retry = %v after %d calls, want nil after 3", err, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n = 0
+	err = retry(ctx, func(context.Context) error { n++; return errors.New("refused") })
+	if err == nil || err.Error() != "refused" || n != 1 {
+		t.Fatalf("retry with an ended context = %v after %d calls, want refused after 1", err, n)
+	}
 }

@@ -285,3 +285,31 @@ func TestRetry(t *testing.T) {
 		t.Fatalf("retry with an ended context = %v after %d calls, want refused after 1", err, n)
 	}
 }
+
+// TestArm arms a failpoint of a running member through gofail's HTTP
+// endpoint, and refuses an unknown one, or a member built without them.
+func TestArm(t *testing.T) {
+	bin, err := MetastoreBin()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(filepath.Dir(bin), "metastore-failpoints"))
+	}
+	if err != nil {
+		t.Skip(err)
+	}
+	c := Metastore(t, 1, Options{Failpoints: true})
+	if err := c.Arm(0, "storageBeforeCommit", "off"); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, c.Endpoints...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("put with the failpoint off: %v", err)
+	}
+	if err := c.Arm(0, "noSuchFailpoint", "panic"); err == nil {
+		t.Fatal("an unknown failpoint was armed")
+	}
+	if err := StartMetastore(t, 1).Arm(0, "storageBeforeCommit", "panic"); err == nil {
+		t.Fatal("a member without failpoints was armed")
+	}
+}

@@ -108,7 +108,7 @@ func walkLatest(r backend.Reader, key, end []byte, rev int64,
 		return nil
 	}
 	if len(end) == 0 {
-		mod, raw, ok, err := versionAt(r, key, rev)
+		mod, raw, ok, err := versionAt(r, key, rev, nil)
 		if err != nil || !ok || raw[0]&flagTombstone != 0 {
 			return err
 		}
@@ -172,13 +172,9 @@ func olderVersion(it backend.Iterator, key []byte, rev int64) (mod Revision, raw
 }
 
 // versionAt returns key's newest version at or below rev, tombstones
-// included. The caller owns raw.
-func versionAt(r backend.Reader, key []byte, rev int64) (mod Revision, raw []byte, ok bool, err error) {
-	return versionAtBuf(r, key, rev, nil)
-}
-
-// versionAtBuf is versionAt with buf as scratch space for the engine key.
-func versionAtBuf(r backend.Reader, key []byte, rev int64, buf []byte) (mod Revision, raw []byte, ok bool, err error) {
+// included. The caller owns raw. buf, if not nil, is scratch space for the
+// engine key.
+func versionAt(r backend.Reader, key []byte, rev int64, buf []byte) (mod Revision, raw []byte, ok bool, err error) {
 	v, err := r.Get(appendLatestKey(buf[:0], key))
 	if errors.Is(err, backend.ErrNotFound) {
 		return mod, nil, false, nil
@@ -251,7 +247,7 @@ func valueLen(raw []byte) int {
 // latest returns key's newest version at or below rev (a tombstone is
 // returned as such).
 func latest(r backend.Reader, key []byte, rev int64, withValue bool) (rec record, mod Revision, ok bool, err error) {
-	mod, raw, ok, err := versionAt(r, key, rev)
+	mod, raw, ok, err := versionAt(r, key, rev, nil)
 	if err != nil || !ok {
 		return rec, mod, false, err
 	}

@@ -213,7 +213,7 @@ func (tw *WriteTxn) current(key, value []byte) (*pendingKey, []byte, error) {
 		// Under writeMu the cache holds the committed latest version:
 		// nothing newer than beginRev exists.
 		mod, raw, ok = c.rev, c.raw, true
-	} else if mod, raw, ok, err = versionAtBuf(tw.s.be, key, tw.beginRev, tw.s.wbuf); err != nil {
+	} else if mod, raw, ok, err = versionAt(tw.s.be, key, tw.beginRev, tw.s.wbuf); err != nil {
 		return nil, nil, err
 	} else if ok {
 		tw.s.latestAdd(key, mod, raw)
@@ -591,9 +591,12 @@ func (s *Store) latestSet(key []byte, rev Revision, tombstone bool, raw []byte) 
 		s.latest.Remove(k)
 		return
 	}
+	// Add keeps the key of an entry already there and stores the key it is
+	// given only for a new one, which must own it: hence the Contains
+	// first: a second map lookup instead of a key copy (an allocation) on
+	// every write.
 	if !s.latest.Contains(k) {
-		k = string(key) // a new entry keeps its key: give it its own
+		k = string(key)
 	}
-	// An entry already there keeps its key and takes the new value.
 	s.latest.Add(k, cachedLatest{rev: rev, raw: raw})
 }

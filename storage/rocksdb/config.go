@@ -75,6 +75,13 @@ type Config struct {
 	// with a log of their own that replay what a crash loses — the Raft
 	// log under the server, which never compacts past what Sync covered.
 	DisableWAL bool
+	// NoFlushOnClose makes Close leave the memtables as they are (RocksDB's
+	// own flush at shutdown is skipped too), so closing writes no new file:
+	// it is quick under load and still succeeds if the directory was
+	// removed under a stopping process. With DisableWAL, what the memtables
+	// held is lost at Close exactly as at a crash; for callers that replay
+	// it from a log of their own, as the server does from the Raft log.
+	NoFlushOnClose bool
 }
 
 // DefaultConfig returns a Config with every field set to its default.

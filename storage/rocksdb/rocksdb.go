@@ -53,6 +53,8 @@ type Backend struct {
 	woSync   *grocksdb.WriteOptions
 	woNoSync *grocksdb.WriteOptions
 	noWAL    bool
+	// noFlushOnClose: Close neither flushes nor syncs (Config.NoFlushOnClose).
+	noFlushOnClose bool
 
 	// spare holds cleared write batches for NewBatch to reuse: one per
 	// write transaction otherwise costs a C allocation and a Go one.
@@ -116,6 +118,19 @@ func Open(dir string, cfg Config) (*Backend, error) {
 	o.SetLevelCompactionDynamicLevelBytes(true)
 	o.SetMaxTotalWalSize(uint64(cfg.MaxTotalWALBytes))
 	o.SetBytesPerSync(uint64(cfg.BytesPerSync))
+	if cfg.NoFlushOnClose {
+		// grocksdb has no setter for this DB option; RocksDB's options
+		// string is its supported way in.
+		no, err := grocksdb.GetOptionsFromString(o, "avoid_flush_during_shutdown=true")
+		o.Destroy()
+		if err != nil {
+			b.bbto.Destroy()
+			b.cache.Destroy()
+			return nil, fmt.Errorf("rocksdb: options: %w", err)
+		}
+		o = no
+		b.noFlushOnClose = true
+	}
 	b.opts = o
 
 	db, err := grocksdb.OpenDb(o, dir)
@@ -377,7 +392,9 @@ func (b *Backend) Close() error {
 	// memtable flush on every close made shutdown take a second or more
 	// under load, for a slightly shorter replay.
 	var err error
-	if b.noWAL {
+	if b.noFlushOnClose {
+		// Nothing: the caller replays what the memtables held.
+	} else if b.noWAL {
 		fo := grocksdb.NewDefaultFlushOptions()
 		fo.SetWait(true)
 		err = b.db.Flush(fo)

@@ -1,6 +1,8 @@
 package rocksdb_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +67,55 @@ func TestProperty(t *testing.T) {
 	require.Contains(t, b.Property("rocksdb.stats"), "Cumulative writes")
 	require.NoError(t, b.Close())
 	require.Empty(t, b.Property("rocksdb.stats"), "closed")
+}
+
+// TestNoFlushOnClose checks that Close with NoFlushOnClose writes nothing:
+// it succeeds although the directory is gone (a flush there fails, after
+// RocksDB's one-second error-recovery wait), and what was not synced is
+// lost as at a crash while what Sync covered stays.
+func TestNoFlushOnClose(t *testing.T) {
+	cfg := rocksdb.Config{DisableWAL: true, NoFlushOnClose: true}
+	dir := filepath.Join(t.TempDir(), "db")
+	b, err := rocksdb.Open(dir, cfg)
+	require.NoError(t, err)
+	wb := b.NewBatch()
+	wb.Set([]byte("synced"), []byte("v"))
+	require.NoError(t, wb.Commit(true))
+	wb = b.NewBatch()
+	wb.Set([]byte("unsynced"), []byte("v"))
+	require.NoError(t, wb.Commit(false))
+	require.NoError(t, b.Close())
+
+	b, err = rocksdb.Open(dir, cfg)
+	require.NoError(t, err)
+	v, err := b.Get([]byte("synced"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
+	_, err = b.Get([]byte("unsynced"))
+	require.ErrorIs(t, err, backend.ErrNotFound, "Close flushed the memtable")
+
+	wb = b.NewBatch()
+	wb.Set([]byte("k"), []byte("v"))
+	require.NoError(t, wb.Commit(false))
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, b.Close(), "Close touched the removed directory")
+}
+
+// TestCloseFlushesWithoutWAL is the default's side: without a WAL, Close
+// flushes, so nothing written is lost.
+func TestCloseFlushesWithoutWAL(t *testing.T) {
+	cfg := rocksdb.Config{DisableWAL: true}
+	dir := t.TempDir()
+	b, err := rocksdb.Open(dir, cfg)
+	require.NoError(t, err)
+	wb := b.NewBatch()
+	wb.Set([]byte("k"), []byte("v"))
+	require.NoError(t, wb.Commit(false))
+	require.NoError(t, b.Close())
+	b, err = rocksdb.Open(dir, cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	v, err := b.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
 }

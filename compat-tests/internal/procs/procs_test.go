@@ -132,13 +132,7 @@ func TestEtcdLifecycle(t *testing.T) {
 // TestFailpointCrash: a member started with a failpoint armed to panic
 // exits, Wait reports that it did, and it starts again without it.
 func TestFailpointCrash(t *testing.T) {
-	bin, err := MetastoreBin()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(filepath.Dir(bin), "metastore-failpoints"))
-	}
-	if err != nil {
-		t.Skip(err)
-	}
+	needFailpointsBin(t)
 	c := StartMetastoreFailpoints(t, 1)
 	cl := client(t, c.Endpoints...)
 	c.Kill(0)
@@ -289,13 +283,7 @@ func TestRetry(t *testing.T) {
 // TestArm arms a failpoint of a running member through gofail's HTTP
 // endpoint, and refuses an unknown one, or a member built without them.
 func TestArm(t *testing.T) {
-	bin, err := MetastoreBin()
-	if err == nil {
-		_, err = os.Stat(filepath.Join(filepath.Dir(bin), "metastore-failpoints"))
-	}
-	if err != nil {
-		t.Skip(err)
-	}
+	needFailpointsBin(t)
 	c := Metastore(t, 1, Options{Failpoints: true})
 	if err := c.Arm(0, "storageBeforeCommit", "off"); err != nil {
 		t.Fatal(err)
@@ -311,5 +299,18 @@ func TestArm(t *testing.T) {
 	}
 	if err := StartMetastore(t, 1).Arm(0, "storageBeforeCommit", "panic"); err == nil {
 		t.Fatal("a member without failpoints was armed")
+	}
+}
+
+// needFailpointsBin skips t unless bin/metastore-failpoints is built
+// beside bin/metastore.
+func needFailpointsBin(t *testing.T) {
+	t.Helper()
+	bin, err := MetastoreBin()
+	if err == nil {
+		_, err = os.Stat(filepath.Join(filepath.Dir(bin), "metastore-failpoints"))
+	}
+	if err != nil {
+		t.Skip(err)
 	}
 }

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,6 +48,10 @@ type Config struct {
 	// Sample adds a per-second timeline to the summary (requests finished
 	// and the slowest of them, each second), which shows stalls.
 	Sample bool
+	// SampleEvery, if above 0, adds the throughput and p99 of every
+	// SampleEvery requests in the order they finished (PerChunk), which
+	// shows whether a long run stays flat (per 100,000 inserts).
+	SampleEvery int
 	// Errors, if set, gets each new kind of request error as it first
 	// happens (one line each).
 	Errors io.Writer
@@ -254,6 +260,9 @@ func RunOn(ctx context.Context, conns []*clientv3.Client, cfg Config, name strin
 	if cfg.Sample {
 		sums[0].PerSecond = timeline(samples, elapsed)
 	}
+	if cfg.SampleEvery > 0 {
+		sums[0].PerChunk = chunks(samples, cfg.SampleEvery)
+	}
 	if err := context.Cause(runCtx); errors.Is(err, ErrGaveUp) {
 		return sums, err
 	}
@@ -338,6 +347,37 @@ func timeline(samples []sample, elapsed time.Duration) []report.Second {
 		}
 		b.Requests++
 		b.Slowest = max(b.Slowest, s.d)
+	}
+	return out
+}
+
+// chunks cuts the finished requests, in the order they finished, into
+// runs of n (the last may be shorter) with each one's throughput — from
+// the previous chunk's last finish to its own — and p99 latency.
+func chunks(samples []sample, n int) []report.Chunk {
+	byEnd := slices.Clone(samples)
+	slices.SortFunc(byEnd, func(a, b sample) int { return cmp.Compare(a.end, b.end) })
+	var out []report.Chunk
+	var prev time.Duration
+	for from := 0; from < len(byEnd); from += n {
+		part := byEnd[from:min(from+n, len(byEnd))]
+		c := report.Chunk{From: from, To: from + len(part)}
+		lat := make([]time.Duration, 0, len(part))
+		for _, s := range part {
+			if s.err != nil {
+				c.Errors++
+				continue
+			}
+			lat = append(lat, s.d)
+		}
+		slices.Sort(lat)
+		c.P99 = report.Percentile(lat, 99)
+		end := part[len(part)-1].end
+		if d := end - prev; d > 0 {
+			c.RPS = float64(len(part)) / d.Seconds()
+		}
+		prev = end
+		out = append(out, c)
 	}
 	return out
 }

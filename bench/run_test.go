@@ -42,6 +42,29 @@ func TestKeys(t *testing.T) {
 	require.Equal(t, "watch-bench-12", watchedKey(12, 4), "never cut below the unique part")
 }
 
+func TestChunks(t *testing.T) {
+	ms, sec := time.Millisecond, time.Second
+	// Out of finishing order, as the clients hand them in: the first two
+	// to finish take 1 s, the next two 4 s (a slowdown), the last alone.
+	samples := []sample{
+		{"", 30 * ms, nil, 5 * sec}, {"", 10 * ms, nil, 500 * ms},
+		{"", 20 * ms, errors.New("x"), 1 * sec}, {"", 40 * ms, nil, 3 * sec},
+		{"", 50 * ms, nil, 6 * sec},
+	}
+	c := chunks(samples, 2)
+	require.Len(t, c, 3)
+	require.Equal(t, 0, c[0].From)
+	require.Equal(t, 2, c[0].To)
+	require.InDelta(t, 2.0, c[0].RPS, 1e-9)
+	require.Equal(t, 1, c[0].Errors)
+	require.Equal(t, 10*ms, c[0].P99, "a failure's latency is not counted")
+	require.InDelta(t, 0.5, c[1].RPS, 1e-9, "two requests over the 4 s since the previous chunk")
+	require.Equal(t, 40*ms, c[1].P99)
+	require.Equal(t, 4, c[2].From)
+	require.Equal(t, 5, c[2].To, "the last chunk may be short")
+	require.InDelta(t, 1.0, c[2].RPS, 1e-9)
+}
+
 func TestTimeline(t *testing.T) {
 	ms, sec := time.Millisecond, time.Second
 	samples := []sample{

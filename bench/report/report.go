@@ -27,6 +27,9 @@ type Summary struct {
 	ErrorCounts map[string]int `json:"error_counts,omitempty"`
 	// PerSecond is the run's timeline (with --sample).
 	PerSecond []Second `json:"per_second,omitempty"`
+	// PerChunk is the run cut into equal runs of finished requests (with
+	// --sample-every).
+	PerChunk []Chunk `json:"per_chunk,omitempty"`
 
 	sorted []time.Duration // every latency, ascending (not serialized)
 }
@@ -42,6 +45,17 @@ type Second struct {
 	Requests int           `json:"requests"`
 	Errors   int           `json:"errors,omitempty"`
 	Slowest  time.Duration `json:"slowest_ns"`
+}
+
+// Chunk is one run of a run's requests, in the order they finished:
+// requests From to To (exclusive), their throughput from the previous
+// chunk's end to this one's, their p99 latency and their failures.
+type Chunk struct {
+	From   int           `json:"from"`
+	To     int           `json:"to"`
+	RPS    float64       `json:"requests_per_second"`
+	P99    time.Duration `json:"p99_ns"`
+	Errors int           `json:"errors,omitempty"`
 }
 
 // Bucket counts the latencies at or below Upper (and above the previous
@@ -164,6 +178,16 @@ func (s Summary) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %4ds\t%d\t%s", p.Second, p.Requests, sec(p.Slowest))
 			if p.Errors > 0 {
 				fmt.Fprintf(&b, "\t%d errors", p.Errors)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(s.PerChunk) > 0 {
+		fmt.Fprintf(&b, "\nPer %d requests (requests/sec, p99):\n", s.PerChunk[0].To-s.PerChunk[0].From)
+		for _, c := range s.PerChunk {
+			fmt.Fprintf(&b, "  %d-%d\t%.0f\t%s", c.From, c.To, c.RPS, sec(c.P99))
+			if c.Errors > 0 {
+				fmt.Fprintf(&b, "\t%d errors", c.Errors)
 			}
 			b.WriteString("\n")
 		}

@@ -63,12 +63,20 @@ func TestSummaryTextAndJSON(t *testing.T) {
 	}
 	var js bytes.Buffer
 	require.NoError(t, WriteJSON(&js, []Summary{s, s}))
-	var ms []map[string]any
-	require.NoError(t, json.Unmarshal(js.Bytes(), &ms))
-	require.Len(t, ms, 2)
+	var objs []map[string]any
+	require.NoError(t, json.Unmarshal(js.Bytes(), &objs))
+	require.Len(t, objs, 2)
 	for _, k := range []string{"workload", "total", "errors", "throughput_ops_per_sec", "percentiles_ns", "histogram"} {
-		require.Contains(t, ms[0], k)
+		require.Contains(t, objs[0], k)
 	}
 	require.NotContains(t, js.String(), "sorted", "raw latencies are not serialized")
 	require.True(t, strings.HasPrefix(js.String(), "["))
+	require.NotContains(t, js.String(), "per_chunk", "only with --sample-every")
+
+	s.PerChunk = []Chunk{{From: 0, To: 100000, RPS: 12345.4, P99: ms(21)}, {From: 100000, To: 150000, RPS: 9000, P99: ms(30), Errors: 3}}
+	txt.Reset()
+	require.NoError(t, s.WriteText(&txt))
+	for _, want := range []string{"Per 100000 requests (requests/sec, p99):", "0-100000\t12345\t0.0210 secs", "100000-150000\t9000\t0.0300 secs\t3 errors"} {
+		require.Contains(t, txt.String(), want)
+	}
 }

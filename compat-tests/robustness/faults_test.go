@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/etcd/tests/v3/robustness/report"
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/compat-tests/internal/powerfs"
 	"github.com/metastore/metastore/compat-tests/internal/procs"
 )
 
@@ -33,6 +34,9 @@ type fault struct {
 	failpoints bool
 	// network puts the peer links behind the test's proxies (procs.Net).
 	network bool
+	// power puts every member's data dir on a powerfs of its own, so that
+	// the fault can cut one member's power (faultEnv.powerCut).
+	power bool
 	// inject applies the fault and returns once the cluster is whole
 	// again: every member running and serving.
 	inject func(context.Context, *faultEnv) error
@@ -114,6 +118,70 @@ var faults = []fault{
 				}
 			}
 			return serr
+		}},
+	{name: "power-cut-random", sizes: []int{1, 3}, etcd: []int{}, power: true, inject: func(ctx context.Context, e *faultEnv) error {
+		// A random member loses its power: SIGKILLed, every write its
+		// data dir had not fsynced is gone, and it starts again.
+		return e.powerCut(ctx, e.rng.IntN(e.n))
+	}},
+	{name: "power-cut-leader-partitioned", sizes: []int{3}, etcd: []int{}, power: true, network: true,
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// The leader is cut off; once the others elect another, it
+			// (still taking proposals it cannot commit) loses its power,
+			// and starts again as the links heal.
+			i, err := e.leader(ctx)
+			if err != nil {
+				return err
+			}
+			if err := e.linksNamed(); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			e.c.Net.Isolate(i, procs.Link{Blackhole: true})
+			if err := e.waitOtherLeader(ctx, i, t0); err != nil {
+				e.c.Net.Heal()
+				return err
+			}
+			time.Sleep(time.Duration(500+e.rng.IntN(1000)) * time.Millisecond)
+			return e.powerCutThen(ctx, e.c.Net.Heal, i)
+		}},
+	{name: "power-cut-all-lagging", sizes: []int{3}, etcd: []int{}, power: true, network: true,
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// A follower falls behind, cut off; then every member loses its
+			// power at once, and all start again as the links heal: the
+			// lagging log must not win an election over a longer one.
+			i, err := e.follower(ctx)
+			if err != nil {
+				return err
+			}
+			if err := e.linksNamed(); err != nil {
+				return err
+			}
+			e.c.Net.Isolate(i, procs.Link{Blackhole: true})
+			time.Sleep(time.Duration(1000+e.rng.IntN(1000)) * time.Millisecond)
+			all := make([]int, e.n)
+			for j := range all {
+				all[j] = j
+			}
+			return e.powerCutThen(ctx, e.c.Net.Heal, all...)
+		}},
+	{name: "power-cut-follower-snapshot", sizes: []int{3}, etcd: []int{}, power: true, network: true,
+		args: []string{"--snapshot-count=100", "--snapshot-catchup-entries=100"},
+		inject: func(ctx context.Context, e *faultEnv) error {
+			// A follower catches up by snapshot, and loses its power as
+			// soon as it logs the install: what it installed (and told
+			// the leader it has) must have been durable.
+			i, err := e.follower(ctx)
+			if err != nil {
+				return err
+			}
+			if err := e.cutOff(i, 4*time.Second); err != nil {
+				return err
+			}
+			if err := e.snapshotApplied(i, 30*time.Second); err != nil {
+				return err
+			}
+			return e.powerCut(ctx, i)
 		}},
 	crashAt("raftBeforeSave", 20, 200),
 	crashAt("raftAfterSave", 20, 200),
@@ -369,6 +437,10 @@ type faultEnv struct {
 	c   *procs.Cluster
 	n   int
 	rng *rand.Rand
+	// power is each member's powerfs (faults with power set), nil
+	// otherwise; reverted counts the files its power cuts reverted.
+	power    []*powerfs.FS
+	reverted int
 	// recovery is the longest time from a kill or pause to the member
 	// serving clients again; election the longest from losing the leader
 	// to another member being leader.
@@ -424,6 +496,26 @@ func (e *faultEnv) waitOtherLeader(ctx context.Context, old int, t0 time.Time) e
 // When the leader is among them and others survive, the restart waits for
 // a new leader (so the election is measured); otherwise it is at once.
 func (e *faultEnv) killAndRestart(ctx context.Context, idx ...int) error {
+	return e.crash(ctx, false, nil, idx...)
+}
+
+// powerCut is killAndRestart with the members' power cut while they are
+// down: each loses every write its data dir had not fsynced.
+func (e *faultEnv) powerCut(ctx context.Context, idx ...int) error {
+	return e.crash(ctx, true, nil, idx...)
+}
+
+// powerCutThen is powerCut that calls then (a heal) before the restart.
+func (e *faultEnv) powerCutThen(ctx context.Context, then func(), idx ...int) error {
+	return e.crash(ctx, true, then, idx...)
+}
+
+// crash SIGKILLs the members idx, cuts their power if power is set, calls
+// then if not nil, and starts them again (see killAndRestart).
+func (e *faultEnv) crash(ctx context.Context, power bool, then func(), idx ...int) error {
+	if power && e.power == nil {
+		return errors.New("a power cut on a fault without power set")
+	}
 	lead := -1
 	if len(idx) < e.n {
 		if i, err := e.leader(ctx); err == nil {
@@ -436,12 +528,24 @@ func (e *faultEnv) killAndRestart(ctx context.Context, idx ...int) error {
 		wg.Go(func() { e.c.Kill(i) })
 	}
 	wg.Wait()
+	if power {
+		for _, i := range idx {
+			n, err := e.power[i].Cut()
+			if err != nil {
+				return fmt.Errorf("power cut of m%d: %w", i, err)
+			}
+			e.reverted += n
+		}
+	}
 	for _, i := range idx {
 		if i == lead {
 			if err := e.waitOtherLeader(ctx, lead, t0); err != nil {
 				return err
 			}
 		}
+	}
+	if then != nil {
+		then()
 	}
 	for _, i := range idx {
 		e.c.Start(i)

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/time/rate"
 
+	"github.com/metastore/metastore/compat-tests/internal/powerfs"
 	"github.com/metastore/metastore/compat-tests/internal/procs"
 )
 
@@ -135,7 +136,12 @@ type outcome struct {
 // injected, and validates what was recorded.
 func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	lg := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	c := tg.start(t, size, procs.Options{Args: f.args, Failpoints: f.failpoints, PeerProxies: f.network})
+	opts := procs.Options{Args: f.args, Failpoints: f.failpoints, PeerProxies: f.network}
+	var power []*powerfs.FS
+	if f.power {
+		opts.Dir, power = powerDirs(t, size)
+	}
+	c := tg.start(t, size, opts)
 	d := duration(t)
 	ctx, cancel := context.WithTimeout(t.Context(), d+3*time.Minute)
 	defer cancel()
@@ -188,7 +194,7 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	// The fault goes in at a random time in the first half of the run,
 	// after a fifth of it, and must be over (members serving again)
 	// before the traffic stops.
-	env := &faultEnv{t: t, c: c, n: size, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))}
+	env := &faultEnv{t: t, c: c, n: size, power: power, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))}
 	faultStart, faultEnd := trafficStart, trafficStart
 	faultDone := make(chan error, 1)
 	go func() {
@@ -217,6 +223,9 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 	wg.Wait()
 	end := time.Since(baseTime)
 	o.recovery, o.election = env.recovery, env.election
+	if f.power {
+		t.Logf("power cuts reverted %d files", env.reverted)
+	}
 
 	// As upstream: the history must end with a successful write, so that
 	// every request whose outcome is unknown is ordered before it.
@@ -275,6 +284,36 @@ func runOnce(t *testing.T, tg target, size int, f fault) outcome {
 		t.Errorf("watch %q, serializable %q: both must have been checked (%d persisted requests)", result.Watch.Status, result.Serializable.Status, len(persisted))
 	}
 	return o
+}
+
+// powerDirs mounts a powerfs on base/m<i> for each of n members (what
+// procs.Options.Dir lays out) and returns base and the file systems,
+// unmounted at cleanup after the cluster stopped. It skips t where FUSE
+// cannot be mounted.
+func powerDirs(t *testing.T, n int) (string, []*powerfs.FS) {
+	if err := powerfs.Supported(); err != nil {
+		t.Skip(err)
+	}
+	base := t.TempDir()
+	fss := make([]*powerfs.FS, n)
+	for i := range n {
+		mnt := filepath.Join(base, fmt.Sprintf("m%d", i))
+		if err := os.Mkdir(mnt, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		fsys, err := powerfs.Mount(t.TempDir(), mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered before the cluster's cleanup, so it runs after it.
+		t.Cleanup(func() {
+			if err := fsys.Unmount(); err != nil {
+				t.Error(err)
+			}
+		})
+		fss[i] = fsys
+	}
+	return base, fss
 }
 
 // describeWatches lists the watches from a revision whose first event is

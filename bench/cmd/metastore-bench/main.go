@@ -67,6 +67,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.cfg.Password, "password", "", "password for authentication (if this option is used, --user option shouldn't include password)")
 	pf.StringVar(&g.output, "output", "text", "summary format: text or json")
 	pf.BoolVar(&g.cfg.Sample, "sample", false, "add a per-second timeline (requests finished, slowest) to the summary")
+	pf.IntVar(&g.cfg.SampleEvery, "sample-every", 0, "add the throughput and p99 of every N requests, in the order they finished (is a long run flat?)")
 	pf.StringVar(&g.plot, "plot", "", "also draw the latency distribution (compare: the ratios) into this file (.png, .svg, .pdf)")
 
 	root.AddCommand(workloadCommands(&g)...)

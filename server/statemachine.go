@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metastore/metastore/services/auth"
@@ -33,7 +35,38 @@ type applyResult struct {
 
 // stateMachine applies committed InternalRaftRequests to the store; each
 // entry's effects and its index land in one storage batch.
-type stateMachine struct{ s *Server }
+type stateMachine struct {
+	s *Server
+
+	// The last memtable flush DurableIndex made: of which store, covering
+	// which index; and the entry bytes applied since (Apply adds them).
+	durableMu    sync.Mutex
+	flushedStore *storage.Store
+	flushedIndex uint64
+	unflushed    atomic.Int64
+}
+
+// durableFlushBytes bounds the entry bytes applied since the store's last
+// memtable flush that DurableIndex lets pass without another.
+const durableFlushBytes = 64 << 20
+
+// durableFlushEntries is how many entries DurableIndex lets pass between
+// two memtable flushes of the store; until then it reports the last
+// flush's index again, and the Raft log keeps the entries after it. At
+// etcd's default --snapshot-count (10,000) and above it is five snapshot
+// counts: a flush at every snapshot made L0 files of a few MiB, and with
+// keys that grow (inserts) every L0 compaction rewrote each table of the
+// level below, so insert throughput fell by a third over a million keys.
+// durableFlushBytes and this bound keep what a restart replays, and what
+// the Raft log holds in memory, small. A count below the default asks for
+// frequent snapshots (tests; followers made to catch up by one): it gets
+// a flush at every snapshot, as before.
+func durableFlushEntries(snapshotCount uint64) uint64 {
+	if snapshotCount < 10_000 {
+		return snapshotCount
+	}
+	return 5 * snapshotCount
+}
 
 var (
 	_ consensus.StateMachine[*applyResult] = (*stateMachine)(nil)
@@ -47,13 +80,25 @@ func (sm *stateMachine) store() *storage.Store { return sm.s.store.Load() }
 func (sm *stateMachine) AppliedIndex() uint64 { return sm.store().ConsistentIndex().Index }
 
 // DurableIndex implements consensus.DurableIndexer: the store runs without
-// fsyncs, so sync it and report what that covered.
+// fsyncs, so sync it and report what that covered — or, while less than
+// durableFlushEntries entries and durableFlushBytes bytes were applied
+// since the last sync, report that one's index again.
 func (sm *stateMachine) DurableIndex() uint64 {
+	sm.durableMu.Lock()
+	defer sm.durableMu.Unlock()
 	st := sm.store()
 	ci := st.ConsistentIndex().Index
+	if st == sm.flushedStore && ci >= sm.flushedIndex &&
+		ci-sm.flushedIndex < durableFlushEntries(sm.s.cfg.SnapshotCount) && sm.unflushed.Load() < durableFlushBytes {
+		return sm.flushedIndex
+	}
+	// Bytes applied from here on are not all covered by this sync: they
+	// count towards the next.
+	sm.unflushed.Store(0)
 	if err := st.Sync(); err != nil {
 		return 0
 	}
+	sm.flushedStore, sm.flushedIndex = st, ci
 	return ci
 }
 
@@ -73,6 +118,7 @@ func (sm *stateMachine) LiveSnapshots() bool { return true }
 // member never skips an entry the others applied.
 func (sm *stateMachine) Apply(index, term uint64, data []byte) (*applyResult, error) {
 	var r pb.InternalRaftRequest
+	sm.unflushed.Add(int64(len(data)))
 	if err := proto.Unmarshal(data, &r); err != nil {
 		// A committed entry this member cannot read: it must not skip it.
 		return nil, fmt.Errorf("decode raft request: %w", err)
